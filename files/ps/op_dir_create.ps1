@@ -1,0 +1,33 @@
+# xcon-op: dir_create
+# Creates one directory object (e.g. an X.400 connector) with all its attributes in ONE SetInfo:
+# every attribute is Put before the single write, so a refusal leaves nothing half-made.
+# Params: server     - Exchange server NetBIOS name (LDAP://SERVER)
+#         parent     - LDAP DN of the container (e.g. cn=Connections,cn=Configuration,ou=SITE,o=ORG)
+#         cn         - the new object's directory name (RDN value, unescaped)
+#         class      - object class (e.g. RFC1006-X400-Link)
+#         attributes - @{Name = value or @(values)}; octet strings as hex text
+# Output: @{dn}
+param($Params)
+
+$server = [string](Get-XconParam $Params 'server' -Required)
+$parentDn = [string](Get-XconParam $Params 'parent' -Required)
+$cn = [string](Get-XconParam $Params 'cn' -Required)
+$class = [string](Get-XconParam $Params 'class' -Required)
+$attributes = Get-XconParam $Params 'attributes' @{}
+
+$rdn = 'cn=' + (Get-XconRdnValue $cn)
+$parent = Get-XconEntry $server $parentDn
+$child = $parent.Create($class, $rdn.Replace('/', '\/'))
+foreach ($name in @($attributes.Keys)) {
+    if ([string]$name -eq 'cn') { continue }   # the RDN already sets it
+    $value = $attributes[$name]
+    if ($value -is [System.Array]) {
+        $values = New-Object System.Collections.ArrayList
+        foreach ($v in $value) { [void]$values.Add((ConvertTo-XconAttributeValue $server $name $v)) }
+        $child.PutEx(2, [string]$name, $values.ToArray())
+    } else {
+        $child.Put([string]$name, (ConvertTo-XconAttributeValue $server $name $value))
+    }
+}
+$child.SetInfo()
+return @{ dn = $rdn + ',' + $parentDn }

@@ -1,0 +1,77 @@
+# xcon-op: dir_search
+# Reads directory entries over LDAP (ADSI DirectorySearcher) from an Exchange server.
+# Params: server  - Exchange server NetBIOS name (LDAP://SERVER)
+#         base    - LDAP DN to search from; "" = the organisation root (o=ORG from RootDSE)
+#         scope   - base | onelevel | subtree
+#         classes - objectClass names to match (optional; any class when empty)
+#         attributes - attribute names to read. X.400 link attributes are operational: they are
+#                   only returned when named here, so the list is always explicit.
+# Output: @{entries = @(@{dn; objectClass = @(...); attributes = @{Name = value}})}
+#         octet strings as lower-case hex; multi-valued attributes (per the schema) as lists.
+param($Params)
+
+$server = [string](Get-XconParam $Params 'server' -Required)
+$base = [string](Get-XconParam $Params 'base' '')
+$scopeName = [string](Get-XconParam $Params 'scope' 'subtree')
+$classes = @(Get-XconParam $Params 'classes' @())
+$attributes = @(Get-XconParam $Params 'attributes' @())
+
+$scopes = @{ base = 'Base'; onelevel = 'OneLevel'; subtree = 'Subtree' }
+if (-not $scopes.ContainsKey($scopeName)) {
+    throw (New-XconError 'InvalidParameter' '0x80070057' "scope must be base, onelevel or subtree, not '$scopeName'")
+}
+
+if ($base -eq '') {
+    # The organisation root: the naming context that starts with o= (Exchange 5.5), else the first one.
+    $rootDse = Get-XconEntry $server 'RootDSE'
+    $contexts = @($rootDse.Properties['namingContexts'])
+    $base = [string]$contexts[0]
+    foreach ($context in $contexts) { if ([string]$context -match '^o=') { $base = [string]$context; break } }
+}
+
+function Get-FilterValue([string]$Text) {
+    # RFC 4515 escaping of a filter value.
+    return $Text.Replace('\', '\5c').Replace('*', '\2a').Replace('(', '\28').Replace(')', '\29').Replace([string][char]0, '\00')
+}
+$filter = '(objectClass=*)'
+if ($classes.Length -gt 0) {
+    $filter = '(|'
+    foreach ($class in $classes) { $filter += '(objectClass=' + (Get-FilterValue ([string]$class)) + ')' }
+    $filter += ')'
+}
+
+$searcher = New-Object System.DirectoryServices.DirectorySearcher (Get-XconEntry $server $base)
+$searcher.SearchScope = [System.DirectoryServices.SearchScope]$scopes[$scopeName]
+$searcher.Filter = $filter
+[void]$searcher.PropertiesToLoad.Add('objectClass')
+foreach ($name in $attributes) { [void]$searcher.PropertiesToLoad.Add([string]$name) }
+
+$prefix = 'LDAP://' + $server + '/'
+$entries = New-Object System.Collections.ArrayList
+$found = $searcher.FindAll()
+try {
+    foreach ($hit in $found) {
+        # The DN is the ADsPath without LDAP://SERVER/ and without ADSI's '\/' escaping.
+        $dn = [string]$hit.Path
+        if ($dn.StartsWith($prefix, [StringComparison]::OrdinalIgnoreCase)) { $dn = $dn.Substring($prefix.Length) }
+        $dn = $dn.Replace('\/', '/')
+        $values = @{}
+        foreach ($name in $attributes) {
+            $found_values = $hit.Properties[[string]$name]
+            if ($null -eq $found_values -or $found_values.Count -eq 0) { continue }
+            $list = New-Object System.Collections.ArrayList
+            foreach ($v in $found_values) {
+                if ($v -is [byte[]]) { [void]$list.Add((ConvertTo-XconHex $v)) } else { [void]$list.Add($v) }
+            }
+            $schema = Get-XconAttributeSchema $server ([string]$name)
+            $multi = ($null -ne $schema -and $schema.Multi) -or ($null -eq $schema -and $list.Count -gt 1)
+            if ($multi) { $values[[string]$name] = $list.ToArray() } else { $values[[string]$name] = $list[0] }
+        }
+        $classList = New-Object System.Collections.ArrayList
+        foreach ($c in $hit.Properties['objectClass']) { [void]$classList.Add([string]$c) }
+        [void]$entries.Add(@{ dn = $dn; objectClass = $classList.ToArray(); attributes = $values })
+    }
+} finally {
+    $found.Dispose()
+}
+return @{ entries = $entries.ToArray() }

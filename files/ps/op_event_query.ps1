@@ -1,0 +1,54 @@
+# xcon-op: event_query
+# Reads an event log of a (possibly remote) server, newest first until `since` or `max`, and
+# returns the entries oldest first. Uses System.Diagnostics.EventLog (what Get-EventLog uses), so
+# "no matching events" is an empty list and not an error.
+# Params: server - the computer whose log is read (remote event log)
+#         log    - log name, e.g. Application
+#         source - event source, e.g. MSExchangeMTA (optional: any source)
+#         ids    - event ids to keep (optional: all)
+#         since  - ISO-8601 time; older entries are not read (optional)
+#         max    - at most this many entries (default 1000)
+# Output: @{now = ISO UTC time of this host; events = @(@{record; id; time; type; category; source; message})}
+param($Params)
+
+$server = [string](Get-XconParam $Params 'server' -Required)
+$logName = [string](Get-XconParam $Params 'log' 'Application')
+$source = [string](Get-XconParam $Params 'source' '')
+$ids = @(Get-XconParam $Params 'ids' @())
+$sinceText = [string](Get-XconParam $Params 'since' '')
+$max = [int](Get-XconParam $Params 'max' 1000)
+
+$now = ConvertTo-XconIso ([DateTime]::UtcNow)
+$since = [DateTime]::MinValue
+if ($sinceText -ne '') {
+    try {
+        $since = [DateTime]::Parse($sinceText, [Globalization.CultureInfo]::InvariantCulture,
+                                   [Globalization.DateTimeStyles]::AdjustToUniversal)
+    } catch {
+        throw (New-XconError 'InvalidParameter' '0x80070057' "since is not an ISO-8601 time: '$sinceText'")
+    }
+}
+$wanted = @{}
+foreach ($id in $ids) { $wanted[[int]$id] = $true }
+
+$log = New-Object System.Diagnostics.EventLog -ArgumentList $logName, $server
+$found = New-Object System.Collections.ArrayList
+try {
+    $entries = $log.Entries
+    for ($i = $entries.Count - 1; $i -ge 0 -and $found.Count -lt $max; $i--) {
+        $entry = $entries[$i]
+        if ($entry.TimeGenerated.ToUniversalTime() -lt $since) { break }
+        if ($source -ne '' -and $entry.Source -ne $source) { continue }
+        $id = [int]($entry.InstanceId -band 0xFFFF)
+        if ($wanted.Count -gt 0 -and -not $wanted.ContainsKey($id)) { continue }
+        [void]$found.Add(@{
+            record = $entry.Index; id = $id; time = (ConvertTo-XconIso $entry.TimeGenerated)
+            type = $entry.EntryType.ToString(); category = $entry.Category
+            source = $entry.Source; message = $entry.Message
+        })
+    }
+} finally {
+    $log.Dispose()
+}
+$found.Reverse()
+return @{ now = $now; events = $found.ToArray() }

@@ -1,0 +1,235 @@
+# xcon-runner: the fix-xcon operation dispatcher (Windows PowerShell 2.0, .NET 3.5).
+#
+# What it does: runs the operations of one request in order and writes ONE JSON document to stdout:
+#   {"version": 1, "results": [{"id": "1", "ok": true, "data": {...}},
+#                              {"id": "2", "ok": false, "error": {"category", "hresult", "message"}},
+#                              {"id": "3", "ok": false, "skipped": true}]}
+# Params:  $Parts = every stdin part (see bootstrap.ps1). Part 0 is this script; the parts between are
+#          op scripts whose first line is "# xcon-op: NAME"; the last part is the request JSON
+#          {"version": 1, "stop_on_error": true, "ops": [{"id": "1", "op": "NAME", "params": {...}}]}.
+# Output:  exit 0 when the request ran (an op's failure is reported in its result; with stop_on_error
+#          the ops after a failure are reported as skipped); exit 1 with the reason on stderr when the
+#          request cannot be run at all.
+# Safety:  op parameters are data only; nothing taken from the request is ever run as code.
+#          The JSON written is pure ASCII (non-ASCII characters as \uXXXX), whatever the code page.
+# The helper functions below (Get-XconParam, ConvertTo-XconHex, ...) are used by the op scripts.
+param([string[]]$Parts)
+
+$ErrorActionPreference = 'Stop'
+$WarningPreference = 'SilentlyContinue'
+$VerbosePreference = 'SilentlyContinue'
+$ProgressPreference = 'SilentlyContinue'
+
+# Error categories by HRESULT (docs/design.md). Anything else is reported as 'OperationFailed'.
+$XconCategories = @{
+    '0x80070005' = 'AccessDenied';         '0x80072098' = 'AccessDenied'
+    '0x80072030' = 'NoSuchObject';         '0x80071392' = 'AlreadyExists'
+    '0x80072071' = 'AlreadyExists';        '0x80072014' = 'ObjectClassViolation'
+    '0x8007202F' = 'ConstraintViolation';  '0x80072032' = 'InvalidSyntax'
+    '0x80072015' = 'InvalidSyntax';        '0x8007200C' = 'UndefinedAttribute'
+    '0x8007203A' = 'ServerUnavailable';    '0x800706BA' = 'ServerUnavailable'
+    '0x80070035' = 'ServerUnavailable';    '0x80070427' = 'ServiceError'
+    '0x80070424' = 'ServiceError';         '0x80070426' = 'ServiceError'
+    '0x8007041D' = 'ServiceError';         '0x80070057' = 'InvalidParameter'
+}
+
+function New-XconError([string]$Category, [string]$HResult, [string]$Message) {
+    # An exception carrying a design error category and HRESULT; ops throw these.
+    $code = [Convert]::ToInt32($HResult.Substring(2), 16)
+    $exception = New-Object System.Runtime.InteropServices.COMException -ArgumentList $Message, $code
+    $exception.Data['XconCategory'] = $Category
+    return $exception
+}
+
+function Get-XconFailure($ErrorRecord) {
+    # ErrorRecord -> @{category; hresult; message}, using the innermost real cause.
+    $e = $ErrorRecord.Exception
+    while ($null -ne $e.InnerException -and ($e -is [System.Management.Automation.RuntimeException] -or
+           $e -is [System.Reflection.TargetInvocationException])) { $e = $e.InnerException }
+    if ($e -is [System.ComponentModel.Win32Exception]) {
+        $hr = [Convert]::ToInt32('80070000', 16) -bor ($e.NativeErrorCode -band 0xFFFF)
+    } elseif ($e -is [System.Runtime.InteropServices.ExternalException]) {
+        $hr = $e.ErrorCode
+    } else {
+        $hr = [System.Runtime.InteropServices.Marshal]::GetHRForException($e)
+    }
+    $hresult = '0x{0:X8}' -f $hr
+    $category = $e.Data['XconCategory']
+    if (-not $category) { $category = $XconCategories[$hresult] }
+    if (-not $category -and $e -is [System.ArgumentException]) { $category = 'InvalidParameter' }
+    if (-not $category) { $category = 'OperationFailed' }
+    return @{ category = [string]$category; hresult = $hresult; message = ([string]$e.Message).Trim() }
+}
+
+function Get-XconParam($Params, [string]$Name, $Default = $null, [switch]$Required) {
+    # One request parameter; a missing required one fails the op with InvalidParameter.
+    if ($Params.ContainsKey($Name) -and $null -ne $Params[$Name]) { return $Params[$Name] }
+    if ($Required) { throw (New-XconError 'InvalidParameter' '0x80070057' "parameter '$Name' is required") }
+    return $Default
+}
+
+function ConvertTo-XconHex([byte[]]$Bytes) {
+    # Octet string -> lower-case hex text.
+    if ($null -eq $Bytes -or $Bytes.Length -eq 0) { return '' }
+    return [BitConverter]::ToString($Bytes).Replace('-', '').ToLowerInvariant()
+}
+
+function ConvertFrom-XconHex([string]$Hex) {
+    # Hex text -> octet string (byte[]); bad hex fails with InvalidSyntax.
+    if ($Hex.Length % 2 -ne 0 -or $Hex -notmatch '^[0-9A-Fa-f]*$') {
+        throw (New-XconError 'InvalidSyntax' '0x80072015' "not a hex octet string: '$Hex'")
+    }
+    $bytes = New-Object byte[] ($Hex.Length / 2)
+    for ($i = 0; $i -lt $bytes.Length; $i++) { $bytes[$i] = [Convert]::ToByte($Hex.Substring(2 * $i, 2), 16) }
+    return ,$bytes
+}
+
+function ConvertTo-XconIso([DateTime]$Time) {
+    # DateTime -> ISO-8601 UTC text with Z.
+    $utc = $Time.ToUniversalTime()
+    return $utc.ToString("yyyy'-'MM'-'dd'T'HH':'mm':'ss'Z'", [Globalization.CultureInfo]::InvariantCulture)
+}
+
+function Get-XconAdsiPath([string]$Server, [string]$Dn) {
+    # LDAP://SERVER/DN for ADSI ('/' inside a DN must be written '\/' in an ADsPath).
+    if ($Dn -eq '') { return "LDAP://$Server" }
+    return 'LDAP://' + $Server + '/' + $Dn.Replace('/', '\/')
+}
+
+function Get-XconEntry([string]$Server, [string]$Dn) {
+    # A bound DirectoryEntry; fails now (NoSuchObject, AccessDenied, ...) rather than on first use.
+    $entry = New-Object System.DirectoryServices.DirectoryEntry (Get-XconAdsiPath $Server $Dn)
+    $entry.RefreshCache()
+    return $entry
+}
+
+function Get-XconRdnValue([string]$Value) {
+    # RFC 4514 escaping of one RDN value.
+    $out = New-Object System.Text.StringBuilder
+    for ($i = 0; $i -lt $Value.Length; $i++) {
+        $c = $Value[$i]
+        if (',+"\<>;='.IndexOf($c) -ge 0 -or ($i -eq 0 -and ($c -eq '#' -or $c -eq ' ')) -or
+            ($i -eq $Value.Length - 1 -and $c -eq ' ')) { [void]$out.Append('\') }
+        [void]$out.Append($c)
+    }
+    return $out.ToString()
+}
+
+$XconSchemaCache = @{}
+function Get-XconAttributeSchema([string]$Server, [string]$Name) {
+    # @{Multi; Octet} from the directory schema (ADSI schema container); $null when unknown.
+    $key = ($Server + '/' + $Name).ToLowerInvariant()
+    if (-not $XconSchemaCache.ContainsKey($key)) {
+        $info = $null
+        try {
+            $prop = New-Object System.DirectoryServices.DirectoryEntry ("LDAP://$Server/schema/$Name")
+            $info = @{ Multi = [bool]$prop.InvokeGet('MultiValued'); Octet = ([string]$prop.InvokeGet('Syntax') -eq 'OctetString') }
+        } catch { $info = $null }
+        $XconSchemaCache[$key] = $info
+    }
+    return $XconSchemaCache[$key]
+}
+
+function ConvertTo-XconAttributeValue([string]$Server, [string]$Name, $Value) {
+    # JSON value -> ADSI value: hex text becomes byte[] for octet-string attributes.
+    $schema = Get-XconAttributeSchema $Server $Name
+    if ($null -ne $schema -and $schema.Octet -and $Value -is [string]) { return ,(ConvertFrom-XconHex $Value) }
+    return $Value
+}
+
+function ConvertTo-XconJsonValue($Value) {
+    # Any op output -> plain values the serializer writes as the design says (octets as hex, times ISO).
+    if ($null -eq $Value) { return $null }
+    $Value = $Value.PSObject.BaseObject
+    if ($Value -is [string]) { return $Value }
+    if ($Value -is [Enum] -or $Value -is [char]) { return $Value.ToString() }
+    if ($Value -is [byte[]]) { return (ConvertTo-XconHex $Value) }
+    if ($Value -is [DateTime]) { return (ConvertTo-XconIso $Value) }
+    if ($Value -is [ValueType]) { return $Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $map = @{}
+        foreach ($k in $Value.Keys) { $map[[string]$k] = ConvertTo-XconJsonValue $Value[$k] }
+        return $map
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-XconJsonValue $item)) }
+        return ,($list.ToArray())
+    }
+    return $Value.ToString()
+}
+
+# ---- read the request -------------------------------------------------------------------------
+try {
+    if ($null -eq $Parts -or $Parts.Length -lt 2) { throw 'the payload has no request part' }
+    [void][System.Reflection.Assembly]::LoadWithPartialName('System.Web.Extensions')
+    [void][System.Reflection.Assembly]::LoadWithPartialName('System.DirectoryServices')
+    $serializer = New-Object System.Web.Script.Serialization.JavaScriptSerializer
+    $serializer.MaxJsonLength = [int]::MaxValue
+    $request = $serializer.DeserializeObject($Parts[$Parts.Length - 1])
+    if ($request -isnot [System.Collections.IDictionary] -or $request['version'] -ne 1) {
+        throw 'unsupported request: expected {"version": 1, ...}'
+    }
+    $opScripts = @{}
+    for ($i = 1; $i -lt $Parts.Length - 1; $i++) {
+        $firstLine = ($Parts[$i] -split "`n", 2)[0].Trim()
+        if ($firstLine -notmatch '^# xcon-op: ([a-z_]+)$') { throw "payload part $i is not an op script" }
+        $opScripts[$matches[1]] = [ScriptBlock]::Create($Parts[$i])
+    }
+    $stopOnError = $true
+    if ($request.ContainsKey('stop_on_error')) { $stopOnError = [bool]$request['stop_on_error'] }
+    $ops = $request['ops']
+    if ($null -eq $ops) { $ops = @() }
+} catch {
+    [Console]::Error.WriteLine('xcon runner cannot run the request: ' + $_.Exception.Message)
+    exit 1
+}
+
+# ---- run the ops in order ---------------------------------------------------------------------
+$results = New-Object System.Collections.ArrayList
+$failed = $false
+foreach ($op in $ops) {
+    $result = @{ id = [string]$op['id'] }
+    if ($failed -and $stopOnError) {
+        $result['ok'] = $false
+        $result['skipped'] = $true
+        [void]$results.Add($result)
+        continue
+    }
+    try {
+        $name = [string]$op['op']
+        if (-not $opScripts.ContainsKey($name)) {
+            throw (New-XconError 'InvalidParameter' '0x80070057' "op '$name' was not sent with the request")
+        }
+        $params = $op['params']
+        if ($null -eq $params) { $params = @{} }
+        $output = @(& $opScripts[$name] $params)
+        $data = $null
+        if ($output.Length -gt 0) { $data = $output[$output.Length - 1] }
+        $result['data'] = ConvertTo-XconJsonValue $data
+        $result['ok'] = $true
+    } catch {
+        $result['ok'] = $false
+        $result['error'] = Get-XconFailure $_
+        $failed = $true
+    }
+    [void]$results.Add($result)
+}
+
+# ---- write the answer -------------------------------------------------------------------------
+try {
+    $text = $serializer.Serialize(@{ version = 1; results = $results.ToArray() })
+    if ($text -match '[^\x00-\x7F]') {
+        $ascii = New-Object System.Text.StringBuilder
+        foreach ($c in $text.ToCharArray()) {
+            if ([int]$c -gt 127) { [void]$ascii.AppendFormat('\u{0:x4}', [int]$c) } else { [void]$ascii.Append($c) }
+        }
+        $text = $ascii.ToString()
+    }
+    [Console]::Out.Write($text)
+    [Console]::Out.Flush()
+} catch {
+    [Console]::Error.WriteLine('xcon runner cannot write the answer: ' + $_.Exception.Message)
+    exit 1
+}
+exit 0

@@ -1,0 +1,151 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# fix-xcon: documented face of the xcon_connector module; the work is done on the controller by
+# action_plugins/xcon_connector.py.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: xcon_connector
+short_description: Manage an Exchange X.400 (RFC 1006) connector's schedule, two-way alternate, Stack address and cost, or clone it
+description:
+  - Makes one X.400 TCP connector of one Exchange server match what is asked - O(state=present) with
+    any of O(schedule), O(two_way_alternate), O(stack_address) / O(address_type), O(cost),
+    O(display_name); or O(state=absent).
+  - With O(clone_from) a missing connector is created as a copy of another connector of the same server,
+    every property-page attribute copied verbatim (selectors, remote MTA name and password, override,
+    retry and RTS values, address spaces and connected sites, ...) except the directory and display
+    name, the schedule, the Stack address and the cost, which take the values given. This is the KB's
+    workaround 2 (O(schedule=remote), Stack = the outside server, O(cost=99)).
+  - Cost is rewritten in every Connected-Domains and Routing-List entry.
+  - One WinRM command reads, one writes; the write is a single directory commit (SetInfo), so a failure
+    leaves the connector as it was, and a re-run converges.
+  - Changes to the Stack address, schedule, two-way alternate or cost need the MTA service restarted -
+    the module only flags it (RV(restart_required), fact C(xcon_restart_pending)); the role
+    xcon_mta_restart restarts once at the end.
+version_added: "0.1.0"
+author: fix-xcon maintainers
+options:
+  server:
+    description: NetBIOS name of the Exchange server. Default - C(xcon_server_name), else the inventory name.
+    type: str
+  exchange_version:
+    description: Exchange version profile.
+    type: str
+    default: "5.5"
+    choices: ["5.5", "2000", "2003"]
+  management_host:
+    description: Inventory name of the WinRM host that reaches the server.
+    type: str
+  name:
+    description: Directory name (RDN) of the connector. May contain spaces, commas, quotes and non-ASCII.
+    type: str
+    required: true
+  state:
+    description: Whether the connector should exist.
+    type: str
+    default: present
+    choices: [present, absent]
+  display_name:
+    description: Display name (Admin-Display-Name).
+    type: str
+  schedule:
+    description: Schedule style (Activation-Style). C(selected) keeps the existing schedule grid.
+    type: str
+    choices: [always, never, selected, remote]
+  two_way_alternate:
+    description: Two-way alternate (Advanced page).
+    type: bool
+  stack_address:
+    description: Stack address (N-Address) - an IP address or a host name / FQDN.
+    type: str
+  address_type:
+    description: Whether O(stack_address) is an IP address or a host name (N-Address-Type). Default - guessed from the value.
+    type: str
+    choices: [ip, hostname]
+  cost:
+    description: Cost written into every Connected-Domains and Routing-List entry.
+    type: int
+  remote_password:
+    description: Remote MTA password (Gateway-Local-Cred). Never returned or logged.
+    type: str
+  clone_from:
+    description: Directory name of a connector of the same server to copy when the connector does not exist.
+    type: str
+  restore_entry:
+    description:
+      - Rollback - a raw entry saved by xcon_backup; the connector's attributes are set back to exactly
+        these values (only attributes that differ are written).
+    type: dict
+notes:
+  - Check mode - supported; nothing is written and RV(diff) shows what would change.
+  - Diff - supported; secrets are masked in before and after.
+seealso:
+  - module: xcon_connector_info
+  - module: xcon_mta_service
+"""
+
+EXAMPLES = r"""
+- name: Preconditions of KB Q196381 - schedule Always and two-way alternate
+  xcon_connector:
+    name: TO-OUTSIDE
+    schedule: always
+    two_way_alternate: true
+
+- name: Workaround 2 - the reverse connector on the inside server
+  xcon_connector:
+    name: TO-OUTSIDE-REVERSE
+    clone_from: TO-OUTSIDE
+    schedule: remote
+    stack_address: 198.51.100.10
+    address_type: ip
+    cost: 99
+
+- name: Workaround 1 - point the Stack address at the peer server
+  xcon_connector:
+    name: TO-INSIDE
+    stack_address: exin.inside.contoso.example
+    address_type: hostname
+"""
+
+RETURN = r"""
+dn:
+  description: LDAP DN of the connector.
+  returned: always
+  type: str
+  sample: cn=TO-OUTSIDE-REVERSE,cn=Connections,cn=Configuration,ou=INSIDE,o=CONTOSO
+before:
+  description: The connector before (decoded, secrets masked); empty when it did not exist.
+  returned: always
+  type: dict
+after:
+  description: The connector after (or as it would be in check mode), secrets masked.
+  returned: always
+  type: dict
+operations:
+  description: The directory operations sent (or that would be sent), as the PowerShell operations' JSON, secrets masked.
+  returned: always
+  type: list
+  elements: dict
+restart_required:
+  description: Whether MSExchangeMTA must be restarted for the change to take effect.
+  returned: always
+  type: bool
+winrm_commands:
+  description: Number of WinRM commands this call sent.
+  returned: always
+  type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.xcon.specs import CONNECTOR
+
+
+def main():
+    module = AnsibleModule(argument_spec=CONNECTOR, supports_check_mode=True)
+    module.fail_json(msg="xcon_connector runs on the controller as an action plugin; check that ansible.cfg's action_plugins points at this project's action_plugins/")
+
+
+if __name__ == "__main__":
+    main()

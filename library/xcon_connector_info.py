@@ -1,0 +1,144 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# fix-xcon: documented face of the xcon_connector_info module; the work is done on the controller
+# by action_plugins/xcon_connector_info.py (one WinRM command per call).
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: xcon_connector_info
+short_description: Read an Exchange server's X.400 (RFC 1006) connectors, and optionally its MTA evidence
+description:
+  - Reads every X.400 TCP connector (class C(RFC1006-X400-Link)) of one Exchange server over WinRM, with
+    ADSI/LDAP, and decodes every property page - schedule style and grid, two-way alternate, Stack
+    address and type, OSI selectors, remote MTA name, cost (from Connected-Domains and Routing-List),
+    override values. Secrets (remote MTA and override passwords) are always masked.
+  - With O(evidence_window_minutes) it also reads, in the same WinRM command, the MTA evidence - the
+    MSExchangeMTA events of that window (1290, 289, 1294, 1293, 9301 with its address decoded, 37, 659,
+    660), the queue length of every connection, the work queue and the MTA service state.
+  - Runs on the controller as an action plugin. The connection is Ansible's own Windows connection
+    variables (C(ansible_host), C(ansible_port), C(ansible_user), C(ansible_password),
+    C(ansible_winrm_*)) of the server or of its management host, so an existing Windows inventory works
+    unchanged; https with certificate validation is the default, as with the winrm connection plugin.
+  - A read-only module, it runs the same under check mode.
+version_added: "0.1.0"
+author: fix-xcon maintainers
+options:
+  server:
+    description: NetBIOS name of the Exchange server. Default - host variable C(xcon_server_name), else the inventory name.
+    type: str
+  exchange_version:
+    description: Exchange version profile (attribute names and encodings) to read with.
+    type: str
+    default: "5.5"
+    choices: ["5.5", "2000", "2003"]
+  management_host:
+    description:
+      - Inventory name of a Windows host with WinRM that reaches the server over LDAP, the remote event
+        log and remote performance counters (Exchange 5.5 runs on Windows NT, which has no WinRM).
+      - Default - host variable C(xcon_management_host), else the server itself.
+    type: str
+  names:
+    description: Only these connectors (directory names). Default - all.
+    type: list
+    elements: str
+  include_raw:
+    description: Also return every raw attribute as read (octet strings in hex, secrets masked).
+    type: bool
+    default: false
+  evidence_window_minutes:
+    description: Also read the MTA evidence of the last this many minutes of the server's clock.
+    type: int
+  check_write_access:
+    description: Also read whether the account may modify the connectors (returned as RV(write_access)).
+    type: bool
+    default: false
+  fail_on_error:
+    description:
+      - When false, an unreachable server, refused credentials or denied access do not fail the task;
+        the result carries RV(xcon_error) instead, so an audit can report the server as not read.
+    type: bool
+    default: true
+  save_raw_to:
+    description: Write the raw answers (no secret attributes are read) to this JSON file on the controller, for offline re-analysis.
+    type: path
+notes:
+  - Uses one WinRM command (one shell, one command, the script on stdin) per call.
+  - Check mode - fully supported (read-only). Diff - not applicable.
+seealso:
+  - module: xcon_connector
+  - module: xcon_mta_evidence
+"""
+
+EXAMPLES = r"""
+- name: Read the connectors and the last two hours of MTA evidence
+  xcon_connector_info:
+    evidence_window_minutes: 120
+  register: exin
+
+- name: Read one connector of a 5.5 server through a management host
+  xcon_connector_info:
+    server: EX55A
+    management_host: mgmt01
+    names: [TO-OUTSIDE]
+    include_raw: true
+"""
+
+RETURN = r"""
+server:
+  description: The server that was read.
+  returned: always
+  type: str
+  sample: EXIN
+connectors:
+  description: The connectors, decoded. Secrets are masked.
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - name: TO-OUTSIDE
+      dn: cn=TO-OUTSIDE,cn=Connections,cn=Configuration,ou=INSIDE,o=CONTOSO
+      schedule: always
+      two_way_alternate: true
+      stack_address: 192.0.2.1
+      address_type: ip
+      remote_mta: EXOUT
+      remote_password: "********"
+      cost: 1
+evidence:
+  description: The MTA evidence (events, counts per id, 9301 addresses, queues, work queue, service state).
+  returned: when evidence_window_minutes is set and the read succeeded
+  type: dict
+write_access:
+  description: Whether the account may modify the connectors.
+  returned: when check_write_access is true and the read succeeded
+  type: bool
+raw:
+  description: Raw entries as read (octet strings in hex, secrets masked).
+  returned: when include_raw is true
+  type: list
+  elements: dict
+xcon_error:
+  description: Why the server could not be read (code XCON-UNREACHABLE or XCON-ACCESS-DENIED, and a reason).
+  returned: when the read failed and fail_on_error is false
+  type: dict
+  sample: {code: XCON-UNREACHABLE, reason: "connection refused by 127.0.0.1:5986"}
+winrm_commands:
+  description: Number of WinRM commands this call sent.
+  returned: always
+  type: int
+  sample: 1
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.xcon.specs import CONNECTOR_INFO
+
+
+def main():
+    module = AnsibleModule(argument_spec=CONNECTOR_INFO, supports_check_mode=True)
+    module.fail_json(msg="xcon_connector_info runs on the controller as an action plugin; check that ansible.cfg's action_plugins points at this project's action_plugins/")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# fix-xcon: documented face of the xcon_diagnose module; the work is done on the controller by
+# action_plugins/xcon_diagnose.py.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: xcon_diagnose
+short_description: Pair connectors into links, diagnose each link, choose the workaround and plan the changes
+description:
+  - Runs on the controller, with no connection. Reads the results of xcon_connector_info (registered as
+    C(xcon_audit_result)) of every Exchange host and of xcon_firewall_facts (C(xcon_firewall_facts_result))
+    of every firewall host, from hostvars.
+  - Pairs the connectors that name each other's server as remote MTA into links; puts each link's
+    servers inside or outside by the firewall between them; raises findings (codes C(XCON-*), see
+    docs/findings/) with their evidence; sets each link's status; chooses the workaround (policy in
+    the README) and plans the exact changes (before and after of every object).
+  - Writes the audit report (report.json and report.html) under O(run_dir) and C(latest/).
+  - With O(saved_run_dir) it re-analyses a saved run's raw answers offline, without any server.
+version_added: "0.1.0"
+author: fix-xcon maintainers
+options:
+  exchange_hosts:
+    description: Inventory names of the Exchange servers.
+    type: list
+    elements: str
+    required: true
+  firewall_hosts:
+    description: Inventory names of the firewalls.
+    type: list
+    elements: str
+    default: []
+  workaround:
+    description: C(auto) or the workaround to plan; C(none) plans nothing.
+    type: str
+    default: auto
+    choices: [auto, reverse_connector, firewall_tunnel, transparency_off, none]
+  queue_threshold:
+    description: Queue length above which XCON-QUEUE-BACKLOG is raised.
+    type: int
+    default: 10
+  reverse_connector_name:
+    description: Directory name of the reverse connector; empty = C(<inside connector>-REVERSE).
+    type: str
+    default: ""
+  address_type:
+    description: New Stack addresses as the peer's IP address or FQDN.
+    type: str
+    default: ip
+    choices: [ip, hostname]
+  firewall_changes_possible:
+    description: Whether firewall changes can be carried out (auto policy input).
+    type: bool
+    default: true
+  transparency_off_acknowledged:
+    description: The operator accepts transparency off's side effect.
+    type: bool
+    default: false
+  run_id:
+    description: The run id.
+    type: str
+    required: true
+  run_dir:
+    description: The run's report directory.
+    type: path
+    required: true
+  saved_run_dir:
+    description: Re-analyse the raw answers saved by an earlier run in this directory instead of hostvars.
+    type: path
+notes:
+  - Check mode - supported; it only writes the report.
+"""
+
+EXAMPLES = r"""
+- name: Diagnose and plan
+  xcon_diagnose:
+    exchange_hosts: "{{ groups['xcon_exchange'] }}"
+    firewall_hosts: "{{ groups['xcon_firewalls'] }}"
+    run_id: "{{ xcon_run_id }}"
+    run_dir: "{{ xcon_run_dir }}"
+  register: xcon_diagnose_result
+"""
+
+RETURN = r"""
+links:
+  description: The links with findings, status, recommended workaround and reason (report.json's C(links)).
+  returned: always
+  type: list
+  elements: dict
+plan:
+  description: Planned changes, each with C(id), C(kind), C(target), C(object), C(action), C(before), C(after), C(args).
+  returned: always
+  type: list
+  elements: dict
+targets:
+  description: Inventory hosts that have planned changes.
+  returned: always
+  type: list
+  elements: str
+preflight_errors:
+  description: Why planned changes could not be completed (no write access, no acknowledgement); empty when all can.
+  returned: always
+  type: list
+  elements: str
+lines:
+  description: One line per link for the console.
+  returned: always
+  type: list
+  elements: str
+report_paths:
+  description: The report files written.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.xcon.specs import DIAGNOSE
+
+
+def main():
+    module = AnsibleModule(argument_spec=DIAGNOSE, supports_check_mode=True)
+    module.fail_json(msg="xcon_diagnose runs on the controller as an action plugin; check that ansible.cfg's action_plugins points at this project's action_plugins/")
+
+
+if __name__ == "__main__":
+    main()

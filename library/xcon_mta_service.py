@@ -1,0 +1,69 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# fix-xcon: documented face of the xcon_mta_service module; the work is done on the controller by
+# action_plugins/xcon_mta_service.py.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: xcon_mta_service
+short_description: Query, start or restart the Exchange MTA service
+description:
+  - Queries, starts or restarts C(MSExchangeMTA) (or O(name)) on an Exchange server over WinRM, waiting
+    for the service to report Running.
+  - On success with O(state=restarted) the host fact C(xcon_restart_pending) is cleared.
+  - Never restarts in check mode.
+version_added: "0.1.0"
+author: fix-xcon maintainers
+options:
+  server:
+    description: NetBIOS name of the Exchange server. Default - C(xcon_server_name), else the inventory name.
+    type: str
+  exchange_version:
+    description: Exchange version profile.
+    type: str
+    default: "5.5"
+    choices: ["5.5", "2000", "2003"]
+  management_host:
+    description: Inventory name of the WinRM host that reaches the server.
+    type: str
+  name:
+    description: Service name.
+    type: str
+    default: MSExchangeMTA
+  state:
+    description: C(query) only reads; C(started) starts it when stopped; C(restarted) always restarts.
+    type: str
+    default: started
+    choices: [started, restarted, query]
+notes:
+  - Check mode - supported (reports what it would do). Diff - not applicable.
+"""
+
+EXAMPLES = r"""
+- name: Restart the MTA once after the connector changes
+  xcon_mta_service:
+    state: restarted
+  when: xcon_restart_pending | default(false)
+"""
+
+RETURN = r"""
+service:
+  description: The service state after the call.
+  returned: success
+  type: dict
+  sample: {name: MSExchangeMTA, state: Running, restarted: true}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.xcon.specs import MTA_SERVICE
+
+
+def main():
+    module = AnsibleModule(argument_spec=MTA_SERVICE, supports_check_mode=True)
+    module.fail_json(msg="xcon_mta_service runs on the controller as an action plugin; check that ansible.cfg's action_plugins points at this project's action_plugins/")
+
+
+if __name__ == "__main__":
+    main()

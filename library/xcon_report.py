@@ -1,0 +1,99 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# fix-xcon: documented face of the xcon_report module; the work is done on the controller by
+# action_plugins/xcon_report.py.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: xcon_report
+short_description: Write fix-xcon's final report (JSON and HTML) and summary
+description:
+  - Builds the report of docs/contracts/report.md from the diagnosis, the change roles' registered
+    results (each planned change marked applied or not) and the verification, writes
+    C(<run_dir>/report.json) and C(report.html) and the same files under C(latest/), and returns a
+    one-screen summary. Secrets are masked before anything is written.
+version_added: "0.1.0"
+author: fix-xcon maintainers
+options:
+  run_id:
+    description: The run id.
+    type: str
+    required: true
+  run_dir:
+    description: The run's report directory.
+    type: path
+    required: true
+  tool_version:
+    description: Version written into the report.
+    type: str
+    default: 0.0.0
+  diagnosis:
+    description: The registered result of xcon_diagnose.
+    type: dict
+    required: true
+  verification:
+    description: The registered result of xcon_verify.
+    type: dict
+    default: {}
+  change_results:
+    description: Names of the change roles' registered results (read from every host's hostvars).
+    type: list
+    elements: str
+    default: []
+  exchange_hosts:
+    description: Inventory names of the Exchange servers.
+    type: list
+    elements: str
+    default: []
+  firewall_hosts:
+    description: Inventory names of the firewalls.
+    type: list
+    elements: str
+    default: []
+notes:
+  - Check mode - supported; writes the report (the audit's product), nothing else.
+"""
+
+EXAMPLES = r"""
+- name: Write the final report
+  xcon_report:
+    run_id: "{{ xcon_run_id }}"
+    run_dir: "{{ xcon_run_dir }}"
+    diagnosis: "{{ xcon_diagnose_result }}"
+    verification: "{{ xcon_verify_result | default({}) }}"
+  register: xcon_report_result
+"""
+
+RETURN = r"""
+paths:
+  description: The files written.
+  returned: always
+  type: dict
+ok:
+  description: True when nothing failed (check mode - the audit ran).
+  returned: always
+  type: bool
+failure:
+  description: What failed, when ok is false.
+  returned: always
+  type: str
+summary_lines:
+  description: The one-screen summary.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.xcon.specs import REPORT
+
+
+def main():
+    module = AnsibleModule(argument_spec=REPORT, supports_check_mode=True)
+    module.fail_json(msg="xcon_report runs on the controller as an action plugin; check that ansible.cfg's action_plugins points at this project's action_plugins/")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# fix-xcon: documented face of the xcon_verify module; the work is done on the controller by
+# action_plugins/xcon_verify.py.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: xcon_verify
+short_description: Verify by observation that mail flows again on the changed links
+description:
+  - For every link with applied changes, observes both servers (one WinRM command per server per poll)
+    until the outside server's queue for the link is empty and no new 1290/289/1294, 1293 or 9301 has
+    appeared since the change (after O(settle_minutes)), or O(timeout_minutes) pass. Progress is printed
+    at every poll.
+  - With O(lab_control) (the emulated lab) the waiting advances the lab's emulated clock instead of
+    sleeping.
+version_added: "0.1.0"
+author: fix-xcon maintainers
+options:
+  links:
+    description: The links from xcon_diagnose.
+    type: list
+    elements: dict
+    required: true
+  plan:
+    description: The planned changes from xcon_diagnose (which links were changed).
+    type: list
+    elements: dict
+    default: []
+  timeout_minutes:
+    description: How long to wait.
+    type: int
+    default: 60
+  poll_minutes:
+    description: Minutes between observations.
+    type: int
+    default: 5
+  settle_minutes:
+    description: Minutes after the change during which refusals still in flight are ignored.
+    type: int
+    default: 2
+  lab_control:
+    description: The lab's control command; when set, waiting advances emulated time.
+    type: str
+    default: ""
+notes:
+  - Check mode - not run (verification C(not_run)).
+"""
+
+EXAMPLES = r"""
+- name: Prove mail flows again
+  xcon_verify:
+    links: "{{ xcon_diagnose_result.links }}"
+    plan: "{{ xcon_diagnose_result.plan }}"
+    timeout_minutes: 60
+"""
+
+RETURN = r"""
+verification:
+  description: Per link id - state (passed, failed, not_run) and details (queue, new refusal counts, minutes waited, deliveries).
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.xcon.specs import VERIFY
+
+
+def main():
+    module = AnsibleModule(argument_spec=VERIFY, supports_check_mode=True)
+    module.fail_json(msg="xcon_verify runs on the controller as an action plugin; check that ansible.cfg's action_plugins points at this project's action_plugins/")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Shared base for fix-xcon's action plugins (controller-side modules).
+
+Every module of this project runs on the Ansible controller as an action plugin: it talks WinRM
+(pywinrm) to the Windows host itself, so a task costs one WinRM command per host, not a Python
+module shipped and executed remotely.  `library/xcon_*.py` holds the documented face of each
+module (DOCUMENTATION / EXAMPLES / RETURN, argument spec for ansible-doc); this class holds what
+every action plugin needs:
+
+* argument validation against the spec in `xcon.specs` (the same dict the library stub uses);
+* the WinRM connection built from Ansible's own Windows connection variables of the endpoint
+  host (the target itself, or its `xcon_management_host`), so an existing inventory works;
+* uniform error mapping: unreachable / bad credentials / access denied become result keys that
+  the audit can report (`xcon_error`) instead of aborting the play, when the task asks for that;
+* masking of secrets in everything returned.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+
+from xcon.errors import error_code, error_reason
+from xcon.mask import mask
+
+# The connection variables Ansible's winrm connection plugin reads; we read exactly these.
+CONNECTION_VARS = (
+    "ansible_host",
+    "ansible_port",
+    "ansible_user",
+    "ansible_password",
+    "ansible_winrm_scheme",
+    "ansible_winrm_transport",
+    "ansible_winrm_server_cert_validation",
+    "ansible_winrm_ca_trust_path",
+    "ansible_winrm_message_encryption",
+    "ansible_winrm_operation_timeout_sec",
+    "ansible_winrm_read_timeout_sec",
+)
+
+
+class XconAction(ActionBase):
+    """Base class: subclasses set ARGUMENT_SPEC and implement `xcon_run(args, task_vars)`."""
+
+    ARGUMENT_SPEC: dict = {}
+    MUTUALLY_EXCLUSIVE: list = []
+    REQUIRED_IF: list = []
+    TRANSFERS_FILES = False
+    _requires_connection = False  # we never use the task's connection plugin
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        result.update(changed=False)
+        validator = ArgumentSpecValidator(
+            self.ARGUMENT_SPEC,
+            mutually_exclusive=self.MUTUALLY_EXCLUSIVE or None,
+            required_if=self.REQUIRED_IF or None,
+        )
+        validation = validator.validate(self._task.args)
+        if validation.error_messages:
+            result.update(failed=True, msg="Invalid arguments: " + "; ".join(validation.error_messages))
+            return result
+        args = validation.validated_parameters
+        try:
+            result.update(self.xcon_run(args, task_vars))
+        except AnsibleActionFail:
+            raise
+        except Exception as exc:  # every failure leaves with a specific message, no traceback noise
+            code = error_code(exc)
+            result.update(failed=True, msg=f"{self._task.action}: {error_reason(exc)}", xcon_error={"code": code, "reason": error_reason(exc)})
+            if self._play_context.verbosity >= 3:
+                result["exception"] = traceback.format_exc()
+        return mask(result)
+
+    # -- helpers for subclasses -------------------------------------------------------------
+    def host_var(self, task_vars, name, default=None, host=None):
+        """A templated variable of `host` (default: the task's host)."""
+        hostvars = task_vars.get("hostvars", {})
+        host = host or task_vars.get("inventory_hostname")
+        try:
+            value = hostvars[host].get(name, default) if host in hostvars else task_vars.get(name, default)
+        except Exception:  # undefined variable inside a template
+            value = default
+        return self._templar.template(value) if isinstance(value, str) else value
+
+    def connection_for(self, task_vars, endpoint=None):
+        """The WinRM connection variables of `endpoint` (an inventory host), templated."""
+        endpoint = endpoint or task_vars.get("inventory_hostname")
+        if endpoint not in task_vars.get("hostvars", {}):
+            raise AnsibleActionFail(f"management host {endpoint!r} is not in the inventory")
+        conn = {}
+        for key in CONNECTION_VARS:
+            value = self.host_var(task_vars, key, host=endpoint)
+            if value is not None:
+                conn[key] = value
+        conn.setdefault("ansible_host", endpoint)
+        return conn
+
+    def winrm_client(self, task_vars, management_host=None):
+        from xcon.winrm_client import WinRMClient
+
+        endpoint = management_host or self.host_var(task_vars, "xcon_management_host") or task_vars.get("inventory_hostname")
+        return WinRMClient(self.connection_for(task_vars, endpoint))
+
+    def server_name(self, args, task_vars):
+        return args.get("server") or self.host_var(task_vars, "xcon_server_name") or task_vars.get("inventory_hostname")
+
+    def xcon_run(self, args, task_vars):  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,57 @@
+"""xcon_connector_info: read a server's X.400 connectors (and its MTA evidence) in one command."""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+from xcon import gather
+from xcon.errors import error_code, error_reason
+from xcon.firewall import write_json_atomic
+from xcon.mask import mask
+from xcon.specs import CONNECTOR_INFO
+from xcon.action import XconAction
+
+
+class ActionModule(XconAction):
+    ARGUMENT_SPEC = CONNECTOR_INFO
+
+    def xcon_run(self, args, task_vars):
+        server = self.server_name(args, task_vars)
+        profile = gather.get_profile(args["exchange_version"])
+        ops = [gather.connector_search_op(server, profile, with_secrets=False, with_rights=args["check_write_access"])]
+        if args.get("evidence_window_minutes"):
+            ops += gather.evidence_ops(server, profile)
+        result = {"server": server, "winrm_commands": 0}
+        try:
+            client = self.winrm_client(task_vars, args.get("management_host"))
+            result["winrm_commands"] = 1
+            results = gather.run(client, ops)
+            failure = gather.first_failure(results)
+            if failure:
+                from xcon.ops import OpFailed
+
+                raise OpFailed(failure.error_category, failure.hresult, failure.message)
+        except Exception as exc:  # report, don't abort, when asked to
+            if args["fail_on_error"]:
+                raise
+            result["xcon_error"] = {"code": error_code(exc), "reason": error_reason(exc)}
+            return result
+        result["connectors"] = gather.decode_connectors(results["connectors"], server, profile, args.get("names"))
+        if args["check_write_access"]:
+            result["write_access"] = gather.write_access(results["connectors"], profile)
+        if args.get("evidence_window_minutes"):
+            result["evidence"] = gather.decode_evidence(results, server, args["evidence_window_minutes"])
+        raw = [mask(e) for e in results["connectors"].data.get("entries", [])]
+        if args["include_raw"]:
+            result["raw"] = raw
+        if args.get("save_raw_to"):
+            saved = {
+                "server": server,
+                "inventory_host": task_vars.get("inventory_hostname"),
+                "exchange_version": args["exchange_version"],
+                "saved_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "raw": raw,
+                "results": {k: {"ok": r.ok, "data": mask(r.data)} for k, r in results.items()},
+            }
+            write_json_atomic(args["save_raw_to"], saved, mode=0o600)
+        return result

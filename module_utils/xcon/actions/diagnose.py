@@ -1,0 +1,158 @@
+"""xcon_diagnose: links, findings, workaround and plan from what the audit read; writes the report.
+
+No connection: it reads `xcon_audit_result` of every Exchange host and `xcon_firewall_facts_result`
+of every firewall from hostvars (or, offline, the raw answers a saved run kept).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from xcon import diagnose as xdiag
+from xcon import firewall as fw
+from xcon import plan as xplan
+from xcon import report as xreport
+from xcon.action import XconAction
+from xcon.specs import DIAGNOSE
+
+FIREWALL_KINDS = {"add_routed_path": "firewall_tunnel_open", "remove_passer": "firewall_tunnel_close", "set_transparency": "transparency_off"}
+
+
+class ActionModule(XconAction):
+    ARGUMENT_SPEC = DIAGNOSE
+
+    def xcon_run(self, args, task_vars):
+        servers, firewalls = self._inputs(args, task_vars)
+        options = {
+            "queue_threshold": args["queue_threshold"],
+            "reverse_connector_name": args["reverse_connector_name"] or None,
+            "address_type": args["address_type"],
+            "firewall_changes_possible": args["firewall_changes_possible"],
+            "transparency_off_acknowledged": args["transparency_off_acknowledged"],
+        }
+        links, plan, preflight = analyse(servers, firewalls, args["workaround"], options)
+        targets = sorted({c["target"] for c in plan})
+        lines = [link_line(link) for link in links] or ["No X.400 link found between the servers of the inventory."]
+        report = xreport.build_report(
+            run_id=args["run_id"], check_mode=bool(self._task.check_mode) or bool(task_vars.get("ansible_check_mode")),
+            workaround_requested=args["workaround"],
+            hosts_scanned=sorted(s for s, d in servers.items() if not d.get("error")),
+            hosts_failed=[{"host": s, "reason": d["error"]["reason"], "code": d["error"]["code"]} for s, d in sorted(servers.items()) if d.get("error")],
+            links=links, tool_version=self.host_var(task_vars, "xcon_tool_version", "0.1.0"),
+        )
+        paths = xreport.write_report(report, os.path.dirname(args["run_dir"]))
+        fw.write_json_atomic(os.path.join(args["run_dir"], "plan.json"), {"run_id": args["run_id"], "plan": plan, "firewalls": {f["name"]: f for f in firewalls}})
+        return {"workaround_requested": args["workaround"], "links": links, "plan": plan, "targets": targets, "preflight_errors": preflight, "lines": lines,
+                "report_paths": paths, "servers": {k: {kk: v[kk] for kk in ("name", "inventory_host", "address", "fqdn")} for k, v in servers.items()},
+                "hosts_failed": report["coverage"]["hosts_failed"]}
+
+    def _inputs(self, args, task_vars):
+        servers, firewalls = {}, []
+        saved = args.get("saved_run_dir")
+        for host in args["exchange_hosts"]:
+            name = str(self.host_var(task_vars, "xcon_server_name", host=host) or host)
+            if saved:
+                audit = load_saved(saved, host)
+            else:
+                audit = self.host_var(task_vars, "xcon_audit_result", {}, host=host) or {}
+            servers[name] = {
+                "name": name,
+                "inventory_host": host,
+                "address": self.host_var(task_vars, "xcon_server_address", host=host),
+                "fqdn": self.host_var(task_vars, "xcon_server_fqdn", host=host),
+                "connectors": audit.get("connectors", []),
+                "evidence": audit.get("evidence"),
+                "write_access": audit.get("write_access"),
+                "error": audit.get("xcon_error") or (None if audit.get("connectors") is not None else {"code": "XCON-UNREACHABLE", "reason": audit.get("msg") or "not read (the host failed before its audit)"}),
+            }
+        for host in args["firewall_hosts"]:
+            facts = (self.host_var(task_vars, "xcon_firewall_facts_result", {}, host=host) or {}).get("firewall")
+            if facts:
+                firewalls.append(facts)
+        return servers, firewalls
+
+
+def load_saved(run_dir, host):
+    """An audit result rebuilt offline from a saved run's raw answers (no server contacted)."""
+    from xcon import gather
+    from xcon.ops import OpResult
+
+    path = os.path.join(run_dir, "raw", f"{host}.json")
+    if not os.path.exists(path):
+        return {"xcon_error": {"code": "XCON-UNREACHABLE", "reason": f"no saved answers for {host} in {run_dir}"}}
+    with open(path, encoding="utf-8") as handle:
+        saved = json.load(handle)
+    profile = gather.get_profile(saved.get("exchange_version", "5.5"))
+    results = {k: OpResult(id=k, ok=v["ok"], data=v["data"]) for k, v in saved["results"].items()}
+    audit = {"connectors": gather.decode_connectors(results["connectors"], saved["server"], profile)}
+    if "events" in results:
+        audit["evidence"] = gather.decode_evidence(results, saved["server"], None)
+    if any(gather.xprofile.rights_attribute(profile) in e.get("attributes", {}) for e in results["connectors"].data.get("entries", [])):
+        audit["write_access"] = gather.write_access(results["connectors"], profile)
+    return audit
+
+
+def analyse(servers, firewalls, workaround, options):
+    """Pure: diagnose every link and plan its changes.  Returns (links, plan, preflight_errors)."""
+    by_name = {f["name"]: f for f in firewalls}
+    links = xdiag.discover_links(servers, firewalls)
+    plan, preflight = [], []
+    for link in links:
+        firewall = by_name.get(link.get("firewall"))
+        xdiag.diagnose_link(link, servers, firewall, options)
+        chosen = link["recommended_workaround"] if workaround == "auto" else workaround
+        if link["status"] == "unknown" or workaround == "none":
+            chosen_changes = []
+        else:
+            chosen_changes = xplan.plan_changes(link, servers, firewall, chosen, options)
+        link["workaround_applied"] = chosen if chosen_changes else "none"
+        link["changes"] = chosen_changes
+        for index, change in enumerate(chosen_changes):
+            entry = to_plan_entry(link, change, index, servers)
+            plan.append(entry)
+        preflight += preflight_errors(link, chosen_changes, servers, options)
+    return links, plan, preflight
+
+
+def to_plan_entry(link, change, index, servers):
+    """A report change -> an executable plan entry (kind, inventory target, module args)."""
+    entry = dict(change)
+    entry["id"] = f"{link['id']}#{index + 1}"
+    entry["link"] = link["id"]
+    target = change["target"]
+    server = servers.get(target)
+    entry["server"] = target
+    entry["target"] = server["inventory_host"] if server else target
+    kind = change.get("kind")
+    if not kind:
+        if change["action"] == "operator":
+            step = change.get("args") or change.get("after", {}).get("step") or {}
+            kind = FIREWALL_KINDS.get(step.get("action"), "firewall_tunnel_close")
+        elif change["action"] == "create":
+            kind = "reverse_connector"
+        elif "stack_address" in (change.get("after") or {}):
+            kind = "stack_repoint"
+        else:
+            kind = "precondition"
+    entry["kind"] = kind
+    if change["action"] == "operator" and "args" in entry:
+        entry["inverse"] = fw.inverse_step(entry["args"])
+    return entry
+
+
+def preflight_errors(link, changes, servers, options):
+    errors = []
+    for change in changes:
+        server = servers.get(change["target"])
+        if server is not None and change["action"] != "operator" and server.get("write_access") is False:
+            errors.append(f"{change['target']}: the account may not modify connectors (ask for 'Modify Admin Attributes' on the Connections container, or run with an account that has it).")
+        if change.get("kind") == "transparency_off" or (change["action"] == "operator" and (change.get("args") or {}).get("action") == "set_transparency"):
+            if not options.get("transparency_off_acknowledged"):
+                errors.append(f"{link['id']}: transparency off needs -e xcon_transparency_off_acknowledged=true (every server behind the firewall then logs the firewall's address instead of client addresses).")
+    return sorted(set(errors))
+
+
+def link_line(link):
+    codes = ", ".join(f["code"] for f in link.get("findings", []) if f.get("severity") in ("error", "warning", "unknown")) or "no finding"
+    return f"{link['id']}: {link['status'].upper()} ({codes}); workaround: {link.get('recommended_workaround')} - {link.get('reason', '')}"

@@ -1,0 +1,73 @@
+"""xcon_firewall_change: carry out a firewall change record through the firewall's driver.
+
+raptor (guided): render the record and the console steps, hand them to the operator (or to an
+operator command, e.g. the lab), record the confirmation; never trust it - the playbook verifies
+by observing mail flow.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from ansible.errors import AnsibleActionFail
+
+from xcon import firewall as fw
+from xcon import plan as xplan
+from xcon.action import XconAction
+from xcon.specs import FIREWALL_CHANGE
+
+
+class ActionModule(XconAction):
+    ARGUMENT_SPEC = FIREWALL_CHANGE
+
+    def xcon_run(self, args, task_vars):
+        name = args["name"]
+        try:
+            # The audit's facts, overlaid with what earlier phases of this run (or earlier runs) had
+            # confirmed, so a second phase is planned against the firewall as it is now.
+            current = fw.facts_with_state(name, args["current"], args.get("state_file"))
+            steps, after = fw.pending_steps(current, args["steps"])
+        except fw.FirewallError as exc:
+            raise AnsibleActionFail(f"firewall change record for {name}: {exc}") from exc
+        record = xplan.firewall_change_record(current, steps, args["run_id"])
+        record["product"] = args["product"]
+        instructions = xplan.operator_instructions(record, args["product"]) if steps else "Nothing to change on this firewall."
+        result = {"record": record, "instructions": instructions, "changed": bool(steps)}
+        if not steps:
+            result.update(status="nothing_to_do", changed=False)
+            return result
+        before = {k: current[k] for k in ("passers", "routed_paths", "client_transparency")}
+        result["diff"] = {"before": fw_json(before), "after": fw_json({k: after[k] for k in before}),
+                          "before_header": f"firewall {name}", "after_header": f"firewall {name} (after the operator's change)"}
+        if self._task.check_mode:
+            result["status"] = "awaiting_operator"
+            return result
+        record_path = os.path.join(args["record_dir"], f"{name}-{len(os.listdir(args['record_dir'])) if os.path.isdir(args['record_dir']) else 0:02d}.json")
+        fw.write_json_atomic(record_path, record)
+        with open(record_path[:-5] + ".txt", "w", encoding="utf-8") as handle:
+            handle.write(instructions + "\n")
+        result["record_path"] = record_path
+        if args.get("operator_command"):
+            command = list(args["operator_command"]) + [record_path]
+            proc = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+            if proc.returncode != 0:
+                raise AnsibleActionFail(f"the firewall operator command failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+            result["status"] = "applied_by_operator"
+            result["operator_output"] = proc.stdout.strip()[-2000:]
+            if args.get("state_file"):
+                fw.record_confirmed(args["state_file"], after, record)
+        elif args["confirmed"]:
+            result["status"] = "confirmed"
+            if args.get("state_file"):
+                fw.record_confirmed(args["state_file"], after, record)
+        else:
+            result["status"] = "awaiting_operator"
+            result["changed"] = False
+        return result
+
+
+def fw_json(data):
+    import json
+
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,123 @@
+"""Build the per-host op batches (one WinRM command per host per phase) and decode their answers.
+
+The audit phase sends, in one command: the connector search, the MTA event query, the queue
+counters, the service state and (optionally) the effective-rights read.  Everything version-specific
+comes from the Exchange profile (xcon.profile).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+from xcon import connectors as xconn
+from xcon import evidence as xev
+from xcon import ops as xops
+from xcon import profile as xprofile
+from xcon.winrm_client import WinRMClient
+
+# MSExchangeMTA events that count as evidence (design.md "MTA event texts").
+EVIDENCE_EVENT_IDS = [1290, 289, 1294, 1293, 9301, 37, 659, 660, 9298]
+MAX_EVENTS = 2000
+
+
+def client_for(connection_vars):
+    return WinRMClient(connection_vars)
+
+
+def get_profile(version, overrides=None):
+    return xprofile.get_profile(str(version), overrides)
+
+
+def add_minutes(iso, minutes):
+    """ISO-8601 UTC time `iso` plus `minutes`, in the same format."""
+    when = parse_time(iso) + _dt.timedelta(minutes=minutes)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(iso):
+    return _dt.datetime.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=_dt.timezone.utc)
+
+
+# -- op builders ----------------------------------------------------------------------------------
+def connector_search_op(server, profile, with_secrets=False, with_rights=False, op_id="connectors"):
+    attributes = list(xprofile.read_attributes(profile, with_secrets=with_secrets))
+    if with_rights:
+        attributes.append(xprofile.rights_attribute(profile))
+    return {
+        "id": op_id,
+        "op": "dir_search",
+        "params": {
+            "server": server,
+            "base": "",
+            "scope": "subtree",
+            "classes": [xprofile.link_class(profile)],
+            "attributes": attributes,
+        },
+    }
+
+
+def evidence_ops(server, profile):
+    return [
+        {"id": "events", "op": "event_query", "params": {"server": server, "log": "Application", "source": "MSExchangeMTA", "ids": EVIDENCE_EVENT_IDS, "max": MAX_EVENTS}},
+        {"id": "counters", "op": "perf_counters", "params": {"server": server, "paths": xprofile.counter_paths(profile, server)}},
+        {"id": "service", "op": "service", "params": {"server": server, "name": "MSExchangeMTA", "action": "query"}},
+    ]
+
+
+def run(client, ops):
+    """Send the ops as one WinRM command; return {op id: OpResult}."""
+    return {r.id: r for r in xops.run_ops(client, ops)}
+
+
+def first_failure(results):
+    for result in results.values():
+        if not result.ok and not result.skipped:
+            return result
+    return None
+
+
+# -- decoders -------------------------------------------------------------------------------------
+def decode_connectors(result, server, profile, names=None):
+    entries = result.data.get("entries", [])
+    connectors = [xconn.decode_connector(entry, server, profile) for entry in entries]
+    connectors = [c for c in connectors if _homed_on(c, server)]
+    if names:
+        wanted = {n.lower() for n in names}
+        connectors = [c for c in connectors if c["name"].lower() in wanted]
+    return sorted(connectors, key=lambda c: c["name"].lower())
+
+
+def _homed_on(connector, server):
+    home = str(connector.get("home_mta") or connector.get("attributes", {}).get("Home-MTA") or "")
+    return not home or f"cn={server.lower()}" in home.lower()
+
+
+def write_access(result, profile):
+    """True when the account may write the connectors' attributes (every entry writable)."""
+    attr = xprofile.rights_attribute(profile)
+    entries = result.data.get("entries", [])
+    if not entries:
+        return None
+    for entry in entries:
+        allowed = entry.get("attributes", {}).get(attr) or []
+        if not allowed:
+            return False
+    return True
+
+
+def decode_evidence(results, server, window_minutes):
+    events = results["events"].data
+    now = events.get("now")
+    since = add_minutes(now, -window_minutes) if now and window_minutes else None
+    in_window = [e for e in events.get("events", []) if since is None or e.get("time", "") >= since]
+    return xev.build_evidence(server, since, {"now": now, "events": in_window}, results["counters"].data, results["service"].data)
+
+
+def read_evidence(client, server, version, window_minutes):
+    """One command: events, counters, service of `server` -> evidence dict (raises on failure)."""
+    profile = get_profile(version)
+    results = run(client, evidence_ops(server, profile))
+    failure = first_failure(results)
+    if failure:
+        raise xops.OpFailed(failure.error_category, failure.hresult, failure.message)
+    return decode_evidence(results, server, window_minutes)

@@ -1,0 +1,103 @@
+"""Argument specs of every fix-xcon module: one place, used by the action plugins (validation)
+and by the `library/` stubs (the documented face).  Keep DOCUMENTATION in library/ in step."""
+
+from __future__ import annotations
+
+# Options every WinRM-backed module shares (the connection itself comes from Ansible's
+# Windows connection variables of the endpoint host, not from module options).
+COMMON = {
+    "server": {"type": "str"},
+    "exchange_version": {"type": "str", "default": "5.5", "choices": ["5.5", "2000", "2003"]},
+    "management_host": {"type": "str"},
+}
+
+CONNECTOR_INFO = dict(
+    COMMON,
+    names={"type": "list", "elements": "str"},
+    include_raw={"type": "bool", "default": False},
+    evidence_window_minutes={"type": "int"},
+    fail_on_error={"type": "bool", "default": True},
+    check_write_access={"type": "bool", "default": False},
+    save_raw_to={"type": "path"},
+)
+
+MTA_EVIDENCE = dict(
+    COMMON,
+    window_minutes={"type": "int", "default": 120},
+    connectors={"type": "list", "elements": "str"},
+)
+
+CONNECTOR = dict(
+    COMMON,
+    name={"type": "str", "required": True},
+    state={"type": "str", "default": "present", "choices": ["present", "absent"]},
+    display_name={"type": "str"},
+    schedule={"type": "str", "choices": ["always", "never", "selected", "remote"]},
+    two_way_alternate={"type": "bool"},
+    stack_address={"type": "str"},
+    address_type={"type": "str", "choices": ["ip", "hostname"]},
+    cost={"type": "int"},
+    remote_password={"type": "str", "no_log": True},
+    clone_from={"type": "str"},
+    restore_entry={"type": "dict"},
+)
+
+MTA_SERVICE = dict(
+    COMMON,
+    name={"type": "str", "default": "MSExchangeMTA"},
+    state={"type": "str", "default": "started", "choices": ["started", "restarted", "query"]},
+)
+
+FIREWALL_FACTS = {
+    "name": {"type": "str"},
+    "driver": {"type": "str", "default": "raptor", "choices": ["raptor", "nftables"]},
+    "declared": {"type": "dict", "default": {}},
+    "state_file": {"type": "path"},
+}
+
+FIREWALL_CHANGE = {
+    "name": {"type": "str", "required": True},
+    "driver": {"type": "str", "default": "raptor", "choices": ["raptor", "nftables"]},
+    "product": {"type": "str", "default": "raptor-eagle-5"},
+    "steps": {"type": "list", "elements": "dict", "required": True},
+    "run_id": {"type": "str", "required": True},
+    "record_dir": {"type": "path", "required": True},
+    "confirmed": {"type": "bool", "default": False},
+    "operator_command": {"type": "list", "elements": "str"},
+    "state_file": {"type": "path"},
+    "current": {"type": "dict", "default": {}},
+}
+
+DIAGNOSE = {
+    "exchange_hosts": {"type": "list", "elements": "str", "required": True},
+    "firewall_hosts": {"type": "list", "elements": "str", "default": []},
+    "workaround": {"type": "str", "default": "auto", "choices": ["auto", "reverse_connector", "firewall_tunnel", "transparency_off", "none"]},
+    "queue_threshold": {"type": "int", "default": 10},
+    "reverse_connector_name": {"type": "str", "default": ""},
+    "address_type": {"type": "str", "default": "ip", "choices": ["ip", "hostname"]},
+    "firewall_changes_possible": {"type": "bool", "default": True},
+    "transparency_off_acknowledged": {"type": "bool", "default": False},
+    "run_id": {"type": "str", "required": True},
+    "run_dir": {"type": "path", "required": True},
+    "saved_run_dir": {"type": "path"},
+}
+
+VERIFY = {
+    "links": {"type": "list", "elements": "dict", "required": True},
+    "plan": {"type": "list", "elements": "dict", "default": []},
+    "timeout_minutes": {"type": "int", "default": 60},
+    "poll_minutes": {"type": "int", "default": 5},
+    "settle_minutes": {"type": "int", "default": 2},
+    "lab_control": {"type": "str", "default": ""},
+}
+
+REPORT = {
+    "run_id": {"type": "str", "required": True},
+    "run_dir": {"type": "path", "required": True},
+    "tool_version": {"type": "str", "default": "0.0.0"},
+    "diagnosis": {"type": "dict", "required": True},
+    "verification": {"type": "dict", "default": {}},
+    "change_results": {"type": "list", "elements": "str", "default": []},
+    "exchange_hosts": {"type": "list", "elements": "str", "default": []},
+    "firewall_hosts": {"type": "list", "elements": "str", "default": []},
+}
