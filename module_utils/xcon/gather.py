@@ -28,6 +28,25 @@ def get_profile(version, overrides=None):
     return xprofile.get_profile(str(version), overrides)
 
 
+def read_attributes(profile, with_secrets=False):
+    """Every property-page attribute, secrets only when asked (cloning needs them, audits never)."""
+    secrets = xprofile.secret_attributes(profile)
+    return [a for a in xprofile.property_page_attributes(profile) if with_secrets or a.lower() not in secrets]
+
+
+def link_class(profile):
+    return profile["object_class"]
+
+
+def rights_attribute(profile):
+    """The constructed attribute listing what the account may write (see ASSUMPTIONS)."""
+    return profile["assumptions"].get("rights_attribute", "allowedAttributesEffective")
+
+
+def counter_paths(profile, server):
+    return [xprofile.counter_path(profile, "queues", server), xprofile.counter_path(profile, "work_queue", server)]
+
+
 def add_minutes(iso, minutes):
     """ISO-8601 UTC time `iso` plus `minutes`, in the same format."""
     when = parse_time(iso) + _dt.timedelta(minutes=minutes)
@@ -40,9 +59,9 @@ def parse_time(iso):
 
 # -- op builders ----------------------------------------------------------------------------------
 def connector_search_op(server, profile, with_secrets=False, with_rights=False, op_id="connectors"):
-    attributes = list(xprofile.read_attributes(profile, with_secrets=with_secrets))
+    attributes = list(read_attributes(profile, with_secrets=with_secrets))
     if with_rights:
-        attributes.append(xprofile.rights_attribute(profile))
+        attributes.append(rights_attribute(profile))
     return {
         "id": op_id,
         "op": "dir_search",
@@ -50,7 +69,7 @@ def connector_search_op(server, profile, with_secrets=False, with_rights=False, 
             "server": server,
             "base": "",
             "scope": "subtree",
-            "classes": [xprofile.link_class(profile)],
+            "classes": [link_class(profile)],
             "attributes": attributes,
         },
     }
@@ -59,7 +78,7 @@ def connector_search_op(server, profile, with_secrets=False, with_rights=False, 
 def evidence_ops(server, profile):
     return [
         {"id": "events", "op": "event_query", "params": {"server": server, "log": "Application", "source": "MSExchangeMTA", "ids": EVIDENCE_EVENT_IDS, "max": MAX_EVENTS}},
-        {"id": "counters", "op": "perf_counters", "params": {"server": server, "paths": xprofile.counter_paths(profile, server)}},
+        {"id": "counters", "op": "perf_counters", "params": {"server": server, "paths": counter_paths(profile, server)}},
         {"id": "service", "op": "service", "params": {"server": server, "name": "MSExchangeMTA", "action": "query"}},
     ]
 
@@ -94,7 +113,7 @@ def _homed_on(connector, server):
 
 def write_access(result, profile):
     """True when the account may write the connectors' attributes (every entry writable)."""
-    attr = xprofile.rights_attribute(profile)
+    attr = rights_attribute(profile)
     entries = result.data.get("entries", [])
     if not entries:
         return None
@@ -105,12 +124,43 @@ def write_access(result, profile):
     return True
 
 
-def decode_evidence(results, server, window_minutes):
+def decode_evidence(results, server, window_minutes, not_before=None):
+    """Evidence of the last `window_minutes` of the server's clock, and never older than
+    `not_before` (the server's time when the toolkit last verified a change on it: older events
+    describe a configuration that no longer runs)."""
     events = results["events"].data
     now = events.get("now")
     since = add_minutes(now, -window_minutes) if now and window_minutes else None
+    if not_before and (since is None or not_before > since):
+        since = not_before
     in_window = [e for e in events.get("events", []) if since is None or e.get("time", "") >= since]
     return xev.build_evidence(server, since, {"now": now, "events": in_window}, results["counters"].data, results["service"].data)
+
+
+def evidence_baseline(path, server):
+    """The server's clock time of the last verified change (written by xcon_verify), or None."""
+    import json
+    import os
+
+    if not path or not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return (json.load(handle) or {}).get(server.upper())
+
+
+def record_baseline(path, times):
+    """Remember, per server (upper-case name), the server time at which a change was verified."""
+    import json
+    import os
+
+    from xcon.firewall import write_json_atomic
+
+    current = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            current = json.load(handle) or {}
+    current.update({k.upper(): v for k, v in times.items()})
+    write_json_atomic(path, current)
 
 
 def read_evidence(client, server, version, window_minutes):

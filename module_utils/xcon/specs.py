@@ -19,6 +19,7 @@ CONNECTOR_INFO = dict(
     fail_on_error={"type": "bool", "default": True},
     check_write_access={"type": "bool", "default": False},
     save_raw_to={"type": "path"},
+    evidence_baseline_file={"type": "path"},
 )
 
 MTA_EVIDENCE = dict(
@@ -89,6 +90,7 @@ VERIFY = {
     "poll_minutes": {"type": "int", "default": 5},
     "settle_minutes": {"type": "int", "default": 2},
     "lab_control": {"type": "str", "default": ""},
+    "state_dir": {"type": "path"},
 }
 
 REPORT = {
@@ -100,4 +102,5 @@ REPORT = {
     "change_results": {"type": "list", "elements": "str", "default": []},
     "exchange_hosts": {"type": "list", "elements": "str", "default": []},
     "firewall_hosts": {"type": "list", "elements": "str", "default": []},
+    "state_dir": {"type": "path", "required": True},
 }

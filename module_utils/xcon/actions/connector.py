@@ -14,7 +14,6 @@ from ansible.errors import AnsibleActionFail
 
 from xcon import connectors as xconn
 from xcon import gather
-from xcon import profile as xprofile
 from xcon.action import XconAction
 from xcon.mask import MASK, is_secret_key, mask
 from xcon.ops import OpFailed
@@ -87,9 +86,9 @@ class ActionModule(XconAction):
                 cost=args["cost"] if args.get("cost") is not None else 99,
                 schedule=args.get("schedule") or "remote",
             )
-            parent = source["dn"].split(",", 1)[1]
-            op = {"id": "write", "op": "dir_create", "params": {"server": server, "parent": parent, "cn": name, "class": xprofile.link_class(profile), "attributes": attributes}}
-            after = {"dn": xconn.escape_rdn_dn(name, parent) if hasattr(xconn, "escape_rdn_dn") else f"cn={name},{parent}",
+            params = xconn.create_params(server, source["dn"], name, attributes, profile)
+            op = {"id": "write", "op": "dir_create", "params": params}
+            after = {"dn": f"cn={xconn.escape_rdn_value(name)},{params['parent']}",
                      "objectClass": source.get("objectClass", []), "attributes": dict(attributes)}
             return op, after
         else:

@@ -40,7 +40,8 @@ class ActionModule(XconAction):
         if args["check_write_access"]:
             result["write_access"] = gather.write_access(results["connectors"], profile)
         if args.get("evidence_window_minutes"):
-            result["evidence"] = gather.decode_evidence(results, server, args["evidence_window_minutes"])
+            not_before = gather.evidence_baseline(args.get("evidence_baseline_file"), server)
+            result["evidence"] = gather.decode_evidence(results, server, args["evidence_window_minutes"], not_before)
         raw = [mask(e) for e in results["connectors"].data.get("entries", [])]
         if args["include_raw"]:
             result["raw"] = raw

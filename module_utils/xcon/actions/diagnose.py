@@ -6,6 +6,7 @@ of every firewall from hostvars (or, offline, the raw answers a saved run kept).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 
@@ -16,7 +17,9 @@ from xcon import report as xreport
 from xcon.action import XconAction
 from xcon.specs import DIAGNOSE
 
-FIREWALL_KINDS = {"add_routed_path": "firewall_tunnel_open", "remove_passer": "firewall_tunnel_close", "set_transparency": "transparency_off"}
+# Which role carries out a firewall change, by its first step (remediate.yml runs them in this order).
+FIREWALL_PHASES = {"add_routed_path": "firewall_tunnel_open", "remove_passer": "firewall_tunnel_close", "add_passer": "firewall_tunnel_close",
+                   "remove_routed_path": "firewall_tunnel_close", "set_transparency": "transparency_off"}
 
 
 class ActionModule(XconAction):
@@ -88,57 +91,86 @@ def load_saved(run_dir, host):
     audit = {"connectors": gather.decode_connectors(results["connectors"], saved["server"], profile)}
     if "events" in results:
         audit["evidence"] = gather.decode_evidence(results, saved["server"], None)
-    if any(gather.xprofile.rights_attribute(profile) in e.get("attributes", {}) for e in results["connectors"].data.get("entries", [])):
+    if any(gather.rights_attribute(profile) in e.get("attributes", {}) for e in results["connectors"].data.get("entries", [])):
         audit["write_access"] = gather.write_access(results["connectors"], profile)
     return audit
 
 
 def analyse(servers, firewalls, workaround, options):
     """Pure: diagnose every link and plan its changes.  Returns (links, plan, preflight_errors)."""
-    by_name = {f["name"]: f for f in firewalls}
-    links = xdiag.discover_links(servers, firewalls)
-    plan, preflight = [], []
-    for link in links:
-        firewall = by_name.get(link.get("firewall"))
-        xdiag.diagnose_link(link, servers, firewall, options)
-        chosen = link["recommended_workaround"] if workaround == "auto" else workaround
-        if link["status"] == "unknown" or workaround == "none":
-            chosen_changes = []
-        else:
-            chosen_changes = xplan.plan_changes(link, servers, firewall, chosen, options)
-        link["workaround_applied"] = chosen if chosen_changes else "none"
-        link["changes"] = chosen_changes
-        for index, change in enumerate(chosen_changes):
-            entry = to_plan_entry(link, change, index, servers)
-            plan.append(entry)
-        preflight += preflight_errors(link, chosen_changes, servers, options)
+    by_name = {xdiag.norm(f.get("name")): f for f in firewalls}
+    links, plan, preflight = [], [], []
+    for discovered in xdiag.discover_links(servers, firewalls):
+        firewall = by_name.get(xdiag.norm(discovered.get("firewall")))
+        link = xdiag.diagnose_link(discovered, servers, firewall, options)
+        add_write_access_findings(link, servers)
+        chosen, why = xdiag.select_workaround(link, workaround, servers, firewall, options)
+        link["workaround_chosen"], link["workaround_reason"] = chosen, why
+        try:
+            changes = xplan.plan_changes(link, servers, firewall, workaround, options)
+        except xplan.PlanError as exc:
+            changes = []
+            preflight.append(str(exc))
+            link["plan_error"] = str(exc)
+        link["changes"] = changes
+        plan += [to_plan_entry(link, change, index, servers) for index, change in enumerate(changes)]
+        preflight += preflight_errors(link, changes, servers, options)
+        links.append(link)
     return links, plan, preflight
 
 
 def to_plan_entry(link, change, index, servers):
-    """A report change -> an executable plan entry (kind, inventory target, module args)."""
-    entry = dict(change)
+    """A planned change (xcon.plan) -> an executable plan entry.
+
+    Adds: ``id`` (``<link>#<n>``), ``server`` (the directory's server name), ``target`` (the
+    inventory host), ``phase`` (which role carries it out, in remediate.yml's order) and ``args``
+    (the module arguments: xcon_connector options, or the firewall record's steps), and for firewall
+    steps ``inverse`` (the steps that undo them, for rollback).
+    """
+    entry = copy.deepcopy(change)
     entry["id"] = f"{link['id']}#{index + 1}"
     entry["link"] = link["id"]
-    target = change["target"]
-    server = servers.get(target)
-    entry["server"] = target
-    entry["target"] = server["inventory_host"] if server else target
-    kind = change.get("kind")
-    if not kind:
-        if change["action"] == "operator":
-            step = change.get("args") or change.get("after", {}).get("step") or {}
-            kind = FIREWALL_KINDS.get(step.get("action"), "firewall_tunnel_close")
-        elif change["action"] == "create":
-            kind = "reverse_connector"
-        elif "stack_address" in (change.get("after") or {}):
-            kind = "stack_repoint"
-        else:
-            kind = "precondition"
-    entry["kind"] = kind
-    if change["action"] == "operator" and "args" in entry:
-        entry["inverse"] = fw.inverse_step(entry["args"])
+    server = servers.get(change["target"])
+    entry["server"] = change["target"]
+    entry["target"] = server["inventory_host"] if server else change["target"]
+    if change["action"] == "operator":
+        steps = change.get("firewall_steps") or []
+        entry["phase"] = FIREWALL_PHASES.get(steps[0]["action"] if steps else "", "firewall_tunnel_close")
+        entry["args"] = steps
+        entry["inverse"] = [fw.inverse_step(s) for s in reversed(steps)]
+        return entry
+    after = change.get("after") or {}
+    name = change.get("connector") or after.get("name")
+    args = {"server": change["target"], "name": name}
+    for key in ("schedule", "two_way_alternate", "stack_address", "address_type", "cost", "display_name"):
+        if key in after:
+            args[key] = after[key]
+    if after.get("clone_of"):
+        args["clone_from"] = after["clone_of"]
+    primaries = {str(link[side].get("connector") or "").lower() for side in ("inside", "outside")}
+    if change["action"] == "create" or (name or "").lower() not in primaries:
+        entry["phase"] = "reverse_connector"
+    elif "stack_address" in after:
+        entry["phase"] = "stack_repoint"
+    else:
+        entry["phase"] = "precondition"
+    entry["args"] = args
     return entry
+
+
+def add_write_access_findings(link, servers):
+    """A server read with an account that may not modify connectors: the audit is complete, but the
+    link cannot be fixed with this account, so it is `unknown`, never `ok` (XCON-ACCESS-DENIED)."""
+    for role in ("inside", "outside"):
+        host = link[role]["host"]
+        server = servers.get(host) or {}
+        if server.get("write_access") is False and not server.get("error"):
+            link["findings"].append({
+                "code": xdiag.ACCESS_DENIED, "severity": "unknown", "host": host, "connector": link[role].get("connector"),
+                "message": (f"{host}: the account may read but not modify the X.400 connectors, so no change can be made on "
+                            "this server with it. Use an account with 'Modify Admin Attributes' on the Connections container."),
+                "evidence": {"write_access": False, "role": role}})
+    link["status"] = xdiag.link_status(link["findings"])
 
 
 def preflight_errors(link, changes, servers, options):
@@ -147,9 +179,6 @@ def preflight_errors(link, changes, servers, options):
         server = servers.get(change["target"])
         if server is not None and change["action"] != "operator" and server.get("write_access") is False:
             errors.append(f"{change['target']}: the account may not modify connectors (ask for 'Modify Admin Attributes' on the Connections container, or run with an account that has it).")
-        if change.get("kind") == "transparency_off" or (change["action"] == "operator" and (change.get("args") or {}).get("action") == "set_transparency"):
-            if not options.get("transparency_off_acknowledged"):
-                errors.append(f"{link['id']}: transparency off needs -e xcon_transparency_off_acknowledged=true (every server behind the firewall then logs the firewall's address instead of client addresses).")
     return sorted(set(errors))
 
 

@@ -76,8 +76,7 @@ class ActionModule(XconAction):
         states = {}
         for host in args["firewall_hosts"]:
             declared = (self.host_var(task_vars, "xcon_firewall_facts_result", {}, host=host) or {}).get("firewall", {})
-            state_dir = self.host_var(task_vars, "xcon_firewall_state_dir", None, host=host) or os.path.join(os.path.dirname(task_vars.get("ansible_config_file", ".")), "reports", "firewall-state")
-            states[host] = fw.facts_with_state(host, declared, os.path.join(state_dir, f"{host}.json"))
+            states[host] = fw.facts_with_state(host, declared, os.path.join(args["state_dir"], "firewall", f"{host}.json"))
         return states
 
     @staticmethod

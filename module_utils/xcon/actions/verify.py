@@ -8,6 +8,7 @@ emulated clock (`xconlab advance`) instead of sleeping.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,6 @@ class ActionModule(XconAction):
         links = [l for l in args["links"] if l["id"] in changed_ids]
         if not links:
             return {"verification": {}}
-        hostvars = task_vars["hostvars"]
         hosts = {}
         for link in links:
             for side in ("inside", "outside"):
@@ -41,11 +41,9 @@ class ActionModule(XconAction):
         inventory = {self._inventory_host(task_vars, name): name for name in hosts}
 
         def read(inv_host, window):
-            hv = hostvars[inv_host]
             server = self.host_var(task_vars, "xcon_server_name", host=inv_host) or inv_host
             version = str(self.host_var(task_vars, "xcon_exchange_version", "5.5", host=inv_host))
             endpoint = self.host_var(task_vars, "xcon_management_host", host=inv_host) or inv_host
-            del hv
             client = gather.client_for(self.connection_for(task_vars, endpoint))
             return gather.read_evidence(client, server, version, window)
 
@@ -54,6 +52,7 @@ class ActionModule(XconAction):
                 futures = {h: pool.submit(read, h, window) for h in inventory}
                 return {inventory[h]: f.result() for h, f in futures.items()}
 
+        self.last_now = {}
         baseline = read_all(1)
         started = {name: ev["now"] for name, ev in baseline.items()}
         timeout, poll, settle = args["timeout_minutes"], max(1, args["poll_minutes"]), args["settle_minutes"]
@@ -66,6 +65,7 @@ class ActionModule(XconAction):
             self._wait(args["lab_control"], step)
             waited += step
             evidence = read_all(waited + 1)
+            self.last_now = {name: ev["now"] for name, ev in evidence.items()}
             states = {link["id"]: self._judge(link, evidence, started, settle) for link in links}
             pending = [i for i, s in states.items() if s["state"] != "passed"]
             display.display(
@@ -79,6 +79,12 @@ class ActionModule(XconAction):
             if state["state"] != "passed":
                 state["state"] = "failed"
         ok = all(s["state"] == "passed" for s in states.values())
+        if args.get("state_dir") and states:
+            # Evidence older than a verified change describes a configuration that no longer runs:
+            # later audits start their evidence window here (per server, on the server's clock).
+            passed_hosts = {link[side]["host"] for link in links if states[link["id"]]["state"] == "passed" for side in ("inside", "outside")}
+            gather.record_baseline(os.path.join(args["state_dir"], "evidence-baseline.json"),
+                                   {h: self.last_now.get(h) for h in passed_hosts if self.last_now.get(h)})
         return {"verification": states, "passed": ok, "minutes_waited": waited}
 
     def _inventory_host(self, task_vars, server):

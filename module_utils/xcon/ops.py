@@ -1,0 +1,222 @@
+"""Build the operation payload from files/ps/*.ps1, send it, and decode the answers.
+
+Wire format (docs/design.md, "Wire protocol"):
+
+* command line: ``powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand B64``
+  with B64 = base64(UTF-16LE(exact text of files/ps/bootstrap.ps1)); fixed, the lab recognises it;
+* stdin: UTF-8 of the parts joined by four NULs: runner.ps1, each needed ``op_<name>.ps1`` once (in
+  order of first use), then the request JSON ``{"version": 1, "stop_on_error": ..., "ops": [...]}``.
+  The request JSON is written with ``ensure_ascii=True`` (non-ASCII such as the Connected-Domains
+  separator U+00A7 travels as ``\\u00a7``), so stdin is pure ASCII;
+* stdout: one JSON document ``{"version": 1, "results": [...]}``; rc 1 + stderr (CLIXML or text)
+  when the runner could not run at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from xcon.winrm_client import XconError
+
+OPS_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "files", "ps"))
+BOOTSTRAP = "bootstrap.ps1"
+RUNNER = "runner.ps1"
+SEPARATOR = "\0\0\0\0"
+POWERSHELL = "powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand "
+MAX_COMMAND_LINE = 8191
+PROTOCOL_VERSION = 1
+
+
+class OpFailed(XconError):
+    """An operation ran and failed on the host (a design error category and HRESULT)."""
+
+    def __init__(self, category: str, hresult: str | None, message: str, op_id: str | None = None, op: str | None = None):
+        self.category = category or "OperationFailed"
+        self.hresult = hresult
+        self.message = message or ""
+        self.op_id = op_id
+        self.op = op
+        where = f"{op} " if op else ""
+        super().__init__(f"{where}failed: {self.category} ({hresult}): {self.message}".strip())
+
+
+class RunnerError(XconError):
+    """The host could not run the request at all (rc != 0, or no valid JSON answer)."""
+
+    def __init__(self, message: str, rc: int | None = None, stderr: str = ""):
+        super().__init__(message)
+        self.rc = rc
+        self.stderr = stderr
+
+
+@dataclass
+class OpResult:
+    """The answer to one operation of a request."""
+
+    id: str
+    ok: bool
+    data: Any = None
+    error_category: str | None = None
+    hresult: str | None = None
+    message: str | None = None
+    skipped: bool = False
+    op: str | None = field(default=None, compare=False)
+
+    def raise_for_error(self):
+        """Return `data`, or raise OpFailed (a skipped op raises with category 'Skipped')."""
+        if self.ok:
+            return self.data
+        if self.skipped:
+            raise OpFailed("Skipped", None, "not run because an earlier operation failed", self.id, self.op)
+        raise OpFailed(self.error_category, self.hresult, self.message, self.id, self.op)
+
+
+# -- scripts -------------------------------------------------------------------------------------
+def _read_script(filename: str) -> str:
+    with open(os.path.join(OPS_DIR, filename), "rb") as handle:
+        return handle.read().decode("utf-8")
+
+
+def op_names() -> list[str]:
+    """The op names shipped in files/ps (op_<name>.ps1)."""
+    return sorted(f[3:-4] for f in os.listdir(OPS_DIR) if f.startswith("op_") and f.endswith(".ps1"))
+
+
+def script_hashes() -> dict[str, str]:
+    """{filename: sha256 hex of its exact bytes} for every shipped .ps1 (what the lab matches on)."""
+    return {
+        name: hashlib.sha256(open(os.path.join(OPS_DIR, name), "rb").read()).hexdigest()
+        for name in sorted(os.listdir(OPS_DIR))
+        if name.endswith(".ps1")
+    }
+
+
+def command_line() -> str:
+    """The fixed command line: PowerShell running bootstrap.ps1 as -EncodedCommand."""
+    encoded = base64.b64encode(_read_script(BOOTSTRAP).encode("utf-16-le")).decode("ascii")
+    line = POWERSHELL + encoded
+    if len(line) >= MAX_COMMAND_LINE:  # pragma: no cover - guarded by a unit test
+        raise ValueError(f"bootstrap command line is {len(line)} characters (limit {MAX_COMMAND_LINE})")
+    return line
+
+
+def build_request(ops: list[dict], stop_on_error: bool = True) -> dict:
+    """The request document; ops are {"op", "params", "id"?}; ids default to "1", "2", ..."""
+    known = set(op_names())
+    items, seen = [], set()
+    for index, op in enumerate(ops, start=1):
+        name = op.get("op")
+        if name not in known:
+            raise ValueError(f"unknown op {name!r}; shipped: {sorted(known)}")
+        op_id = str(op.get("id", index))
+        if op_id in seen:
+            raise ValueError(f"duplicate op id {op_id!r}")
+        seen.add(op_id)
+        items.append({"id": op_id, "op": name, "params": op.get("params") or {}})
+    return {"version": PROTOCOL_VERSION, "stop_on_error": bool(stop_on_error), "ops": items}
+
+
+def build_payload(ops: list[dict], stop_on_error: bool = True) -> tuple[str, bytes]:
+    """(command_line, stdin bytes) for one request; each needed op script is included once."""
+    request = build_request(ops, stop_on_error)
+    needed = []
+    for item in request["ops"]:
+        if item["op"] not in needed:
+            needed.append(item["op"])
+    parts = [_read_script(RUNNER)]
+    parts += [_read_script(f"op_{name}.ps1") for name in needed]
+    parts.append(json.dumps(request, ensure_ascii=True, separators=(",", ":")))
+    return command_line(), SEPARATOR.join(parts).encode("utf-8")
+
+
+# -- answers -------------------------------------------------------------------------------------
+_CLIXML_STRING = re.compile(r"<S S=\"Error\">(.*?)</S>", re.S)
+_CLIXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def decode_clixml(text: str) -> str:
+    """PowerShell's CLIXML error stream -> plain text; other text is returned stripped."""
+    if not text.lstrip().startswith("#< CLIXML"):
+        return text.strip()
+    pieces = []
+    for raw in _CLIXML_STRING.findall(text):
+        value = html.unescape(raw)
+        value = _CLIXML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value)
+        pieces.append(value)
+    joined = "".join(pieces).replace("\r\n", "\n").strip()
+    return joined or text.strip()
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def parse_output(rc: int, stdout, stderr) -> list[OpResult]:
+    """Decode the runner's answer into OpResults; raise RunnerError when there is none."""
+    out, err = _text(stdout), decode_clixml(_text(stderr))
+    if rc != 0:
+        raise RunnerError(f"the host could not run the operations (exit {rc}): {err or out.strip() or 'no output'}", rc, err)
+    try:
+        document = json.loads(out.lstrip("\ufeff").strip())
+    except ValueError as exc:
+        raise RunnerError(f"the host's answer is not JSON: {out[:200]!r} {err[:200]}", rc, err) from exc
+    if not isinstance(document, dict) or document.get("version") != PROTOCOL_VERSION or not isinstance(document.get("results"), list):
+        raise RunnerError(f"unexpected answer document: {out[:200]!r}", rc, err)
+    results = []
+    for item in document["results"]:
+        error = item.get("error") or {}
+        results.append(
+            OpResult(
+                id=str(item.get("id")),
+                ok=bool(item.get("ok")),
+                data=item.get("data"),
+                error_category=error.get("category"),
+                hresult=error.get("hresult"),
+                message=error.get("message"),
+                skipped=bool(item.get("skipped", False)),
+            )
+        )
+    return results
+
+
+def run_ops(client, ops: list[dict], stop_on_error: bool = True) -> list[OpResult]:
+    """Send ops as one WinRM command; return one OpResult per op, in request order."""
+    request = build_request(ops, stop_on_error)
+    command, stdin = build_payload(ops, stop_on_error)
+    rc, stdout, stderr = client.run(command, stdin)
+    results = {r.id: r for r in parse_output(rc, stdout, stderr)}
+    ordered = []
+    for item in request["ops"]:
+        result = results.get(item["id"])
+        if result is None:
+            raise RunnerError(f"the host's answer has no result for op {item['id']} ({item['op']})", rc)
+        result.op = item["op"]
+        ordered.append(result)
+    return ordered
+
+
+def raise_first_failure(results: list[OpResult]) -> list[OpResult]:
+    """Raise OpFailed for the first failed (not skipped) op; return results when all succeeded."""
+    for result in results:
+        if not result.ok and not result.skipped:
+            result.raise_for_error()
+    for result in results:
+        if not result.ok:
+            result.raise_for_error()
+    return results
+
+
+def run_op(client, op: str, params: dict):
+    """Run a single op and return its data, raising OpFailed on failure."""
+    return run_ops(client, [{"op": op, "params": params}])[0].raise_for_error()

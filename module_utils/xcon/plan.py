@@ -1,0 +1,305 @@
+"""Turn a diagnosed link and a workaround into the exact list of changes (pure Python).
+
+Change shape (report.md's, extended compatibly)::
+
+    {"link": "EXIN<->EXOUT", "step": 1, "target": "EXIN" | firewall name, "kind": "connector" | "firewall",
+     "object": connector name | firewall object, "action": "create" | "modify" | "delete" | "operator",
+     "before": {...}, "after": {...}, "applied": False, "restart_required": bool, "description": "...",
+     # connectors: "connector", "dn"; firewall: "firewall_steps" (design.md change-record steps),
+     # optional "warning" and "affected_connectors"}
+
+Order
+-----
+1. Preconditions (KB Q196381): both primary connectors scheduled Always with two-way alternate on.
+2. The workaround:
+
+   * ``reverse_connector``: create (or repair) on the inside server a clone of the inside primary
+     with four differing properties: name/display name, schedule Remote initiated, Stack = the
+     outside server (IP, or FQDN with ``address_type: hostname``), cost 99.
+   * ``firewall_tunnel``, shortest-outage order: (a) operator: add the routed path for TCP 102
+     between the two servers - harmless while the relays still carry the traffic; (b) repoint both
+     primaries' Stack at the peer server; (c) operator: remove the TCP 102 relays (GSPs) to the two
+     servers - with a warning listing every other connector on either server whose Stack is still
+     a firewall address, because the removal cuts them off.
+   * ``transparency_off``: operator: turn client-side transparency off; needs the option
+     ``transparency_off_acknowledged`` (every server behind the firewall then loses the real
+     client address), else :class:`PlanError`.
+   * ``none``: nothing.
+
+``workaround`` is what the operator requested (``auto`` resolves to the link's recommendation,
+see xcon.diagnose.select_workaround); ``none`` plans nothing at all (audit only), whereas a link
+whose recommendation is ``none`` still gets its preconditions planned.  Nothing is planned for a
+link that could not be read completely, nor for what is already right: planning the fixed state
+yields ``[]``.  Connector changes need the MTA restarted (``restart_required``), once, at the end.
+
+Options: ``reverse_connector_name``, ``address_type`` ("ip" | "hostname"),
+``transparency_off_acknowledged``, plus those of xcon.diagnose.select_workaround.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from xcon import diagnose as dx
+from xcon import firewall as fw
+
+TRANSPARENCY_SIDE_EFFECT = (
+    "Side effect: every server behind this firewall rule (web, mail and other servers) will see the "
+    "firewall's address instead of the real client address, in its logs and access controls."
+)
+REVERSE_COST = 99
+
+
+class PlanError(ValueError):
+    """A change cannot be planned as asked (missing acknowledgement, no firewall, ...)."""
+
+
+def _connector_change(link, side, connector, action, before, after, description):
+    return {
+        "link": link["id"], "target": side.host, "kind": "connector", "object": connector.get("name") if connector else after.get("name"),
+        "connector": (connector or after).get("name"), "dn": (connector or {}).get("dn"),
+        "action": action, "before": before, "after": after, "applied": False,
+        "restart_required": True, "description": description,
+    }
+
+
+def _firewall_change(link, firewall, obj, steps, before, after, description, **extra):
+    change = {
+        "link": link["id"], "target": firewall.get("name"), "kind": "firewall", "object": obj,
+        "action": "operator", "before": before, "after": after, "applied": False,
+        "restart_required": False, "description": description, "firewall_steps": steps,
+    }
+    change.update(extra)
+    return change
+
+
+def _modify(link, side, connector, wanted, why):
+    """A modify change for the properties of `connector` that differ from `wanted`, or None."""
+    before = {k: connector.get(k) for k, v in wanted.items() if connector.get(k) != v}
+    if not before:
+        return None
+    after = {k: wanted[k] for k in before}
+    what = ", ".join(f"{k} {before[k]!r} -> {after[k]!r}" for k in sorted(before))
+    return _connector_change(link, side, connector, "modify", before, after,
+                             f"{side.host}: connector {connector.get('name')}: {what} ({why}).")
+
+
+def _preconditions(link, ctx):
+    changes = []
+    for side in ctx.sides:
+        if side.primary:
+            change = _modify(link, side, side.primary, {"schedule": "always", "two_way_alternate": True},
+                             "KB Q196381 precondition: schedule Always, two-way alternate on")
+            if change:
+                changes.append(change)
+    return changes
+
+
+def _reverse_connector(link, ctx):
+    inside, outside = ctx.inside, ctx.outside
+    if not inside.primary:
+        raise PlanError(f"link {link['id']}: {inside.host} has no connector to clone for the reverse connector")
+    name = ctx.options["reverse_connector_name"] or f"{inside.primary.get('name')}-REVERSE"
+    existing = inside.connector(name) or inside.reverse
+    address_type = ctx.options["address_type"]
+    stack = dx.address_for(outside.server, outside.host, address_type)
+    if existing:
+        wanted = {"schedule": "remote", "cost": REVERSE_COST, "two_way_alternate": True}
+        if dx.norm(existing.get("stack_address")) not in outside.identities:
+            wanted.update(stack_address=stack, address_type=address_type)
+        change = _modify(link, inside, existing, wanted, f"reverse connector for {outside.host}'s real address")
+        return [change] if change else []
+    display = f"{inside.primary.get('display_name') or inside.primary.get('name')} (reverse, remote initiated)"
+    after = {"name": name, "display_name": display, "schedule": "remote", "stack_address": stack,
+             "address_type": address_type, "cost": REVERSE_COST, "clone_of": inside.primary.get("name")}
+    return [_connector_change(
+        link, inside, None, "create", {}, after,
+        f"{inside.host}: create connector {name}, a copy of {inside.primary.get('name')} on every property page "
+        f"except: Remote initiated, Stack address {stack} ({outside.host}), cost {REVERSE_COST} (KB Q196381 "
+        f"workaround 2). {inside.host}'s MTA then accepts {outside.host}'s associations from its real address.")]
+
+
+def _routed_paths(firewall):
+    return copy.deepcopy(firewall.get("routed_paths") or [])
+
+
+def _firewall_tunnel(link, ctx):
+    firewall = ctx.firewall
+    inside, outside = ctx.inside, ctx.outside
+    hosts = [inside.host, outside.host]
+    changes = []
+    if not dx.has_routed_path(firewall, *hosts):
+        step = {"action": "add_routed_path", "hosts": hosts, "port": dx.X400_PORT}
+        before = _routed_paths(firewall)
+        changes.append(_firewall_change(
+            link, firewall, f"routed path {inside.host}<->{outside.host} tcp/102", [step],
+            {"routed_paths": before}, {"routed_paths": before + [{"hosts": hosts, "port": dx.X400_PORT}]},
+            f"Operator, firewall {firewall.get('name')}: add a routed (not proxied) path for TCP 102 between "
+            f"{inside.host} and {outside.host}. Harmless while the relays still carry the traffic."))
+    for side in ctx.sides:
+        peer = ctx.peer(side)
+        if side.primary and dx.norm(side.primary.get("stack_address")) not in peer.identities:
+            address_type = ctx.options["address_type"]
+            wanted = {"stack_address": dx.address_for(peer.server, peer.host, address_type), "address_type": address_type}
+            change = _modify(link, side, side.primary, wanted, f"point straight at {peer.host} through the routed path")
+            if change:
+                changes.append(change)
+    passers = dx.relay_passers(firewall, ctx.servers, link)
+    if passers:
+        steps = [{"action": "remove_passer", "port": int(p.get("port", dx.X400_PORT)), "interface": p.get("interface"),
+                  "target": p.get("target")} for p in passers]
+        dependents = dx.firewall_dependents(link, ctx.servers, firewall)
+        extra = {}
+        if dependents:
+            names = ", ".join(f"{d['connector']} on {d['host']} (Stack {d['stack_address']})" for d in dependents)
+            extra = {"warning": f"Removing the TCP 102 relay cuts off these connectors, which still point at the firewall: {names}. "
+                                "Repoint them first or keep the relay.",
+                     "affected_connectors": dependents}
+        remaining = [p for p in firewall.get("passers") or [] if p not in passers]
+        changes.append(_firewall_change(
+            link, firewall, "service passers on tcp/102", steps,
+            {"passers": copy.deepcopy(firewall.get("passers") or [])}, {"passers": copy.deepcopy(remaining)},
+            f"Operator, firewall {firewall.get('name')}: remove the Generic Service Passer(s) on TCP 102 relaying to "
+            f"{' and '.join(sorted({p.get('target') for p in passers}))}, once both connectors point at each other.",
+            **extra))
+    return changes
+
+
+def _transparency_off(link, ctx):
+    firewall = ctx.firewall
+    observed = dx.TRANSPARENCY_REFUSAL in dx.finding_codes(link)
+    if not firewall.get("client_transparency") and not observed:
+        return []
+    if not ctx.options["transparency_off_acknowledged"]:
+        raise PlanError(f"link {link['id']}: turning client-side transparency off on firewall {firewall.get('name')} "
+                        "needs xcon_transparency_off_acknowledged=true. " + TRANSPARENCY_SIDE_EFFECT)
+    return [_firewall_change(
+        link, firewall, "client-side transparency (TCP 102 rule)", [{"action": "set_transparency", "value": False}],
+        {"client_transparency": bool(firewall.get("client_transparency"))}, {"client_transparency": False},
+        f"Operator, firewall {firewall.get('name')}: turn client-side transparency off for the TCP 102 relay to "
+        f"{ctx.inside.host}, so {ctx.inside.host} sees the firewall's internal address it expects (KB workaround 3). "
+        + TRANSPARENCY_SIDE_EFFECT,
+        side_effect=TRANSPARENCY_SIDE_EFFECT, acknowledged=True)]
+
+
+WORKAROUND_PLANNERS = {
+    "reverse_connector": _reverse_connector,
+    "firewall_tunnel": _firewall_tunnel,
+    "transparency_off": _transparency_off,
+    "none": lambda link, ctx: [],
+}
+
+
+def plan_changes(link, servers, firewall, workaround, options=None):
+    """The ordered changes for a diagnosed `link` under the requested `workaround`."""
+    if workaround == "none":
+        return []
+    ctx = dx.LinkContext(link, servers, firewall, options)
+    if not ctx.fully_read:
+        return []
+    chosen = link.get("recommended_workaround", "none") if workaround == "auto" else \
+        dx.select_workaround(link, workaround, servers, firewall, options)[0]
+    if chosen in ("firewall_tunnel", "transparency_off") and not firewall:
+        raise PlanError(f"link {link['id']}: {chosen} needs a firewall between the two servers")
+    changes = _preconditions(link, ctx) + WORKAROUND_PLANNERS[chosen](link, ctx)
+    for number, change in enumerate(changes, start=1):
+        change["step"] = number
+    return changes
+
+
+# -- firewall change record and operator instructions ---------------------------------------------
+def firewall_change_record(firewall, steps, run_id):
+    """design.md's machine-readable record; `steps` are record steps or planned changes."""
+    flat = []
+    for item in steps or []:
+        if "firewall_steps" in item:
+            items = item["firewall_steps"]
+        elif "kind" in item:  # a planned connector change: not the firewall's
+            items = []
+        else:
+            items = [item]
+        for step in items:
+            fw.validate_step(step)
+            flat.append(copy.deepcopy(step))
+    return {"version": 1, "firewall": (firewall or {}).get("name"), "run_id": run_id,
+            "product": (firewall or {}).get("product") or "raptor-eagle-5", "steps": flat}
+
+
+LOCAL_TUNNEL_ASSUMPTION = (
+    "ASSUMPTION: KB Q196381 calls this a \"local tunnel\"; the exact Raptor 5.x object behind that word "
+    "is not confirmed. What is needed is a path on which TCP 102 between the two hosts is routed, not "
+    "proxied, so that both keep their real addresses. Use the object your Raptor version offers for that."
+)
+
+# Per product generation: console name, how a change takes effect, and the text of each step kind.
+CONSOLES = {
+    "raptor": {
+        "title": "Raptor Eagle 5.x/6.x - Raptor Management Console (RMC) on the Windows NT firewall",
+        "finish": "Save the configuration in the Management Console and let the firewall reload its rules.",
+        "remove_passer": "Delete the Generic Service Passer (GSP) that listens on TCP {port} on the {interface} interface "
+                         "and relays to {target}, and the authorization rule that allows it.",
+        "add_passer": "Create a Generic Service Passer (GSP) listening on TCP {port} on the {interface} interface, relaying to "
+                      "{target}, with an authorization rule allowing it.",
+        "add_routed_path": "Create a local tunnel between {a} and {b} for TCP {port}. " + LOCAL_TUNNEL_ASSUMPTION,
+        "remove_routed_path": "Delete the local tunnel between {a} and {b} for TCP {port}. " + LOCAL_TUNNEL_ASSUMPTION,
+        "set_transparency": "In the properties of the TCP 102 GSP rule, turn client-side transparency {onoff}.",
+    },
+    "sgmi": {
+        "title": "Symantec Enterprise Firewall 7/8 or Gateway Security - SGMI web console",
+        "finish": "Click Activate: SGMI stages every change until the configuration is activated.",
+        "remove_passer": "Under Policy > Rules, delete the rule that allows the Generic Service Proxy (GSP) on TCP {port} "
+                         "arriving on the {interface} interface to {target}; delete the GSP service on port {port} if "
+                         "no other rule uses it.",
+        "add_passer": "Create a Generic Service Proxy (GSP) service on TCP {port} and a rule allowing it from the "
+                      "{interface} interface to {target}.",
+        "add_routed_path": "Create a rule allowing TCP {port} between {a} and {b} in both directions that is passed, not "
+                           "proxied, and keeps both original addresses (no address transform). (Modelled as a routed path; "
+                           "check the exact rule options of your release.)",
+        "remove_routed_path": "Delete the rule that passes TCP {port} between {a} and {b} unproxied.",
+        "set_transparency": "In the rule for the TCP 102 GSP, set Address transforms to {transform}.",
+    },
+    "generic": {
+        "title": "Firewall of unknown product - apply the equivalent of each step",
+        "finish": "Make the change effective as your firewall requires.",
+        "remove_passer": "Remove the TCP {port} relay listening on the {interface} interface to {target}.",
+        "add_passer": "Add a TCP {port} relay listening on the {interface} interface to {target}.",
+        "add_routed_path": "Route (do not proxy) TCP {port} between {a} and {b}, keeping both real addresses.",
+        "remove_routed_path": "Remove the routed path for TCP {port} between {a} and {b}.",
+        "set_transparency": "Turn client-side transparency {onoff} (source address {transform}).",
+    },
+}
+
+
+def product_family(product):
+    product = str(product or "").lower()
+    if product.startswith("raptor"):
+        return "raptor"
+    if product.startswith(("sef", "sgs", "symantec")):
+        return "sgmi"
+    return "generic"
+
+
+def _step_text(console, step):
+    hosts = list(step.get("hosts") or ["?", "?"])
+    value = fw._as_bool(step.get("value", False))
+    fields = {"port": step.get("port", dx.X400_PORT), "interface": step.get("interface"), "target": step.get("target"),
+              "a": hosts[0], "b": hosts[-1], "onoff": "on" if value else "off",
+              "transform": "Use Original Source Address" if value else "Use Gateway Address"}
+    text = console[step["action"]].format(**fields)
+    if step["action"] == "set_transparency" and not value:
+        text += " " + TRANSPARENCY_SIDE_EFFECT
+    return text
+
+
+def operator_instructions(record, product):
+    """Console steps for a person, for the product generation of the firewall."""
+    console = CONSOLES[product_family(product)]
+    lines = [f"Firewall change for {record.get('firewall')} (run {record.get('run_id')})", console["title"], ""]
+    if product_family(product) == "generic":
+        lines.insert(2, f"(product {product!r} is not one the toolkit knows; the steps say what to achieve)")
+    for number, step in enumerate(record.get("steps") or [], start=1):
+        lines.append(f"{number}. {_step_text(console, step)}")
+    lines += ["", console["finish"],
+              "Then confirm at the prompt (or rerun with xcon_firewall_change_confirmed=true). The toolkit does not "
+              "trust the confirmation: it verifies by TCP probes and the MTA evidence."]
+    return "\n".join(lines)

@@ -1,0 +1,251 @@
+"""Exchange-version profiles: directory attribute names, syntaxes, encodings, DN forms, counters.
+
+A profile is data, not code: `connectors.py` and `evidence.py` read everything version-specific
+from here, so Exchange 2000/2003 (Active Directory lDAPDisplayNames) is a second table.
+
+`ASSUMPTIONS` holds, in one place, every item the domain notes (shared/domain/*.md) mark
+UNCONFIRMED, plus the project's own decisions about encodings; each is named, documented in
+`ASSUMPTION_NOTES`, and overridable per run: `get_profile("5.5", {"assumptions": {...}})`.
+
+Logical property entries: {"name": directory attribute, "syntax": int|bool|string|octet|dn|raw,
+"multi": bool, "secret": bool, "values": {int: name} for enumerations, "min"/"max" lengths}.
+
+How the Connected-Domains separator travels: the directory returns Connected-Domains as a string
+whose field separator is the byte 0xA7. The toolkit treats that byte as the character U+00A7
+("\u00a7") everywhere: the runner writes it as the JSON escape ``\\u00a7`` (its output is pure ASCII),
+the controller sends it the same way (``json.dumps(ensure_ascii=True)``), and the lab carries it as
+U+00A7 in its JSON. Overridable as ASSUMPTIONS["connected_domains_separator"].
+"""
+
+from __future__ import annotations
+
+import copy
+
+# -- every UNCONFIRMED item, by name ---------------------------------------------------------------
+ASSUMPTIONS = {
+    "schedule_grid_opaque": True,
+    "schedule_grid_bytes": 84,
+    "n_address_ip_as_text": True,
+    "n_address_encoding": "ascii",
+    "cost_min": 1,
+    "cost_max": 100,
+    "counter_instance": "rdn",
+    "changes_apply_live": False,
+    "connected_domains_separator": "\u00a7",
+    "dn_attribute_form": "ldap",
+    "wmi_queue_count_property": "MessageCount",
+}
+
+ASSUMPTION_NOTES = {
+    "schedule_grid_opaque": "Activation-Schedule bit order, first day and time base are UNCONFIRMED: the "
+    "84-byte grid is read as opaque bytes and copied verbatim, never interpreted.",
+    "schedule_grid_bytes": "Activation-Schedule length: 7 days x 24 h x 4 slots = 672 bits = 84 bytes.",
+    "n_address_ip_as_text": "An IP Stack address is stored in N-Address as its dotted text in ASCII bytes "
+    "(inferred from the host-name case, UNCONFIRMED).",
+    "n_address_encoding": "Character encoding of N-Address text (ASCII; 1..50 bytes).",
+    "cost_min": "Lowest connector cost accepted (the 1..100 range is UNCONFIRMED).",
+    "cost_max": "Highest connector cost accepted (the 1..100 range is UNCONFIRMED).",
+    "counter_instance": "Instance name of a connector in 'MSExchangeMTA Connections' counters: 'rdn' = the "
+    "connector's directory name (UNCONFIRMED; 'display_name' is the alternative).",
+    "changes_apply_live": "Whether schedule/two-way-alternate changes apply without an MTA restart is "
+    "UNCONFIRMED: False = every change reports 'MTA restart required'.",
+    "connected_domains_separator": "The Connected-Domains field separator (byte 0xA7) as carried in JSON "
+    "and Python: the character U+00A7.",
+    "dn_attribute_form": "Form of DN-valued attributes (Home-MTA, Supporting-Stack) written over LDAP when "
+    "they must be built rather than copied: 'ldap' (cn=...,o=ORG) or 'x500' (/o=ORG/...).",
+    "wmi_queue_count_property": "Exchange 2000/2003: message-count property of Exchange_X400Queue "
+    "(UNCONFIRMED; only used by a future WMI-based evidence reader).",
+}
+
+SCHEDULE_STYLES = {0: "never", 1: "selected", 2: "always", 3: "remote"}
+ADDRESS_TYPES = {0: "hostname", 1: "ip"}
+
+# Selector logical names (the keys of a normalized connector's "selectors", whatever the version).
+SELECTOR_KEYS = ("T-Selector", "S-Selector", "P-Selector", "T-Selector-Inbound", "S-Selector-Inbound", "P-Selector-Inbound")
+
+
+def _attr(name, syntax, multi=False, secret=False, **extra):
+    entry = {"name": name, "syntax": syntax, "multi": multi, "secret": secret}
+    entry.update(extra)
+    return entry
+
+
+# -- Exchange 4.0/5.0/5.5 (the KB's versions): LDAP names = schema names with hyphens --------------
+_P55_ATTRIBUTES = {
+    "name": _attr("cn", "string"),
+    "display_name": _attr("Admin-Display-Name", "string"),
+    "schedule": _attr("Activation-Style", "int", values=SCHEDULE_STYLES),
+    "schedule_grid": _attr("Activation-Schedule", "octet", min=84, max=84),
+    "two_way_alternate": _attr("Two-Way-Alternate-Facility", "bool"),
+    "stack_address": _attr("N-Address", "octet", min=1, max=50),
+    "address_type": _attr("N-Address-Type", "int", values=ADDRESS_TYPES),
+    "remote_mta": _attr("Gateway-Local-Desig", "string", max=32),
+    "remote_password": _attr("Gateway-Local-Cred", "string", secret=True, max=64),
+    "local_mta_name": _attr("MTA-Local-Desig", "string"),
+    "local_mta_password": _attr("MTA-Local-Cred", "string", secret=True),
+    "routing_list": _attr("Routing-List", "string", multi=True),
+    "connected_domains": _attr("Connected-Domains", "string", multi=True),
+    "supporting_stack": _attr("Supporting-Stack", "dn", multi=True),
+    "home_mta": _attr("Home-MTA", "dn"),
+    "delivery_mechanism": _attr("Delivery-Mechanism", "int"),
+    "selector_syntax": _attr("X400-Selector-Syntax", "int"),
+    "T-Selector": _attr("T-Selector", "octet"),
+    "S-Selector": _attr("S-Selector", "octet"),
+    "P-Selector": _attr("P-Selector", "octet"),
+    "T-Selector-Inbound": _attr("T-Selector-Inbound", "octet"),
+    "S-Selector-Inbound": _attr("S-Selector-Inbound", "octet"),
+    "P-Selector-Inbound": _attr("P-Selector-Inbound", "octet"),
+}
+
+# Attributes of the other property pages (Override, Advanced, Delivery Restrictions, ...): copied
+# verbatim when cloning ("identical on every property page"); their values are never interpreted.
+_P55_OTHER_PAGES = [
+    "Association-Lifetime", "Num-Of-Open-Retries", "Num-Of-Transfer-Retries", "Open-Retry-Interval",
+    "Transfer-Retry-Interval", "Transfer-Timeout-Non-Urgent", "Transfer-Timeout-Normal",
+    "Transfer-Timeout-Urgent", "Temp-Assoc-Threshold", "RTS-Checkpoint-Size", "RTS-Recovery-Timeout",
+    "RTS-Window-Size", "Session-Disconnect-Timer", "Supported-Application-Context",
+    "Deliv-Ext-Cont-Types", "Deliv-Cont-Length", "Transport-Expedited-Data", "Encapsulation-Method",
+    "Translation-Table-Used", "Line-Wrap", "Local-Initial-Turn", "Admin-Description", "Auth-Orig",
+    "Unauth-Orig",
+]
+
+PROFILE_55 = {
+    "version": "5.5",
+    "object_class": "RFC1006-X400-Link",
+    "object_classes": ["RFC1006-X400-Link", "X400-Link"],
+    "attributes": _P55_ATTRIBUTES,
+    "other_page_attributes": _P55_OTHER_PAGES,
+    "delivery_mechanism_x400": 3,
+    # DN forms; {org} {site} {server} {name} are raw (unescaped) values.
+    "dn": {
+        "connector": "cn={name},cn=Connections,cn=Configuration,ou={site},o={org}",
+        "connections": "cn=Connections,cn=Configuration,ou={site},o={org}",
+        "connector_x500": "/o={org}/ou={site}/cn=Configuration/cn=Connections/cn={name}",
+        "home_mta": "cn=Microsoft MTA,cn={server},cn=Servers,cn=Configuration,ou={site},o={org}",
+        "home_mta_x500": "/o={org}/ou={site}/cn=Configuration/cn=Servers/cn={server}/cn=Microsoft MTA",
+        "stack": "cn=TCP ({server}),cn={server},cn=Servers,cn=Configuration,ou={site},o={org}",
+        "stack_x500": "/o={org}/ou={site}/cn=Configuration/cn=Servers/cn={server}/cn=TCP ({server})",
+    },
+    "counters": {
+        "queue": "\\\\{server}\\MSExchangeMTA Connections({instance})\\Queue Length",
+        "queues": "\\\\{server}\\MSExchangeMTA Connections(*)\\Queue Length",
+        "work_queue": "\\\\{server}\\MSExchangeMTA\\Work Queue Length",
+    },
+    "service": "MSExchangeMTA",
+    "event_log": "Application",
+    "event_source": "MSExchangeMTA",
+    "assumptions": ASSUMPTIONS,
+}
+
+# -- Exchange 2000/2003 (Active Directory): the same logical properties, lDAPDisplayNames -----------
+_AD_NAMES = {
+    "cn": "cn", "Admin-Display-Name": "adminDisplayName", "Activation-Style": "activationStyle",
+    "Activation-Schedule": "activationSchedule", "Two-Way-Alternate-Facility": "twoWayAlternateFacility",
+    "N-Address": "nAddress", "N-Address-Type": "nAddressType", "Gateway-Local-Desig": "gatewayLocalDesig",
+    "Gateway-Local-Cred": "gatewayLocalCred", "MTA-Local-Desig": "mTALocalDesig", "MTA-Local-Cred": "mTALocalCred",
+    "Routing-List": "routingList", "Connected-Domains": "connectedDomains", "Supporting-Stack": "supportingStack",
+    "Home-MTA": "homeMTA", "Delivery-Mechanism": "deliveryMechanism", "X400-Selector-Syntax": "x400SelectorSyntax",
+    "T-Selector": "tSelector", "S-Selector": "sSelector", "P-Selector": "pSelector",
+    "T-Selector-Inbound": "tSelectorInbound", "S-Selector-Inbound": "sSelectorInbound",
+    "P-Selector-Inbound": "pSelectorInbound",
+    "Association-Lifetime": "associationLifetime", "Num-Of-Open-Retries": "numOfOpenRetries",
+    "Num-Of-Transfer-Retries": "numOfTransferRetries", "Open-Retry-Interval": "openRetryInterval",
+    "Transfer-Retry-Interval": "transferRetryInterval", "Transfer-Timeout-Non-Urgent": "transferTimeoutNonUrgent",
+    "Transfer-Timeout-Normal": "transferTimeoutNormal", "Transfer-Timeout-Urgent": "transferTimeoutUrgent",
+    "Temp-Assoc-Threshold": "tempAssocThreshold", "RTS-Checkpoint-Size": "rTSCheckpointSize",
+    "RTS-Recovery-Timeout": "rTSRecoveryTimeout", "RTS-Window-Size": "rTSWindowSize",
+    "Session-Disconnect-Timer": "sessionDisconnectTimer", "Supported-Application-Context": "supportedApplicationContext",
+    "Deliv-Ext-Cont-Types": "delivExtContTypes", "Deliv-Cont-Length": "delivContLength",
+    "Transport-Expedited-Data": "transportExpeditedData", "Encapsulation-Method": "encapsulationMethod",
+    "Translation-Table-Used": "translationTableUsed", "Line-Wrap": "lineWrap", "Local-Initial-Turn": "localInitialTurn",
+    "Admin-Description": "adminDescription", "Auth-Orig": "authOrig", "Unauth-Orig": "unauthOrig",
+}
+
+PROFILE_2000 = copy.deepcopy(PROFILE_55)
+PROFILE_2000.update(
+    version="2000",
+    object_class="rFC1006X400Link",
+    object_classes=["rFC1006X400Link", "x400Link"],
+    other_page_attributes=[_AD_NAMES[n] for n in _P55_OTHER_PAGES],
+    dn={
+        "connector": "CN={name},CN=Connections,CN={site},CN=Routing Groups,CN={admin_group},"
+        "CN=Administrative Groups,CN={org},CN=Microsoft Exchange,CN=Services,CN=Configuration,{domain}",
+        "connections": "CN=Connections,CN={site},CN=Routing Groups,CN={admin_group},CN=Administrative Groups,"
+        "CN={org},CN=Microsoft Exchange,CN=Services,CN=Configuration,{domain}",
+        "connector_x500": "/o={org}/ou={admin_group}/cn=Configuration/cn=Connections/cn={name}",
+        "home_mta": "CN=Microsoft MTA,CN={server},CN=Servers,CN={admin_group},CN=Administrative Groups,"
+        "CN={org},CN=Microsoft Exchange,CN=Services,CN=Configuration,{domain}",
+        "stack": "CN=TCP (X.400),CN=Protocols,CN={server},CN=Servers,CN={admin_group},CN=Administrative Groups,"
+        "CN={org},CN=Microsoft Exchange,CN=Services,CN=Configuration,{domain}",
+    },
+    assumptions=ASSUMPTIONS,
+)
+for _logical, _entry in PROFILE_2000["attributes"].items():
+    _entry["name"] = _AD_NAMES[_entry["name"]]
+
+PROFILES = {"5.5": PROFILE_55, "2000": PROFILE_2000}
+ALIASES = {"4.0": "5.5", "5.0": "5.5", "2003": "2000"}
+
+
+def _merge(base: dict, override: dict) -> dict:
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def get_profile(version="5.5", overrides: dict | None = None) -> dict:
+    """A private copy of the profile for `version` ("5.5", "2000", "2003", "4.0", "5.0"),
+    with `overrides` merged in (nested dicts merge; a top-level key naming an assumption sets it)."""
+    key = ALIASES.get(str(version), str(version))
+    if key not in PROFILES:
+        raise ValueError(f"unsupported Exchange version {version!r}; known: {sorted(PROFILES) + sorted(ALIASES)}")
+    profile = copy.deepcopy(PROFILES[key])
+    for name, value in (overrides or {}).items():
+        if name in ASSUMPTIONS:
+            profile["assumptions"][name] = value
+        elif isinstance(value, dict) and isinstance(profile.get(name), dict):
+            unknown = set(value) - set(ASSUMPTIONS) if name == "assumptions" else set()
+            if unknown:
+                raise ValueError(f"unknown assumptions: {sorted(unknown)}")
+            _merge(profile[name], value)
+        else:
+            profile[name] = copy.deepcopy(value)
+    return profile
+
+
+# -- accessors used by connectors.py / evidence.py --------------------------------------------------
+def attribute(profile: dict, logical: str) -> str:
+    """The directory attribute name of a logical property."""
+    return profile["attributes"][logical]["name"]
+
+
+def property_page_attributes(profile: dict) -> list[str]:
+    """Every attribute on the connector's property pages (what a clone copies), in a stable order."""
+    names = [entry["name"] for entry in profile["attributes"].values()]
+    names += list(profile["other_page_attributes"])
+    seen, ordered = set(), []
+    for name in names:
+        if name.lower() not in seen:
+            seen.add(name.lower())
+            ordered.append(name)
+    return ordered
+
+
+def secret_attributes(profile: dict) -> set[str]:
+    """Lower-cased names of the attributes that hold secrets."""
+    return {e["name"].lower() for e in profile["attributes"].values() if e.get("secret")}
+
+
+def counter_path(profile: dict, kind: str, server: str, instance: str = "*") -> str:
+    """A counter path: kind "queue" (one instance), "queues" (all) or "work_queue"."""
+    return profile["counters"][kind].format(server=server, instance=instance)
+
+
+def restart_required(profile: dict, logical: str) -> bool:
+    """Whether changing `logical` needs an MTA restart to take effect (see ASSUMPTIONS)."""
+    if logical in ("stack_address", "address_type", "local_mta_name", "local_mta_password", "create", "delete"):
+        return True
+    return not profile["assumptions"]["changes_apply_live"]

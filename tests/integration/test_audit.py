@@ -1,0 +1,52 @@
+"""ansible-playbook fix-xcon.yml --check against the lab: right, complete, safe, readable."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import directory_and_firewalls
+
+
+def _codes(link):
+    return {f["code"]: f for f in link["findings"]}
+
+
+def test_kb_audit_names_the_fault_and_changes_nothing(lab):
+    lab.up("kb.yml")
+    lab.advance(60)
+    before = directory_and_firewalls(lab.snapshot())
+    run = lab.playbook("--check", "--diff")
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    after = directory_and_firewalls(lab.snapshot())
+    assert after == before, "the audit changed the lab"
+    report = lab.report()
+    assert report["check_mode"] is True
+    (link,) = report["links"]
+    assert link["id"] == "EXIN<->EXOUT" and link["status"] == "error"
+    kb = _codes(link)["XCON-TRANSPARENCY-REFUSAL"]
+    assert kb["severity"] == "error"
+    assert "198.51.100.10" in str(kb["evidence"])  # 9301 carried the outside server's own address
+    assert link["recommended_workaround"] in ("firewall_tunnel", "reverse_connector")
+    assert link["changes"] and not any(c["applied"] for c in link["changes"])
+    assert link["verification"]["state"] == "not_run"
+    # --diff shows each planned change
+    assert "N-Address" in run.stdout or "stack_address" in run.stdout or "routed" in run.stdout
+
+
+@pytest.mark.parametrize("topology, code, not_code", [
+    ("healthy.yml", None, "XCON-TRANSPARENCY-REFUSAL"),
+    ("never.yml", "XCON-SCHEDULE-NEVER", "XCON-TRANSPARENCY-REFUSAL"),
+    ("both-remote.yml", "XCON-BOTH-REMOTE-INITIATED", "XCON-TRANSPARENCY-REFUSAL"),
+])
+def test_lookalikes_are_told_apart(lab, topology, code, not_code):
+    lab.up(topology)
+    lab.advance(60)
+    run = lab.playbook("--check")
+    assert run.returncode == 0, run.stdout[-4000:]
+    (link,) = lab.report()["links"]
+    codes = _codes(link)
+    assert not_code not in codes
+    if code is None:
+        assert link["status"] == "ok" and link["changes"] == []
+    else:
+        assert codes[code]["severity"] == "error" and link["status"] == "error"

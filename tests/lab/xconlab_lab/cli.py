@@ -1,0 +1,409 @@
+"""``tests/lab/xconlab``: the control command of the emulated lab (``shared/spec/lab.md``).
+
+Usage (from the repository root)::
+
+    xconlab up TOPOLOGY [--inventory FILE] [--time-scale S]   start the lab in the background
+    xconlab down                                             stop it (idempotent)
+    xconlab status [--json]                                  endpoints and emulated time
+    xconlab advance MINUTES                                  run the model for MINUTES emulated minutes
+    xconlab snapshot                                         the whole state as JSON
+    xconlab firewall apply FILE                              play the firewall operator
+    xconlab fault SERVER KIND [ARG]                          drop-after N | operation-timeout N |
+                                                             slow SECONDS | refuse-credentials | clear
+    xconlab stats                                            per endpoint requests/commands/shells
+    xconlab generate N [--healthy] [-o FILE]                 an N-link topology
+    xconlab scripts-refresh                                  rewrite known_scripts.json from files/ps
+
+State lives in ``.xconlab/`` at the repository root (env ``XCONLAB_STATE_DIR`` overrides):
+``lab.pid``, ``control.json`` (control port and token), ``certs/`` (the lab CA), ``ntlm_users``,
+``lab.log``. Every error is one line on stderr (``xconlab: error: ...``) and a non-zero exit;
+``status`` of a stopped lab prints ``down`` and exits 3.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Dict, List, NoReturn, Optional
+
+from . import control as ctl
+from .handler import MANIFEST_PATH, REPO_ROOT, SCRIPTS_DIR
+
+CONTROL_EXE = os.path.join(REPO_ROOT, "tests", "lab", "xconlab")
+DEFAULT_INVENTORY = os.path.join("inventories", "lab", "hosts.yml")
+UP_TIMEOUT = float(os.environ.get("XCONLAB_UP_TIMEOUT", "60"))
+DOWN_TIMEOUT = 10.0
+
+
+class CliError(Exception):
+    """An error to print as one line."""
+
+
+class NotRunning(CliError):
+    """No lab is running in the state dir."""
+
+
+# ---- state dir and the lab process ------------------------------------------------------------
+def state_dir() -> str:
+    return os.path.abspath(os.environ.get("XCONLAB_STATE_DIR") or os.path.join(REPO_ROOT, ".xconlab"))
+
+
+def _read_json(path: str) -> Optional[Dict[str, Any]]:
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            return json.load(handle)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _read_pid(directory: str) -> Optional[int]:
+    try:
+        with open(os.path.join(directory, ctl.PID_FILE), "r", encoding="utf-8") as handle:
+            return int(handle.read().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def pid_alive(pid: Optional[int]) -> bool:
+    """True when ``pid`` is a live (not zombie) lab process."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = f"/proc/{pid}"
+    if os.path.isdir("/proc/self"):
+        try:
+            with open(f"{proc}/stat", "r", encoding="utf-8") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+            if state in ("Z", "X"):
+                return False
+            with open(f"{proc}/cmdline", "rb") as handle:
+                return b"xconlab_lab.control" in handle.read()  # not a recycled pid
+        except (FileNotFoundError, IndexError, ProcessLookupError):
+            return False
+    return True
+
+
+def _clean_state(directory: str) -> None:
+    for name in (ctl.CONTROL_FILE, ctl.PID_FILE):
+        try:
+            os.unlink(os.path.join(directory, name))
+        except FileNotFoundError:
+            pass
+
+
+def running_lab(directory: str) -> Dict[str, Any]:
+    """``control.json`` of the running lab; NotRunning otherwise."""
+    info = _read_json(os.path.join(directory, ctl.CONTROL_FILE))
+    pid = (info or {}).get("pid") or _read_pid(directory)
+    if not pid_alive(pid):
+        raise NotRunning(f"no lab is running (state dir {directory}); start one with `tests/lab/xconlab up TOPOLOGY`")
+    if info is None:
+        raise CliError(f"the lab (pid {pid}) is starting or not answering; see {os.path.join(directory, ctl.LOG_FILE)}")
+    return info
+
+
+def request(name: str, body: Optional[Dict[str, Any]] = None, timeout: float = 600.0) -> Any:
+    """One control request to the running lab."""
+    info = running_lab(state_dir())
+    data = json.dumps(body or {}).encode("utf-8")
+    req = urllib.request.Request(f"http://127.0.0.1:{info['port']}/{name}", data=data, method="POST",
+                                 headers={"Content-Type": "application/json", ctl.TOKEN_HEADER: info["token"]})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return json.loads(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read().decode("utf-8")).get("error")
+        except ValueError:
+            message = None
+        raise CliError(message or f"control request '{name}' failed: HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CliError(f"the lab is not answering on its control port {info['port']}: {reason}") from None
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _last_log_line(directory: str) -> str:
+    try:
+        with open(os.path.join(directory, ctl.LOG_FILE), "r", encoding="utf-8", errors="replace") as handle:
+            lines = [line.strip() for line in handle if line.strip()]
+        return lines[-1] if lines else ""
+    except FileNotFoundError:
+        return ""
+
+
+# ---- commands ---------------------------------------------------------------------------------
+def cmd_up(args: argparse.Namespace) -> int:
+    directory = state_dir()
+    topology = os.path.abspath(args.topology)
+    if not os.path.isfile(topology):
+        raise CliError(f"topology file not found: {args.topology}")
+    pid = _read_pid(directory) or (_read_json(os.path.join(directory, ctl.CONTROL_FILE)) or {}).get("pid")
+    if pid_alive(pid):
+        raise CliError(f"a lab is already up (pid {pid}, state dir {directory}); run `tests/lab/xconlab down` first")
+    os.makedirs(directory, exist_ok=True)
+    _clean_state(directory)
+    error_file = os.path.join(directory, ctl.STARTUP_ERROR_FILE)
+    if os.path.exists(error_file):
+        os.unlink(error_file)
+    inventory = os.path.abspath(args.inventory or os.path.join(REPO_ROOT, DEFAULT_INVENTORY))
+
+    env = dict(os.environ)
+    paths = [os.path.join(REPO_ROOT, "tests", "lab"), os.path.join(REPO_ROOT, "module_utils")]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONUNBUFFERED"] = "1"
+    command = [sys.executable, "-m", "xconlab_lab.control", "--topology", topology, "--state-dir", directory,
+               "--inventory", inventory, "--control", CONTROL_EXE]
+    if args.time_scale is not None:
+        command += ["--time-scale", str(args.time_scale)]
+
+    begin = time.monotonic()
+    with open(os.path.join(directory, ctl.LOG_FILE), "ab") as log:
+        child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=log, close_fds=True, start_new_session=True)
+    control_file = os.path.join(directory, ctl.CONTROL_FILE)
+    while True:
+        if _read_json(control_file) is not None:
+            break
+        code = child.poll()
+        if code is not None:
+            reason = ""
+            if os.path.exists(error_file):
+                with open(error_file, "r", encoding="utf-8") as handle:
+                    reason = handle.read().strip()
+            raise CliError(f"the lab did not start: {reason or _last_log_line(directory) or f'exit {code}'}")
+        if time.monotonic() - begin > UP_TIMEOUT:
+            _stop_pid(child.pid)
+            raise CliError(f"the lab did not get ready within {UP_TIMEOUT:.0f}s; see {os.path.join(directory, ctl.LOG_FILE)}")
+        time.sleep(0.02)
+
+    status = request("status")
+    closed = [ep["name"] for ep in status["endpoints"] if not _port_open(ep["port"])]
+    if closed:
+        raise CliError(f"endpoints not listening after start: {', '.join(closed)}")
+    elapsed = time.monotonic() - begin
+    print(f"lab up: {len(status['endpoints'])} WinRM endpoint(s), pid {status['pid']}, "
+          f"emulated time {status['time']}, ready in {elapsed:.2f}s")
+    print(f"inventory: {inventory}")
+    return 0
+
+
+def _stop_pid(pid: int) -> bool:
+    """Terminate a lab process: SIGTERM, then SIGKILL. True when it is gone."""
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                return True
+            time.sleep(0.05)
+    return not pid_alive(pid)
+
+
+def cmd_down(_args: argparse.Namespace) -> int:
+    directory = state_dir()
+    info = _read_json(os.path.join(directory, ctl.CONTROL_FILE)) or {}
+    pid = info.get("pid") or _read_pid(directory)
+    if not pid_alive(pid):
+        _clean_state(directory)
+        print("lab down (it was not running)")
+        return 0
+    if info.get("port"):
+        try:
+            request("shutdown", timeout=10)
+        except CliError:
+            pass  # fall back to signals below
+    deadline = time.monotonic() + DOWN_TIMEOUT
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid_alive(pid) and not _stop_pid(pid):
+        raise CliError(f"the lab process {pid} does not stop")
+    _clean_state(directory)
+    print(f"lab down (pid {pid} stopped)")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    try:
+        status = request("status")
+    except NotRunning:
+        if args.json:
+            print(json.dumps({"state": "down", "state_dir": state_dir()}))
+        else:
+            print(f"down (no lab running; state dir {state_dir()})")
+        return 3
+    if args.json:
+        print(json.dumps(dict(status, state="up"), indent=2))
+        return 0
+    print(f"up: pid {status['pid']}, emulated time {status['time']} (time_scale {status['time_scale']:g}), "
+          f"topology {status['topology']}")
+    print(f"inventory {status['inventory']}, CA {status['ca_path']}")
+    width = max([len(ep["name"]) for ep in status["endpoints"]] + [4])
+    for ep in status["endpoints"]:
+        serves = ",".join(ep["serves"])
+        print(f"  {ep['name']:<{width}}  {ep['scheme']:<5} 127.0.0.1:{ep['port']:<5}  auth {','.join(ep['auth']):<10}"
+              f"  serves {serves}")
+    return 0
+
+
+def cmd_advance(args: argparse.Namespace) -> int:
+    answer = request("advance", {"minutes": args.minutes})
+    print(f"advanced {answer['minutes']} minute(s); emulated time {answer['time']}")
+    return 0
+
+
+def cmd_snapshot(_args: argparse.Namespace) -> int:
+    print(json.dumps(request("snapshot"), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_firewall(args: argparse.Namespace) -> int:
+    try:
+        with open(args.file, "r", encoding="utf-8") as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        raise CliError(f"change record not found: {args.file}") from None
+    except ValueError as exc:
+        raise CliError(f"change record {args.file} is not JSON: {exc}") from None
+    print(json.dumps(request("firewall", {"record": record}), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_fault(args: argparse.Namespace) -> int:
+    answer = request("fault", {"server": args.server, "kind": args.kind, "args": args.args})
+    detail = " ".join(str(v) for v in (answer.get("args") or {}).values())
+    print(f"fault on {answer['server']}: {answer['fault']}{' ' + detail if detail else ''}")
+    return 0
+
+
+def cmd_stats(_args: argparse.Namespace) -> int:
+    print(json.dumps(request("stats"), indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .topology import generate
+
+    if args.links < 1:
+        raise CliError("generate: N must be at least 1")
+    data = generate(args.links, healthy=args.healthy)
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=120)
+    if args.output:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"wrote {args.output} ({args.links} links{', healthy' if args.healthy else ''})")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_scripts_refresh(_args: argparse.Namespace) -> int:
+    from .handler import write_manifest
+
+    old = _read_json(MANIFEST_PATH) or {}
+    try:
+        new = write_manifest(SCRIPTS_DIR, MANIFEST_PATH)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"scripts-refresh: {exc}") from None
+    changed = sorted(n for n in new if old.get(n) != new[n])
+    removed = sorted(n for n in old if n not in new)
+    print(f"{os.path.relpath(MANIFEST_PATH, REPO_ROOT)}: {len(new)} script(s); "
+          f"changed: {', '.join(changed) or 'none'}; removed: {', '.join(removed) or 'none'}")
+    if pid_alive(_read_pid(state_dir())):
+        print("note: the running lab read the old manifest at start; `down` and `up` to use the new one")
+    return 0
+
+
+# ---- argument parsing -------------------------------------------------------------------------
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"xconlab: error: {message} (see `{self.prog} --help`)\n")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="xconlab", description="Control the emulated Exchange 5.5 / Raptor lab.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    up = sub.add_parser("up", help="start the lab in the background and write its inventory")
+    up.add_argument("topology", metavar="TOPOLOGY")
+    up.add_argument("--inventory", metavar="FILE", help=f"inventory to write (default {DEFAULT_INVENTORY})")
+    up.add_argument("--time-scale", type=float, metavar="S",
+                    help="emulated seconds per wall-clock second (overrides the topology; 0 = frozen)")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop the lab").set_defaults(func=cmd_down)
+    status = sub.add_parser("status", help="endpoints and emulated time")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+    advance = sub.add_parser("advance", help="run the model for MINUTES emulated minutes")
+    advance.add_argument("minutes", type=int, metavar="MINUTES")
+    advance.set_defaults(func=cmd_advance)
+    sub.add_parser("snapshot", help="the whole state as JSON").set_defaults(func=cmd_snapshot)
+    firewall = sub.add_parser("firewall", help="act as the firewall operator")
+    fw_sub = firewall.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
+    fw_sub.required = True
+    apply = fw_sub.add_parser("apply", help="apply a change record (JSON)")
+    apply.add_argument("file", metavar="FILE")
+    apply.set_defaults(func=cmd_firewall)
+    fault = sub.add_parser("fault", help="inject a fault on one emulated host")
+    fault.add_argument("server", metavar="SERVER")
+    fault.add_argument("kind", metavar="KIND", choices=list(ctl.FAULT_KINDS) + ["clear"])
+    fault.add_argument("args", metavar="ARG", nargs="*")
+    fault.set_defaults(func=cmd_fault)
+    sub.add_parser("stats", help="per endpoint counters (JSON)").set_defaults(func=cmd_stats)
+    generate = sub.add_parser("generate", help="write an N-link topology")
+    generate.add_argument("links", type=int, metavar="N")
+    generate.add_argument("--healthy", action="store_true", help="a working firewall set-up instead of the KB's")
+    generate.add_argument("-o", "--output", metavar="FILE")
+    generate.set_defaults(func=cmd_generate)
+    sub.add_parser("scripts-refresh", help="rewrite known_scripts.json from files/ps").set_defaults(
+        func=cmd_scripts_refresh)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CliError as exc:
+        sys.stderr.write(f"xconlab: error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("xconlab: error: interrupted\n")
+        return 130
+    except Exception as exc:  # anything else still ends as one line
+        message = " ".join(str(exc).split())
+        sys.stderr.write(f"xconlab: error: {type(exc).__name__}: {message}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,371 @@
+"""The lab process: the model, its WinRM endpoints, the emulated clock and the control channel.
+
+Started in the background by ``xconlab up`` as ``python -m xconlab_lab.control --topology FILE
+--state-dir DIR --inventory FILE --control PATH`` (stdout/stderr go to ``DIR/lab.log``). It
+
+1. loads the topology with the model (``Lab.from_file``);
+2. writes the NTLM user file (``DIR/ntlm_users``, named by env ``NTLM_USER_FILE``) and starts one
+   ``WsmanServer`` for every ``lab.endpoints()`` entry, with ``handler.CommandHandler`` answering the
+   commands and the lab CA under ``DIR/certs``;
+3. starts the clock: a ticker thread advancing the model by whole emulated minutes at the topology's
+   ``time_scale`` emulated seconds per wall-clock second (0 = frozen; ``advance`` still works);
+4. starts the control server: JSON over HTTP on ``127.0.0.1`` (random port), every request
+   carrying the secret token of ``DIR/control.json`` in header ``X-Xconlab-Token``;
+5. writes the Ansible inventory, then ``DIR/control.json`` (``{"pid", "port", "token"}``) - the
+   sign for ``xconlab up`` that the lab is ready.
+
+It runs until ``POST /shutdown`` or SIGTERM/SIGINT, then stops everything and removes
+``control.json`` and ``lab.pid``. A start-up failure is written as one line to
+``DIR/startup-error`` (and the traceback to the log), and the process exits 1.
+
+Control requests (``POST /<name>``, JSON body, JSON answer; errors: HTTP 400 ``{"error": text}``):
+``status``, ``advance {"minutes"}``, ``snapshot``, ``firewall {"record"}``,
+``fault {"server", "kind", "args"}``, ``stats``, ``shutdown``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from . import inventory as inventory_mod
+from .handler import CommandHandler, load_manifest
+
+LOG = logging.getLogger("xconlab.control")
+
+CONTROL_FILE = "control.json"
+PID_FILE = "lab.pid"
+LOG_FILE = "lab.log"
+STARTUP_ERROR_FILE = "startup-error"
+NTLM_USER_FILE = "ntlm_users"
+CERT_DIR = "certs"
+TOKEN_HEADER = "X-Xconlab-Token"
+
+# CLI fault kind -> (WsmanServer fault name, name of its one argument or None, argument type)
+FAULT_KINDS = {
+    "drop-after": ("drop_after", "n", int),
+    "operation-timeout": ("operation_timeout", "n", int),
+    "slow": ("slow", "seconds", float),
+    "refuse-credentials": ("refuse_credentials", None, None),
+}
+
+
+class ControlError(Exception):
+    """A control request that cannot be carried out; its text goes back to the CLI."""
+
+
+def write_private(path: str, text: str) -> None:
+    """Write a file readable by the owner only, atomically."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def ntlm_user_lines(endpoints: List[Dict[str, Any]]) -> List[str]:
+    """``DOMAIN:user:password`` lines for every endpoint user, plus ``:user:password`` for
+    clients that send no domain (spnego's NTLM acceptor reads them from ``NTLM_USER_FILE``)."""
+    lines: List[str] = []
+    for endpoint in endpoints:
+        for user, entry in (endpoint.get("users") or {}).items():
+            password = entry.get("password", "") if isinstance(entry, dict) else str(entry)
+            domain, _, name = user.rpartition("\\")
+            for line in (f"{domain}:{name}:{password}", f":{name}:{password}"):
+                if line not in lines:
+                    lines.append(line)
+    return lines
+
+
+def iso_time(value: Any) -> Optional[str]:
+    """A model time (datetime or text) as ISO-8601 UTC text."""
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value)
+
+
+class LabProcess:
+    """Everything one running lab consists of."""
+
+    def __init__(self, topology_path: str, state_dir: str, inventory_path: Optional[str],
+                 control_path: str, time_scale: Optional[float] = None) -> None:
+        self.topology_path = os.path.abspath(topology_path)
+        self.state_dir = os.path.abspath(state_dir)
+        self.inventory_path = os.path.abspath(inventory_path) if inventory_path else None
+        self.control_path = os.path.abspath(control_path)
+        self.time_scale_override = time_scale
+        self.time_scale = 0.0
+        self.token = secrets.token_hex(24)
+        self.stop_event = threading.Event()
+        self.lab = None
+        self.wsman = None
+        self.ports: Dict[str, int] = {}
+        self.endpoints: List[Dict[str, Any]] = []
+        self.control_server: Optional[ThreadingHTTPServer] = None
+        self.threads: List[threading.Thread] = []
+        self.started_at = time.time()
+
+    # ---- start ----------------------------------------------------------------------------
+    def start(self) -> None:
+        from .model import Lab
+        from .wsman import EndpointConfig, WsmanServer
+
+        begin = time.monotonic()
+        with open(self.topology_path, "r", encoding="utf-8") as handle:
+            topology = yaml.safe_load(handle) or {}
+        self.lab = Lab.from_file(self.topology_path)
+        scale = self.time_scale_override
+        if scale is None:
+            scale = getattr(self.lab, "time_scale", None)
+        if scale is None:
+            scale = topology.get("time_scale", 0) if isinstance(topology, dict) else 0
+        self.time_scale = max(0.0, float(scale or 0))
+
+        self.endpoints = [dict(ep) for ep in self.lab.endpoints()]
+        user_file = os.path.join(self.state_dir, NTLM_USER_FILE)
+        write_private(user_file, "\n".join(ntlm_user_lines(self.endpoints)) + "\n")
+        os.environ["NTLM_USER_FILE"] = user_file
+
+        configs = []
+        for ep in self.endpoints:
+            users = {user: (entry.get("password", "") if isinstance(entry, dict) else str(entry))
+                     for user, entry in (ep.get("users") or {}).items()}
+            configs.append(EndpointConfig(ep["name"], scheme=ep.get("scheme", "http"),
+                                          port=int(ep.get("port") or 0),
+                                          auth=tuple(ep.get("auth") or ("basic", "ntlm")), users=users))
+        handler = CommandHandler(self.lab, load_manifest())
+        cert_dir = os.path.join(self.state_dir, CERT_DIR)
+        os.makedirs(cert_dir, exist_ok=True)
+        self.wsman = WsmanServer(configs, handler, cert_dir)
+        self.ports = dict(self.wsman.start())
+        for ep in self.endpoints:
+            ep["port"] = self.ports[ep["name"]]
+        LOG.info("%d endpoints listening (%.2fs)", len(self.ports), time.monotonic() - begin)
+
+        self._start_control_server()
+        self._start_thread("ticker", self._ticker)
+        if self.inventory_path:
+            data = inventory_mod.build_inventory(
+                topology, self.endpoints, self.ca_path, self.control_path, self.state_dir,
+                self.topology_path)
+            inventory_mod.write_inventory(self.inventory_path, data)
+            LOG.info("inventory written to %s", self.inventory_path)
+        write_private(os.path.join(self.state_dir, CONTROL_FILE), json.dumps(
+            {"pid": os.getpid(), "port": self.control_server.server_address[1], "token": self.token}))
+        LOG.info("lab ready in %.2fs (time_scale %s)", time.monotonic() - begin, self.time_scale)
+
+    @property
+    def ca_path(self) -> str:
+        return os.path.abspath(self.wsman.ca_path)
+
+    def _start_thread(self, name: str, target) -> None:
+        thread = threading.Thread(target=target, name=f"xconlab-{name}", daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _start_control_server(self) -> None:
+        lab_process = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "xconlab-control"
+
+            def log_message(self, fmt, *args):  # noqa: D401 - keep the log quiet
+                LOG.debug("control: " + fmt, *args)
+
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                status, answer = 200, None
+                try:
+                    if not secrets.compare_digest(self.headers.get(TOKEN_HEADER, ""), lab_process.token):
+                        status, answer = 403, {"error": "bad or missing control token"}
+                    else:
+                        length = int(self.headers.get("Content-Length") or 0)
+                        body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+                        answer = lab_process.dispatch(self.path.strip("/"), body)
+                except ControlError as exc:
+                    status, answer = 400, {"error": str(exc)}
+                except Exception as exc:  # report, do not die
+                    LOG.exception("control request %s failed", self.path)
+                    status, answer = 400, {"error": f"{type(exc).__name__}: {exc}"}
+                payload = json.dumps(answer, ensure_ascii=False, default=str).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        self.control_server = server
+        self._start_thread("control", server.serve_forever)
+
+    # ---- the clock ------------------------------------------------------------------------
+    def _ticker(self) -> None:
+        """Advance the model by whole emulated minutes as wall-clock time passes."""
+        carry = 0.0
+        last = time.monotonic()
+        while not self.stop_event.wait(0.2):
+            now = time.monotonic()
+            carry += (now - last) * self.time_scale
+            last = now
+            minutes = int(carry // 60)
+            if minutes > 0:
+                carry -= minutes * 60
+                try:
+                    self.lab.advance(minutes)
+                except Exception:
+                    LOG.exception("the model failed to advance %d minute(s)", minutes)
+
+    def emulated_time(self) -> Optional[str]:
+        now = getattr(self.lab, "now", None)
+        if callable(now):
+            now = now()
+        if now is None:
+            now = self.lab.snapshot().get("time")
+        return iso_time(now)
+
+    # ---- control requests -----------------------------------------------------------------
+    def dispatch(self, name: str, body: Dict[str, Any]) -> Any:
+        if name == "status":
+            return self.status()
+        if name == "advance":
+            try:
+                minutes = int(body.get("minutes"))
+            except (TypeError, ValueError):
+                raise ControlError("advance: MINUTES must be a whole number") from None
+            if minutes < 0:
+                raise ControlError("advance: MINUTES must not be negative")
+            self.lab.advance(minutes)
+            return {"minutes": minutes, "time": self.emulated_time()}
+        if name == "snapshot":
+            return self.lab.snapshot()
+        if name == "firewall":
+            record = body.get("record")
+            if not isinstance(record, dict):
+                raise ControlError("firewall apply: the change record must be a JSON object")
+            return self.lab.firewall_apply(record)
+        if name == "fault":
+            return self.fault(str(body.get("server", "")), str(body.get("kind", "")), body.get("args") or [])
+        if name == "stats":
+            return self.wsman.stats()
+        if name == "shutdown":
+            self.stop_event.set()
+            return {"stopping": True, "pid": os.getpid()}
+        raise ControlError(f"unknown control request '{name}'")
+
+    def status(self) -> Dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "topology": self.topology_path,
+            "inventory": self.inventory_path,
+            "state_dir": self.state_dir,
+            "ca_path": self.ca_path,
+            "time": self.emulated_time(),
+            "time_scale": self.time_scale,
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+            "endpoints": [{"name": ep["name"], "scheme": ep.get("scheme", "http"), "host": "127.0.0.1",
+                           "port": ep["port"], "auth": list(ep.get("auth") or []),
+                           "serves": list(ep.get("serves") or [ep["name"]])} for ep in self.endpoints],
+        }
+
+    def fault(self, server: str, kind: str, args: List[Any]) -> Dict[str, Any]:
+        if server not in self.ports:
+            raise ControlError(f"fault: no emulated host '{server}' (hosts: {', '.join(sorted(self.ports))})")
+        if kind == "clear":
+            self.wsman.clear_faults(server)
+            return {"server": server, "fault": "clear"}
+        if kind not in FAULT_KINDS:
+            raise ControlError(f"fault: unknown kind '{kind}' (kinds: {', '.join(FAULT_KINDS)}, clear)")
+        fault_name, arg_name, arg_type = FAULT_KINDS[kind]
+        kwargs = {}
+        if arg_name is not None:
+            if len(args) != 1:
+                raise ControlError(f"fault {kind} takes one argument ({arg_name})")
+            try:
+                value = arg_type(args[0])
+            except (TypeError, ValueError):
+                raise ControlError(f"fault {kind}: '{args[0]}' is not a {arg_type.__name__}") from None
+            if value < 0:
+                raise ControlError(f"fault {kind}: {arg_name} must not be negative")
+            kwargs[arg_name] = value
+        elif args:
+            raise ControlError(f"fault {kind} takes no argument")
+        self.wsman.set_fault(server, fault_name, **kwargs)
+        return {"server": server, "fault": kind, "args": kwargs}
+
+    # ---- stop -----------------------------------------------------------------------------
+    def run_until_stopped(self) -> None:
+        while not self.stop_event.wait(0.5):
+            pass
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for name in (CONTROL_FILE, PID_FILE):
+            try:
+                os.unlink(os.path.join(self.state_dir, name))
+            except FileNotFoundError:
+                pass
+        if self.wsman is not None:
+            try:
+                self.wsman.stop()
+            except Exception:
+                LOG.exception("stopping the WS-Management endpoints failed")
+        if self.control_server is not None:
+            self.control_server.shutdown()
+            self.control_server.server_close()
+        LOG.info("lab stopped")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xconlab_lab.control",
+                                     description="The xconlab lab process (started by `xconlab up`).")
+    parser.add_argument("--topology", required=True)
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--inventory")
+    parser.add_argument("--control", required=True, help="absolute path of tests/lab/xconlab")
+    parser.add_argument("--time-scale", type=float)
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    os.makedirs(args.state_dir, exist_ok=True)
+    write_private(os.path.join(args.state_dir, PID_FILE), f"{os.getpid()}\n")
+    process = LabProcess(args.topology, args.state_dir, args.inventory, args.control, args.time_scale)
+
+    def on_signal(signum, _frame):
+        LOG.info("signal %d: stopping", signum)
+        process.stop_event.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        process.start()
+    except BaseException as exc:  # noqa: BLE001 - every start-up failure ends in one line for the CLI
+        LOG.error("start-up failed:\n%s", traceback.format_exc())
+        line = " ".join(str(exc).split()) or type(exc).__name__
+        write_private(os.path.join(args.state_dir, STARTUP_ERROR_FILE), line + "\n")
+        process.stop()
+        return 1
+    process.run_until_stopped()
+    process.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

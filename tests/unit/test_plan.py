@@ -1,0 +1,205 @@
+"""Tests of xcon.plan: the changes of each workaround, their order, idempotence, acknowledgement."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from test_diagnose import EXIN_ADDR, EXOUT_ADDR, FW_INTERNAL, Topology, connector, event, triple
+from xcon import diagnose as dx
+from xcon import firewall as fw
+from xcon import plan
+
+
+def diagnosed(topo, options=None):
+    return dx.diagnose(topo.servers(), [topo.firewall], options)[0]
+
+
+def planned(topo, workaround, options=None):
+    link = diagnosed(topo, options)
+    return plan.plan_changes(link, topo.servers(), topo.firewall, workaround, options)
+
+
+def summary(changes):
+    return [(c["step"], c["target"], c["action"], c["object"]) for c in changes]
+
+
+def apply(topo, changes):
+    """Carry out the planned changes on the factory state, then clear the fault's evidence (the
+    state after a successful fix) - so that planning again must yield nothing."""
+    by_host = {"EXIN": [topo.in_conn] + topo.extra_in, "EXOUT": [topo.out_conn] + topo.extra_out}
+    for change in changes:
+        if change["kind"] == "firewall":
+            for step in change["firewall_steps"]:
+                facts, _ = fw.apply_step(topo.firewall, step)
+                topo.firewall.update(facts)
+        elif change["action"] == "create":
+            source = next(c for c in by_host[change["target"]] if c["name"] == change["after"]["clone_of"])
+            clone = copy.deepcopy(source)
+            clone.update({k: v for k, v in change["after"].items() if k != "clone_of"})
+            topo.extra_in.append(clone)
+        else:
+            target = next(c for c in by_host[change["target"]] if c["name"] == change["object"])
+            target.update(change["after"])
+    topo.in_events, topo.out_events, topo.out_queue = [], [], 0
+
+
+# -- reverse connector ----------------------------------------------------------------------------
+def test_reverse_connector_is_a_clone_with_four_differences():
+    changes = planned(Topology.kb(), "reverse_connector")
+    assert summary(changes) == [(1, "EXIN", "create", "TO-OUTSIDE-REVERSE")]
+    change = changes[0]
+    assert change["after"] == {"name": "TO-OUTSIDE-REVERSE", "display_name": "X.400 TO-OUTSIDE (reverse, remote initiated)",
+                               "schedule": "remote", "stack_address": EXOUT_ADDR, "address_type": "ip", "cost": 99,
+                               "clone_of": "TO-OUTSIDE"}
+    assert change["before"] == {} and change["applied"] is False and change["restart_required"] is True
+    assert change["link"] == "EXIN<->EXOUT"
+
+
+def test_reverse_connector_name_and_hostname_options():
+    options = {"reverse_connector_name": "FROM-OUTSIDE", "address_type": "hostname"}
+    change = planned(Topology.kb(), "reverse_connector", options)[0]
+    assert change["after"]["name"] == "FROM-OUTSIDE"
+    assert change["after"]["stack_address"] == "exout.contoso.com"
+    assert change["after"]["address_type"] == "hostname"
+
+
+def test_wrong_reverse_connector_is_repaired_not_duplicated():
+    topo = Topology.kb()
+    topo.extra_in = [connector("TO-OUTSIDE-REVERSE", "EXIN", "INSIDE", "EXOUT", "10.1.1.1", schedule="remote", cost=99)]
+    changes = planned(topo, "auto")
+    assert summary(changes) == [(1, "EXIN", "modify", "TO-OUTSIDE-REVERSE")]
+    assert changes[0]["before"] == {"stack_address": "10.1.1.1"}
+    assert changes[0]["after"] == {"stack_address": EXOUT_ADDR}
+
+
+def test_preconditions_come_first():
+    topo = Topology.kb()
+    topo.in_conn["two_way_alternate"] = False
+    topo.out_conn["schedule"] = "selected"
+    changes = planned(topo, "reverse_connector")
+    assert summary(changes) == [(1, "EXIN", "modify", "TO-OUTSIDE"), (2, "EXOUT", "modify", "TO-INSIDE"),
+                                (3, "EXIN", "create", "TO-OUTSIDE-REVERSE")]
+    assert changes[0]["before"] == {"two_way_alternate": False} and changes[0]["after"] == {"two_way_alternate": True}
+    assert changes[1]["before"] == {"schedule": "selected"} and changes[1]["after"] == {"schedule": "always"}
+
+
+def test_never_is_fixed_by_the_preconditions_alone():
+    topo = Topology.kb()
+    topo.in_conn["schedule"] = "never"
+    topo.in_events = [event(37, topo.in_conn)]
+    topo.out_events = triple(topo.out_conn)
+    changes = planned(topo, "auto")
+    assert summary(changes) == [(1, "EXIN", "modify", "TO-OUTSIDE")]
+    assert changes[0]["after"] == {"schedule": "always"}
+
+
+def test_both_remote_initiated_gets_both_sides_always():
+    topo = Topology()
+    topo.in_conn["schedule"] = topo.out_conn["schedule"] = "remote"
+    assert [c["after"] for c in planned(topo, "auto")] == [{"schedule": "always"}, {"schedule": "always"}]
+
+
+# -- firewall tunnel ------------------------------------------------------------------------------
+def test_tunnel_order_is_path_then_repoint_then_relay_removal():
+    changes = planned(Topology.kb(), "firewall_tunnel")
+    assert summary(changes) == [
+        (1, "FW1", "operator", "routed path EXIN<->EXOUT tcp/102"),
+        (2, "EXIN", "modify", "TO-OUTSIDE"),
+        (3, "EXOUT", "modify", "TO-INSIDE"),
+        (4, "FW1", "operator", "service passers on tcp/102"),
+    ]
+    assert changes[0]["firewall_steps"] == [{"action": "add_routed_path", "hosts": ["EXIN", "EXOUT"], "port": 102}]
+    assert changes[1]["before"] == {"stack_address": FW_INTERNAL} and changes[1]["after"] == {"stack_address": EXOUT_ADDR}
+    assert changes[2]["after"] == {"stack_address": EXIN_ADDR}
+    assert changes[3]["firewall_steps"] == [{"action": "remove_passer", "port": 102, "interface": "external", "target": "EXIN"}]
+    assert [c["restart_required"] for c in changes] == [False, True, True, False]
+    assert "warning" not in changes[3]
+
+
+def test_tunnel_warns_about_connectors_that_still_use_the_relay():
+    topo = Topology.kb()
+    topo.extra_in = [connector("TO-PARTNER", "EXIN", "INSIDE", "EXPARTNER", FW_INTERNAL)]
+    last = planned(topo, "firewall_tunnel")[-1]
+    assert last["affected_connectors"] == [{"host": "EXIN", "connector": "TO-PARTNER", "stack_address": FW_INTERNAL,
+                                            "remote_mta": "EXPARTNER"}]
+    assert "TO-PARTNER" in last["warning"]
+
+
+def test_firewall_change_record_and_instructions():
+    topo = Topology.kb()
+    changes = planned(topo, "firewall_tunnel")
+    record = plan.firewall_change_record(topo.firewall, changes, "run-1")
+    assert record == {"version": 1, "firewall": "FW1", "run_id": "run-1", "product": "raptor-eagle-5", "steps": [
+        {"action": "add_routed_path", "hosts": ["EXIN", "EXOUT"], "port": 102},
+        {"action": "remove_passer", "port": 102, "interface": "external", "target": "EXIN"}]}
+    assert plan.firewall_change_record(topo.firewall, record["steps"], "run-1") == record
+    raptor = plan.operator_instructions(record, "raptor-eagle-5")
+    assert "Raptor Management Console" in raptor and "ASSUMPTION" in raptor and "local tunnel" in raptor
+    assert raptor.index("1. ") < raptor.index("2. ")
+    sgmi = plan.operator_instructions(record, "sef-8")
+    assert "SGMI" in sgmi and "Activate" in sgmi
+    assert "not one the toolkit knows" in plan.operator_instructions(record, "acme-wall")
+
+
+def test_record_rejects_malformed_steps():
+    with pytest.raises(fw.FirewallError):
+        plan.firewall_change_record({"name": "FW1"}, [{"action": "explode"}], "run-1")
+
+
+# -- transparency off -----------------------------------------------------------------------------
+def test_transparency_off_needs_acknowledgement():
+    with pytest.raises(plan.PlanError, match="xcon_transparency_off_acknowledged"):
+        planned(Topology.kb(), "transparency_off")
+
+
+def test_transparency_off_with_acknowledgement():
+    changes = planned(Topology.kb(), "transparency_off", {"transparency_off_acknowledged": True})
+    assert summary(changes) == [(1, "FW1", "operator", "client-side transparency (TCP 102 rule)")]
+    change = changes[0]
+    assert change["before"] == {"client_transparency": True} and change["after"] == {"client_transparency": False}
+    assert change["firewall_steps"] == [{"action": "set_transparency", "value": False}]
+    assert "every server behind this firewall" in change["side_effect"]
+    text = plan.operator_instructions(plan.firewall_change_record(Topology.kb().firewall, changes, "r"), "sgs-5400")
+    assert "Use Gateway Address" in text and "Side effect" in text
+
+
+# -- nothing to do --------------------------------------------------------------------------------
+def test_none_plans_nothing_even_for_the_kb_fault():
+    assert planned(Topology.kb(), "none") == []
+
+
+def test_unreadable_link_plans_nothing():
+    topo = Topology.kb()
+    topo.out_error = {"code": dx.UNREACHABLE, "reason": "timeout"}
+    assert planned(topo, "auto") == []
+    assert planned(topo, "reverse_connector") == []
+
+
+@pytest.mark.parametrize("workaround,options", [
+    ("auto", {}),
+    ("reverse_connector", {}),
+    ("firewall_tunnel", {}),
+    ("transparency_off", {"transparency_off_acknowledged": True}),
+])
+def test_idempotent_on_the_fixed_state(workaround, options):
+    topo = Topology.kb()
+    topo.in_conn["two_way_alternate"] = False
+    first = planned(topo, workaround, options)
+    assert first
+    apply(topo, first)
+    link = diagnosed(topo, options)
+    assert link["status"] == "ok", link["findings"]
+    for again in (workaround, "auto"):
+        assert planned(topo, again, options) == []
+
+
+def test_explicit_tunnel_completes_a_half_done_tunnel():
+    topo = Topology()
+    topo.in_conn["stack_address"] = EXOUT_ADDR
+    topo.out_conn["stack_address"] = EXIN_ADDR
+    topo.firewall["routed_paths"] = [{"hosts": ["EXOUT", "EXIN"], "port": 102}]
+    assert diagnosed(topo)["status"] == "ok"
+    assert summary(planned(topo, "firewall_tunnel")) == [(1, "FW1", "operator", "service passers on tcp/102")]
+    assert planned(topo, "auto") == []

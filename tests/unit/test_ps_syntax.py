@@ -1,0 +1,67 @@
+"""Every shipped PowerShell script parses (tree-sitter-powershell) and avoids post-2.0 features."""
+import glob
+import os
+import re
+
+import pytest
+import tree_sitter
+import tree_sitter_powershell
+
+from xcon import ops
+
+SCRIPTS = sorted(glob.glob(os.path.join(ops.OPS_DIR, "*.ps1")))
+PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
+# Windows PowerShell 2.0 has none of these (PS3+ cmdlets, type accelerators and syntax).
+PS3_ONLY = [r"ConvertTo-Json", r"ConvertFrom-Json", r"Get-CimInstance", r"Invoke-RestMethod",
+            r"\[ordered\]", r"::new\(", r"\[pscustomobject\]", r"\$PSItem\b", r"-(?:not)?in\s", r"-shl\b", r"-shr\b"]
+
+
+def syntax_errors(source: bytes):
+    found = []
+
+    def walk(node):
+        if node.is_error or node.is_missing:
+            found.append(f"{node.type} at {node.start_point}: {node.text[:60]!r}")
+        for child in node.children:
+            walk(child)
+
+    walk(PARSER.parse(source).root_node)
+    return found
+
+
+def test_all_scripts_present():
+    names = {os.path.basename(p) for p in SCRIPTS}
+    expected = {"bootstrap.ps1", "runner.ps1"} | {f"op_{n}.ps1" for n in (
+        "dir_search", "dir_modify", "dir_create", "dir_delete", "event_query", "perf_counters", "service", "tcp_probe")}
+    assert expected <= names
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=os.path.basename)
+def test_script_parses(path):
+    assert syntax_errors(open(path, "rb").read()) == []
+
+
+def test_checker_detects_broken_powershell():
+    assert syntax_errors(b"function Broken( {\n  $x = @{ a = \n")
+    assert syntax_errors(b"if ($x -eq 1 { 'unclosed' ")
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=os.path.basename)
+def test_ps2_compatible(path):
+    code = "\n".join(line for line in open(path, encoding="ascii").read().splitlines() if not line.lstrip().startswith("#"))
+    hits = [p for p in PS3_ONLY if re.search(p, code, re.I)]
+    assert hits == []
+
+
+def test_ps2_check_can_fail():
+    code = "$o = [ordered]@{}; $j = $o | ConvertTo-Json; $l = [System.Collections.ArrayList]::new()"
+    assert [p for p in PS3_ONLY if re.search(p, code, re.I)]
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=os.path.basename)
+def test_ascii_and_op_header(path):
+    text = open(path, "rb").read()
+    text.decode("ascii")  # no code-page surprises on the wire
+    name = os.path.basename(path)
+    if name.startswith("op_"):
+        assert text.decode().splitlines()[0] == f"# xcon-op: {name[3:-4]}"
