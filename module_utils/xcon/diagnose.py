@@ -159,14 +159,6 @@ def norm(value):
 
 
 # -- server and connector helpers -----------------------------------------------------------------
-def server_name(servers, name):
-    """The key of `servers` that is `name`, case-insensitively (None when absent)."""
-    for key, server in servers.items():
-        if norm(name) in (norm(key), norm((server or {}).get("name"))):
-            return key
-    return None
-
-
 def identities(server, name=None):
     """Every upper-cased way a connector may address `server`: NetBIOS name, IP address, FQDN."""
     server = server or {}

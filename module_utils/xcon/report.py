@@ -26,6 +26,9 @@ LINK_DEFAULTS = {
     "recommended_workaround": "none", "reason": "", "changes": [],
     "verification": {"state": "not_run", "details": {}},
 }
+# Values under secret keys shorter than this are masked under their key only, not searched for in
+# other text (a two-letter value would garble every message it happens to occur in).
+MIN_SECRET_LENGTH = 4
 
 
 # -- masking --------------------------------------------------------------------------------------
@@ -33,7 +36,7 @@ def _secret_values(obj, found):
     """Collect the string values stored under secret-named keys (except the mask itself)."""
     if isinstance(obj, dict):
         for key, value in obj.items():
-            if xmask.is_secret_key(key) and isinstance(value, str) and value and value != xmask.MASK:
+            if xmask.is_secret_key(key) and isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH and value != xmask.MASK:
                 found.add(value)
             else:
                 _secret_values(value, found)
@@ -90,7 +93,7 @@ def build_report(run_id, check_mode, workaround_requested, hosts_scanned, hosts_
     """The report dict of report.md (plus ``summary``), masked; `secrets` are extra values to hide."""
     links = sorted((_normalize_link(l) for l in links or []),
                    key=lambda l: (STATUSES.index(l["status"]) if l["status"] in STATUSES else 0, l["id"]))
-    failed = [{"host": f.get("host"), "reason": f.get("reason", "")} if isinstance(f, dict) else {"host": str(f), "reason": ""}
+    failed = [dict({"host": f.get("host"), "reason": f.get("reason", "")}, **f) if isinstance(f, dict) else {"host": str(f), "reason": ""}
               for f in hosts_failed or []]
     scanned = list(hosts_scanned or [])
     report = {

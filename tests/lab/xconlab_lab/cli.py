@@ -15,7 +15,7 @@ Usage (from the repository root)::
     xconlab scripts-refresh                                  rewrite known_scripts.json from files/ps
 
 State lives in ``.xconlab/`` at the repository root (env ``XCONLAB_STATE_DIR`` overrides):
-``lab.pid``, ``control.json`` (control port and token), ``certs/`` (the lab CA), ``ntlm_users``,
+``lab.pid``, ``control.json`` (control port and token), ``certs/`` (the lab CA ``ca.pem``, NTLM user files),
 ``lab.log``. Every error is one line on stderr (``xconlab: error: ...``) and a non-zero exit;
 ``status`` of a stopped lab prints ``down`` and exits 3.
 """

@@ -4,9 +4,9 @@ Started in the background by ``xconlab up`` as ``python -m xconlab_lab.control -
 --state-dir DIR --inventory FILE --control PATH`` (stdout/stderr go to ``DIR/lab.log``). It
 
 1. loads the topology with the model (``Lab.from_file``);
-2. writes the NTLM user file (``DIR/ntlm_users``, named by env ``NTLM_USER_FILE``) and starts one
-   ``WsmanServer`` for every ``lab.endpoints()`` entry, with ``handler.CommandHandler`` answering the
-   commands and the lab CA under ``DIR/certs``;
+2. starts one ``WsmanServer`` listener for every ``lab.endpoints()`` entry, with
+   ``handler.CommandHandler`` answering the commands; the server keeps the lab CA (``ca.pem``) and
+   the NTLM account files (``ntlm_users.N``) under ``DIR/certs``;
 3. starts the clock: a ticker thread advancing the model by whole emulated minutes at the topology's
    ``time_scale`` emulated seconds per wall-clock second (0 = frozen; ``advance`` still works);
 4. starts the control server: JSON over HTTP on ``127.0.0.1`` (random port), every request
@@ -49,7 +49,6 @@ CONTROL_FILE = "control.json"
 PID_FILE = "lab.pid"
 LOG_FILE = "lab.log"
 STARTUP_ERROR_FILE = "startup-error"
-NTLM_USER_FILE = "ntlm_users"
 CERT_DIR = "certs"
 TOKEN_HEADER = "X-Xconlab-Token"
 
@@ -73,20 +72,6 @@ def write_private(path: str, text: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
     os.replace(tmp, path)
-
-
-def ntlm_user_lines(endpoints: List[Dict[str, Any]]) -> List[str]:
-    """``DOMAIN:user:password`` lines for every endpoint user, plus ``:user:password`` for
-    clients that send no domain (spnego's NTLM acceptor reads them from ``NTLM_USER_FILE``)."""
-    lines: List[str] = []
-    for endpoint in endpoints:
-        for user, entry in (endpoint.get("users") or {}).items():
-            password = entry.get("password", "") if isinstance(entry, dict) else str(entry)
-            domain, _, name = user.rpartition("\\")
-            for line in (f"{domain}:{name}:{password}", f":{name}:{password}"):
-                if line not in lines:
-                    lines.append(line)
-    return lines
 
 
 def iso_time(value: Any) -> Optional[str]:
@@ -138,10 +123,6 @@ class LabProcess:
         self.time_scale = max(0.0, float(scale or 0))
 
         self.endpoints = [dict(ep) for ep in self.lab.endpoints()]
-        user_file = os.path.join(self.state_dir, NTLM_USER_FILE)
-        write_private(user_file, "\n".join(ntlm_user_lines(self.endpoints)) + "\n")
-        os.environ["NTLM_USER_FILE"] = user_file
-
         configs = []
         for ep in self.endpoints:
             users = {user: (entry.get("password", "") if isinstance(entry, dict) else str(entry))
@@ -212,7 +193,7 @@ class LabProcess:
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         self.control_server = server
-        self._start_thread("control", server.serve_forever)
+        self._start_thread("control", lambda: server.serve_forever(poll_interval=0.1))
 
     # ---- the clock ------------------------------------------------------------------------
     def _ticker(self) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import http.server
+import itertools
 import logging
 import os
 import re
@@ -371,8 +372,12 @@ class WsmanServer:
     called from worker threads (one per command); ``username`` is the configured account name.
     """
 
+    _instances = itertools.count(1)
+
     def __init__(self, endpoints: Iterable[EndpointConfig], handler: Handler, cert_dir: str,
                  max_shells_per_user: int = MAX_SHELLS_PER_USER) -> None:
+        #: every thread of this server has a name starting with this
+        self.thread_prefix = f"wsman{next(self._instances)}-"
         self.endpoints: Dict[str, _Endpoint] = {}
         for config in endpoints:
             if config.name in self.endpoints:
@@ -438,7 +443,7 @@ class WsmanServer:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         for endpoint in self.endpoints.values():
             self._selector.register(endpoint.sock, selectors.EVENT_READ, endpoint)
-        self._accept_thread = threading.Thread(target=self._accept_loop, name="wsman-accept", daemon=True)
+        self._accept_thread = threading.Thread(target=self._accept_loop, name=f"{self.thread_prefix}accept", daemon=True)
         self._started = True
         self._accept_thread.start()
         LOG.info("%d WS-Management endpoints listening", len(self.endpoints))
@@ -601,8 +606,12 @@ class WsmanServer:
                         LOG.warning("%s: accept failed: %s", endpoint.name, exc)
                     continue
                 conn.setblocking(True)
+                # headers and body go out in separate writes: without NODELAY, Nagle and the
+                # client's delayed ACK would add 40 ms to every response
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 thread = threading.Thread(target=self._serve_connection, args=(endpoint, conn, address),
-                                          name=f"wsman-{endpoint.name}-{address[1]}", daemon=True)
+                                          name=f"{self.thread_prefix}conn-{endpoint.name}-{address[1]}",
+                                          daemon=True)
                 with self._threads_lock:
                     self._connections[thread] = conn
                 thread.start()
@@ -745,7 +754,7 @@ class WsmanServer:
             finally:
                 cmd.done.set()
 
-        thread = threading.Thread(target=work, name=f"wsman-cmd-{endpoint.name}", daemon=True)
+        thread = threading.Thread(target=work, name=f"{self.thread_prefix}cmd-{endpoint.name}", daemon=True)
         with self._threads_lock:
             self._workers = [t for t in self._workers if t.is_alive()]
             self._workers.append(thread)
