@@ -208,11 +208,31 @@ def test_shell_quota_per_user(lab):
     shells = [p.open_shell() for _ in range(30)]
     with pytest.raises(WSManFaultError) as err:
         p.open_shell()
-    assert err.value.wsman_fault_code == 2150859174
+    assert err.value.wsman_fault_code == err.value.wmierror_code == 2150859174
     p.close_shell(shells.pop())
     shells.append(p.open_shell())                         # room again
     for shell in shells:
         p.close_shell(shell, close_session=False)
+
+
+def test_several_commands_per_shell_and_the_operations_quota(tmp_path):
+    # Ansible keeps one shell and runs every command in it; WinRS counts them against a quota
+    # (never given back) and Ansible re-creates the shell on wmierror_code 0x803381A6.
+    srv = WsmanServer([EndpointConfig("OPS")], EchoHandler(), str(tmp_path), max_operations_per_shell=3)
+    port = srv.start()["OPS"]
+    try:
+        p = Protocol(f"http://127.0.0.1:{port}/wsman", transport="basic", username=USER, password=PASSWORD)
+        shell = p.open_shell(codepage=65001)
+        ids = [p.run_command(shell, "echo", [str(i)]) for i in range(3)]
+        for i, command in reversed(list(enumerate(ids))):  # each Receive gets its own command's output
+            assert p.get_command_output(shell, command) == (f"OPS|CONTOSO\\xcon|echo {i}".encode(), b"", 0)
+            p.cleanup_command(shell, command)
+        with pytest.raises(WSManFaultError) as err:
+            p.run_command(shell, "echo")
+        assert err.value.wmierror_code == 0x803381A6
+        p.close_shell(shell)
+    finally:
+        srv.stop()
 
 
 def test_stats_count_requests_commands_and_shells(lab):

@@ -25,6 +25,7 @@ NS = {
     "f": "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault",
 }
 
+WMI_ERROR = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/MSFT_WmiError"
 RESOURCE_CMD = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
 SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
 ACTION_CREATE = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create"
@@ -41,7 +42,8 @@ ANONYMOUS = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
 # WSManFault codes (decimal, as Windows prints them in f:WSManFault/@Code).
 FAULT_OPERATION_TIMEOUT = 2150858793   # 0x80338029 ERROR_WSMAN_OPERATION_TIMEDOUT
 FAULT_SHELL_NOT_FOUND = 2150858843     # 0x8033805B ERROR_WSMAN_INVALID_SELECTORS (shell/command)
-FAULT_QUOTA_SHELLS = 2150859174        # 0x803381A6 ERROR_WSMAN_QUOTA_MAX_SHELLS_PPQ
+FAULT_QUOTA = 2150859174               # 0x803381A6: WinRM quota exceeded (the code Ansible
+                                       # looks for in MSFT_WmiError to re-create its shell)
 FAULT_ACTION_NOT_SUPPORTED = 2150858858  # 0x8033806A ERROR_WSMAN_ACTION_NOT_SUPPORTED
 FAULT_DESTINATION_UNREACHABLE = 2150858770  # 0x80338012 ERROR_WSMAN_DESTINATION_UNREACHABLE
 FAULT_INVALID_MESSAGE = 2150858817     # 0x80338041 ERROR_WSMAN_BAD_MESSAGE ("schema validation")
@@ -51,13 +53,14 @@ class WsmanFault(Exception):
     """A SOAP fault to answer with (HTTP 500)."""
 
     def __init__(self, code: int, subcode: str, reason: str, message: str,
-                 sender: bool = True) -> None:
+                 sender: bool = True, wmi_error: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.subcode = subcode          # e.g. "w:TimedOut"
         self.reason = reason            # s:Reason/s:Text
         self.message = message          # f:WSManFault/f:Message
         self.sender = sender            # s:Sender (client's fault) or s:Receiver
+        self.wmi_error = wmi_error      # also carry p:MSFT_WmiError (quota faults do)
 
 
 def fault_operation_timeout() -> WsmanFault:
@@ -87,13 +90,17 @@ def fault_command_not_found(shell_id: str, command_id: str) -> WsmanFault:
 
 
 def fault_shell_quota(limit: int) -> WsmanFault:
-    return WsmanFault(
-        FAULT_QUOTA_SHELLS, "w:QuotaLimit",
-        "The WS-Management service cannot process the request. The service is configured to "
-        "not accept any more shells for this user. ",
-        f"The WS-Management service cannot process the request. This user is allowed a maximum "
-        f"number of {limit} concurrent shells, which has been exceeded. Close existing shells or "
-        "raise the quota for this user. ", sender=False)
+    text = (f"The WS-Management service cannot process the request. This user is allowed a maximum "
+            f"number of {limit} concurrent shells, which has been exceeded. Close existing shells or "
+            "raise the quota for this user. ")
+    return WsmanFault(FAULT_QUOTA, "w:QuotaLimit", text, text, sender=False, wmi_error=True)
+
+
+def fault_operations_quota(limit: int) -> WsmanFault:
+    text = (f"The WS-Management service cannot process the request. This user is allowed a maximum "
+            f"number of {limit} concurrent operations, which has been exceeded. Close existing "
+            "operations for this user, or raise the quota for this user. ")
+    return WsmanFault(FAULT_QUOTA, "w:QuotaLimit", text, text, sender=False, wmi_error=True)
 
 
 def fault_action_not_supported(action: str) -> WsmanFault:
@@ -218,10 +225,26 @@ def fault_envelope(fault: WsmanFault, relates_to: str, machine: str) -> bytes:
         "</s:Subcode></s:Code>"
         f'<s:Reason><s:Text xml:lang="en-US">{escape(fault.reason)}</s:Text></s:Reason>'
         f'<s:Detail><f:WSManFault xmlns:f="{NS["f"]}" Code="{fault.code}" Machine={quoteattr(machine)}>'
-        f"<f:Message>{escape(fault.message)}</f:Message></f:WSManFault></s:Detail>"
-        "</s:Fault>"
+        f"<f:Message>{escape(fault.message)}</f:Message></f:WSManFault>"
+        + (_wmi_error(fault) if fault.wmi_error else "")
+        + "</s:Detail></s:Fault>"
     )
     return envelope(ACTION_FAULT, relates_to, body)
+
+
+def _wmi_error(fault: WsmanFault) -> str:
+    """The CIM error record Windows adds to quota faults (pywinrm: ``wmierror_code``)."""
+    return (
+        f'<p:MSFT_WmiError b:IsCIM_Error="true" xmlns:b="http://schemas.dmtf.org/wbem/wsman/1/cimbinding.xsd" '
+        f'xmlns:p="{WMI_ERROR}" xmlns:cim="http://schemas.dmtf.org/wbem/wscim/1/common" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="p:MSFT_WmiError_Type">'
+        '<p:CIMStatusCode xsi:type="cim:cimUnsignedInt">27</p:CIMStatusCode>'
+        f'<p:Message xsi:type="cim:cimString">{escape(fault.message)}</p:Message>'
+        f'<p:MessageID xsi:type="cim:cimString">HRESULT 0x{fault.code:08x}</p:MessageID>'
+        f'<p:error_Code xsi:type="cim:cimUnsignedInt">{fault.code}</p:error_Code>'
+        '<p:error_Type xsi:type="cim:cimString">HRESULT</p:error_Type>'
+        "</p:MSFT_WmiError>"
+    )
 
 
 def create_response(req: Request, address: str, shell_id: str, owner: str, client_ip: str,

@@ -17,8 +17,10 @@ which plays the Windows side (``handler.py`` for the lab). What it does the way 
 * https with a lab CA made at start (:mod:`.certs`); ``srv.ca_path`` is the CA to trust.
 * cmd.exe's command-line limit (8191 characters: "The command line is too long.", exit 1, the
   handler is not called), stdin accumulated over Send until ``End="true"``, output by Receive in
-  envelopes no larger than the client's MaxEnvelopeSize, SOAP faults shaped like Windows' ones
-  (shell/command not found, shell quota per user, OperationTimeout, unsupported action).
+  envelopes no larger than the client's MaxEnvelopeSize, several commands per shell (as Ansible
+  uses it), SOAP faults shaped like Windows' ones (shell/command not found, OperationTimeout,
+  unsupported action, quotas: shells per user and operations per shell, the latter with the
+  ``MSFT_WmiError`` record Ansible reacts to by re-creating its shell).
 
 Faults can be injected per endpoint (:meth:`WsmanServer.set_fault`) and counters read back
 (:meth:`WsmanServer.stats`). Threads: one accept loop (a selector over every listening socket),
@@ -46,7 +48,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 from . import soap
 from .certs import LabCertificates, make_lab_certificates
 from .ntlmauth import (ENCRYPTED_CONTENT_TYPE, AuthError, NtlmAcceptor, UserTable, is_encrypted,
-                       split_user, unwrap_request, wrap_response)
+                       unwrap_request, wrap_response)
 
 __all__ = ["EndpointConfig", "WsmanServer", "clixml_error", "CMD_LINE_LIMIT", "FAULT_KINDS"]
 
@@ -57,6 +59,7 @@ Handler = Callable[[str, str, str, bytes], Tuple[bytes, bytes, int]]
 CMD_LINE_LIMIT = 8191                    # cmd.exe's maximum command-line length
 CMD_LINE_TOO_LONG = b"The command line is too long.\r\n"
 MAX_SHELLS_PER_USER = 30                 # WinRM's default MaxShellsPerUser
+MAX_OPERATIONS_PER_SHELL = 1500          # MaxConcurrentOperationsPerUser; WinRS never gives one back
 MAX_REQUEST_BYTES = 32 * 1024 * 1024     # sanity limit on one HTTP body
 IDLE_CONNECTION_TIMEOUT = 120.0          # seconds an idle keep-alive connection is kept
 TLS_HANDSHAKE_TIMEOUT = 10.0
@@ -153,6 +156,7 @@ class _Shell:
         self.output_streams = output_streams
         self.codepage = codepage
         self.commands: Dict[str, _Command] = {}
+        self.operations = 0                     # commands ever started in this shell
 
 
 class _Endpoint:
@@ -370,12 +374,14 @@ class WsmanServer:
 
     ``handler(endpoint_name, username, command_line, stdin) -> (stdout, stderr, exit_code)`` is
     called from worker threads (one per command); ``username`` is the configured account name.
+    ``max_shells_per_user`` (per endpoint) and ``max_operations_per_shell`` are WinRM's quotas.
     """
 
     _instances = itertools.count(1)
 
     def __init__(self, endpoints: Iterable[EndpointConfig], handler: Handler, cert_dir: str,
-                 max_shells_per_user: int = MAX_SHELLS_PER_USER) -> None:
+                 max_shells_per_user: int = MAX_SHELLS_PER_USER,
+                 max_operations_per_shell: int = MAX_OPERATIONS_PER_SHELL) -> None:
         #: every thread of this server has a name starting with this
         self.thread_prefix = f"wsman{next(self._instances)}-"
         self.endpoints: Dict[str, _Endpoint] = {}
@@ -386,6 +392,7 @@ class WsmanServer:
         self.handler = handler
         self.cert_dir = cert_dir
         self.max_shells_per_user = int(max_shells_per_user)
+        self.max_operations_per_shell = int(max_operations_per_shell)
         self.certs: Optional[LabCertificates] = None
         self._ssl: Optional[ssl.SSLContext] = None
         self._stopping = threading.Event()
@@ -685,7 +692,9 @@ class WsmanServer:
                            child("OutputStreams", "stdout stderr"), req.options.get("WINRS_CODEPAGE", "437"))
             endpoint.shells[shell.id] = shell
             endpoint.counters["shells"] += 1
-        address = f"{endpoint.config.scheme}://{endpoint.config.bind}:{endpoint.port}/wsman"
+        host = endpoint.config.bind
+        host = f"[{host}]" if ":" in host else host
+        address = f"{endpoint.config.scheme}://{host}:{endpoint.port}/wsman"
         return soap.create_response(req, address, shell.id, username, client_ip,
                                     shell.input_streams, shell.output_streams)
 
@@ -699,6 +708,9 @@ class WsmanServer:
         command_line = " ".join(parts)
         with endpoint.lock:
             shell = self._shell(endpoint, req)
+            if shell.operations >= self.max_operations_per_shell:
+                raise soap.fault_operations_quota(self.max_operations_per_shell)
+            shell.operations += 1
             cmd = _Command(str(uuid.uuid4()).upper(), command_line)
             shell.commands[cmd.id] = cmd
             endpoint.counters["commands"] += 1
