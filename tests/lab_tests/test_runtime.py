@@ -21,6 +21,7 @@ import yaml
 from xcon.ops import build_payload, command_line, run_ops
 from xcon.winrm_client import WinRMClient, XconAuthError, XconError
 from xconlab_lab import handler as lab_handler
+from xconlab_lab.topology import load as load_topology
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 XCONLAB = os.path.join(ROOT, "tests", "lab", "xconlab")
@@ -194,6 +195,7 @@ def test_manifest_matches_shipped_scripts():
 # ---- up, inventory, status --------------------------------------------------------------------
 def test_up_writes_inventory_with_all_keys(kb_lab):
     topology = topology_data()
+    normalised = load_topology(KB)
     exchange = kb_lab.group("xcon_exchange")
     assert set(exchange) == set(topology["servers"])
     for name, host in exchange.items():
@@ -211,8 +213,10 @@ def test_up_writes_inventory_with_all_keys(kb_lab):
     assert set(firewalls) == set(topology.get("firewalls") or {})
     for name, fw in firewalls.items():
         assert FIREWALL_KEYS <= set(fw), name
-        documented = dict(topology["firewalls"][name], **(topology["firewalls"][name].get("documented") or {}))
-        assert fw["xcon_firewall_client_transparency"] == documented.get("client_transparency", True)
+        truth = normalised["firewalls"][name]
+        documented = dict(truth, **(truth.get("documented") or {}))
+        assert fw["xcon_firewall_client_transparency"] == documented["client_transparency"]
+        assert fw["xcon_firewall_passers"] == documented["passers"]
     all_vars = kb_lab.inventory["all"]["vars"]
     assert all_vars["xcon_lab_control"] == XCONLAB and os.access(all_vars["xcon_lab_control"], os.X_OK)
     assert all_vars["xcon_lab_state_dir"] == str(kb_lab.state_dir)
@@ -358,7 +362,10 @@ def test_firewall_apply_record(kb_lab, tmp_path):
     path.write_text(json.dumps(record), encoding="utf-8")
     first = json.loads(kb_lab.cli("firewall", "apply", path).stdout)
     again = json.loads(kb_lab.cli("firewall", "apply", path).stdout)  # idempotent per step
-    assert first == again
+    state = {k: v for k, v in first.items() if k != "steps"}
+    assert state == {k: v for k, v in again.items() if k != "steps"}
+    if "steps" in again:  # the model reports what each step did
+        assert [step["result"] for step in again["steps"]] == ["unchanged"]
     routed = kb_lab.snapshot()["firewalls"][fw_name]["routed_paths"]
     assert any(sorted(p["hosts"]) == sorted(hosts) and p.get("port", 102) == 102 for p in routed)
     record["steps"] = [{"action": "remove_routed_path", "hosts": hosts, "port": 102}]

@@ -11,7 +11,7 @@ Usage (from the repository root)::
     xconlab fault SERVER KIND [ARG]                          drop-after N | operation-timeout N |
                                                              slow SECONDS | refuse-credentials | clear
     xconlab stats                                            per endpoint requests/commands/shells
-    xconlab generate N [--healthy] [-o FILE]                 an N-link topology
+    xconlab generate N [--healthy] [--firewalls K] [-o FILE] an N-link topology
     xconlab scripts-refresh                                  rewrite known_scripts.json from files/ps
 
 State lives in ``.xconlab/`` at the repository root (env ``XCONLAB_STATE_DIR`` overrides):
@@ -22,6 +22,7 @@ State lives in ``.xconlab/`` at the repository root (env ``XCONLAB_STATE_DIR`` o
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import signal
@@ -155,10 +156,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     topology = os.path.abspath(args.topology)
     if not os.path.isfile(topology):
         raise CliError(f"topology file not found: {args.topology}")
+    os.makedirs(directory, exist_ok=True)
+    # One `up` at a time per state dir (the lock goes with this process).
+    lock = open(os.path.join(directory, "up.lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise CliError(f"another `xconlab up` is starting a lab in {directory}") from None
     pid = _read_pid(directory) or (_read_json(os.path.join(directory, ctl.CONTROL_FILE)) or {}).get("pid")
     if pid_alive(pid):
         raise CliError(f"a lab is already up (pid {pid}, state dir {directory}); run `tests/lab/xconlab down` first")
-    os.makedirs(directory, exist_ok=True)
     _clean_state(directory)
     error_file = os.path.join(directory, ctl.STARTUP_ERROR_FILE)
     if os.path.exists(error_file):
@@ -310,7 +317,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.links < 1:
         raise CliError("generate: N must be at least 1")
-    data = generate(args.links, healthy=args.healthy)
+    try:
+        data = generate(args.links, healthy=args.healthy, firewalls=args.firewalls)
+    except ValueError as exc:
+        raise CliError(f"generate: {exc}") from None
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=120)
     if args.output:
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
@@ -382,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate = sub.add_parser("generate", help="write an N-link topology")
     generate.add_argument("links", type=int, metavar="N")
     generate.add_argument("--healthy", action="store_true", help="a working firewall set-up instead of the KB's")
+    generate.add_argument("--firewalls", type=int, default=1, metavar="K",
+                          help="spread the links over K firewalls (default 1)")
     generate.add_argument("-o", "--output", metavar="FILE")
     generate.set_defaults(func=cmd_generate)
     sub.add_parser("scripts-refresh", help="rewrite known_scripts.json from files/ps").set_defaults(

@@ -112,9 +112,12 @@ class LabProcess:
         from .wsman import EndpointConfig, WsmanServer
 
         begin = time.monotonic()
-        with open(self.topology_path, "r", encoding="utf-8") as handle:
-            topology = yaml.safe_load(handle) or {}
         self.lab = Lab.from_file(self.topology_path)
+        # The model's normalised topology (defaults filled in); the raw file only as a fallback.
+        topology = getattr(self.lab, "topology", None)
+        if not isinstance(topology, dict):
+            with open(self.topology_path, "r", encoding="utf-8") as handle:
+                topology = yaml.safe_load(handle) or {}
         scale = self.time_scale_override
         if scale is None:
             scale = getattr(self.lab, "time_scale", None)

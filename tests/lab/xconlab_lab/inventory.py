@@ -84,8 +84,10 @@ def build_inventory(topology: Mapping[str, Any], endpoints: List[Mapping[str, An
                     control: str, state_dir: str, topology_path: Optional[str] = None) -> Dict[str, Any]:
     """The inventory as a dict (see the module docstring).
 
-    ``topology`` is the topology file's data; ``endpoints`` is ``lab.endpoints()`` with the ports
-    actually listened on filled in.
+    ``topology`` is the topology (preferably the model's normalised copy, ``lab.topology``);
+    ``endpoints`` is ``lab.endpoints()`` with the ports actually listened on filled in. A server's
+    ``xcon_management_host`` is its ``managed_by`` host, else itself when it has its own WinRM
+    endpoint, else the first endpoint that serves it; its connection variables are that host's.
     """
     servers: Mapping[str, Any] = topology.get("servers") or {}
     by_name = {ep["name"]: ep for ep in endpoints}
@@ -97,7 +99,7 @@ def build_inventory(topology: Mapping[str, Any], endpoints: List[Mapping[str, An
     exchange: Dict[str, Any] = {}
     for name, server in servers.items():
         server = server or {}
-        reach = name if name in by_name else serving.get(name)
+        reach = server.get("managed_by") or (name if name in by_name else serving.get(name))
         host: Dict[str, Any] = {}
         if reach is not None:
             host.update(connection_vars(by_name[reach], ca_path))
@@ -132,7 +134,7 @@ def write_inventory(path: str, inventory: Mapping[str, Any]) -> str:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(HEADER)
-        yaml.safe_dump(_plain(inventory), handle, sort_keys=False, default_flow_style=False,
-                       allow_unicode=True, width=120)
+        yaml.dump(_plain(inventory), handle, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+                  sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
     os.replace(tmp, path)
     return path

@@ -1,0 +1,987 @@
+"""The lab's model: Exchange 5.5 directories, event logs, MTA queues/counters/service, the MTAs'
+behaviour and the firewall, in which KB Q196381 really happens (docs/design.md "Lab internal
+Python API"; shared/spec/lab.md).
+
+Public API::
+
+    lab = Lab.from_file(path) / Lab.from_dict(data, source="<file>")   # TopologyError
+    lab.endpoints() -> [{"name", "scheme", "port", "auth", "users": {user: {"password", "rights"}}, "serves"}]
+    lab.execute_op(endpoint_name, username, op, params) -> data          # OpError(category, hresult, message)
+    lab.advance(minutes); lab.snapshot() -> dict; lab.firewall_apply(record) -> dict
+    lab.now() -> ISO time; lab.time_scale; lab.lock (threading.RLock guarding all state)
+
+The MTA model, run once per emulated minute in a fixed order (servers and connectors sorted by
+name), is deterministic:
+
+1. queued mail on a connector that is gone, now scheduled Never, or whose remote MTA changed goes
+   back to the server's work queue;
+2. traffic (fractional per-minute rates accumulate) creates messages; route selection (Q193322)
+   among the sender's connectors whose remote MTA is the destination: skip Never; active now
+   (Always, or Selected with the current slot set) before Selected-but-idle before Remote
+   initiated; then lowest cost; then name. No route: the message waits in the work queue;
+3. a connector with queued mail, active now and past its retry time opens an association to its
+   Stack address (``N-Address``); see :meth:`Lab._connect` for the network path (direct, routed
+   path, GSP relay and the source address the callee sees);
+4. the callee accepts only if the source address equals the resolved Stack address of one of its
+   connectors (any schedule but Never). Never-only match: 37 on the callee; no match: 9301 + 1293
+   on the callee; any failure: 1290/289/1294 on the caller, which retries after
+   Open-Retry-Interval seconds. On success the caller delivers all its mail for that MTA and, when
+   two-way alternate is on on both connectors, the callee hands back all its mail for the caller
+   (the KB's bursts);
+5. 659/660 when a connector queue reaches ``backlog_threshold`` / falls to half of it (666/667 for
+   the work queue).
+
+Schedule grid bit order chosen by the lab (the real one is UNCONFIRMED): slot 0 = Sunday
+00:00-00:15 UTC, one bit per 15 minutes, slot s = bit ``s % 8`` (least significant first) of byte
+``s // 8`` of the 84-byte Activation-Schedule (``schema.slot_active``).
+
+Changes to the directory and the firewall take effect at the next emulated minute (the GWART is
+rebuilt automatically); an MTA restart additionally clears every connector's retry timer.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import ipaddress
+import re
+import threading
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from . import schema, topology as topology_mod
+from .directory import Directory, Entry
+from .schema import DirectoryError
+from .topology import TopologyError  # noqa: F401  (re-exported: Lab.from_* raise it)
+
+SEP = "\u00a7"                    # Connected-Domains field separator (byte 0xA7)
+MTA_SERVICE = "MSExchangeMTA"
+OTHER_SERVICES = ("MSExchangeDS", "MSExchangeIS", "MSExchangeSA")
+X400_PORT = 102
+EVENT_LOG_CAP = 50000
+HISTORY_CAP = 10080               # per flow: minutes with deliveries kept (one week)
+LISTENING_PORTS = (135, 389, 445)  # besides 102 (MTA) and WinRM
+ISO = "%Y-%m-%dT%H:%M:%SZ"
+
+# -- events (docs/design.md "MTA event texts") --------------------------------------------------
+EVENTS: Dict[int, Tuple[str, str, str]] = {
+    1290: ("Warning", "X.400 Service",
+           "A locally initiated association to {dn} was refused. The failure reason provider was 0 and the reason "
+           "was 0. Control block index 202. Type 1. [PLATFORM KERNEL 20 130] (12)"),
+    289: ("Warning", "X.400 Service", "A connection to {dn} could not be opened. [MTA XFER-IN 17 26] (12)"),
+    1294: ("Warning", "X.400 Service",
+           "An association with entity {dn} ended abnormally. [198 1 0 1 PLATFORM KERNEL 20 130] (10)"),
+    1293: ("Warning", "X.400 Service",
+           "A remotely-initiated association from {dn} was refused. The failure reason provider is 0 and the reason "
+           "is 0. Control block index 1. Type 1. [PLATFORM KERNEL 26 128] (12)"),
+    9301: ("Information", "Configuration",
+           "An incoming connection from network address {hex} did not match the Stack address of any X.400 "
+           "connector on this server. The connection was refused. [MTA BASE 17 9301] (14)"),
+    37: ("Warning", "X.400 Service",
+         "An association to {dn} was refused because the connector is not scheduled to be active (schedule "
+         "Never). [MTA DISPATCHER 13 37] (12)"),
+    659: ("Warning", "X.400 Service", "The queue for {dn} is backlogged: {n} messages are waiting."),
+    660: ("Information", "X.400 Service", "The backlog of the queue for {dn} has subsided."),
+    666: ("Warning", "X.400 Service", "The MTA work queue is backlogged: {n} messages are waiting."),
+    667: ("Information", "X.400 Service", "The backlog of the MTA work queue has subsided."),
+    9298: ("Information", "Operating System", "The MTA service was restarted."),
+}
+
+
+class OpError(Exception):
+    """An op failed: ADSI-style category, HRESULT (``0x8007....``) and message."""
+
+    def __init__(self, category: str, hresult: str, message: str) -> None:
+        super().__init__(message)
+        self.category, self.hresult, self.message = category, hresult, message
+
+
+class FirewallRecordError(ValueError):
+    """A firewall change record that cannot be applied (nothing was changed)."""
+
+
+def _op_error(category: str, message: str, hresult: Optional[str] = None) -> OpError:
+    return OpError(category, hresult or schema.HRESULTS[category], message)
+
+
+def _iso(moment: _dt.datetime) -> str:
+    return moment.strftime(ISO)
+
+
+def _ip(text: str) -> Optional[ipaddress._BaseAddress]:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+class Link:
+    """The MTA's view of one connector (read from the directory every minute)."""
+
+    __slots__ = ("server", "key", "name", "dn", "style", "grid", "twa", "address", "address_type",
+                 "remote", "cost", "retry")
+
+    def __init__(self, server: str, entry: Entry) -> None:
+        self.server = server
+        self.name = entry.name
+        self.key = entry.name.casefold()
+        self.dn = entry.dn
+        self.style = entry.get("Activation-Style", 2)          # absent: Always (lab assumption)
+        self.grid = entry.get("Activation-Schedule", b"")
+        self.twa = bool(entry.get("Two-Way-Alternate-Facility", False))
+        raw = entry.get("N-Address")
+        self.address = raw.decode("ascii", errors="replace") if raw else None
+        self.address_type = entry.get("N-Address-Type", 1 if raw and _ip(self.address) else 0)
+        self.remote = (entry.get("Gateway-Local-Desig") or "").casefold()
+        self.cost = _cost(entry)
+        self.retry = max(60, int(entry.get("Open-Retry-Interval", 600)))
+
+    @property
+    def x500(self) -> str:
+        return schema.x500_upper(self.dn)
+
+
+def _cost(entry: Entry) -> int:
+    """Lowest cost field of Connected-Domains (ORG§SITE§cost§addr) and Routing-List (addr;cost)."""
+    costs = []
+    for value in entry.get_all("Connected-Domains"):
+        fields = value.split(SEP)
+        if len(fields) >= 3 and fields[2].strip().isdigit():
+            costs.append(int(fields[2]))
+    for value in entry.get_all("Routing-List"):
+        tail = value.rpartition(";")[2].strip()
+        if tail.isdigit():
+            costs.append(int(tail))
+    return min(costs) if costs else 1
+
+
+class Server:
+    """State of one Exchange server: queues, events, service, counters."""
+
+    def __init__(self, name: str, spec: Mapping[str, Any], directory: Directory, org: str) -> None:
+        self.name = name
+        self.spec = spec
+        self.site = spec["site"]
+        self.address = spec["address"]
+        self.fqdn = spec.get("fqdn")
+        self.directory = directory
+        site_dn = (("ou", self.site), ("o", org))
+        self.servers_dn = (("cn", "Servers"), ("cn", "Configuration")) + site_dn
+        self.server_dn = (("cn", name),) + self.servers_dn
+        self.mta_dn = (("cn", "Microsoft MTA"),) + self.server_dn
+        self.stack_dn = (("cn", f"TCP ({name})"),) + self.server_dn
+        self.connections_dn = (("cn", "Connections"), ("cn", "Configuration")) + site_dn
+        self.queues: Dict[str, Dict[str, Any]] = {}   # connector key -> {"name", "dest", "count"}
+        self.work: Dict[str, int] = {}                 # destination server -> unrouted messages
+        self.retry_at: Dict[str, _dt.datetime] = {}    # connector key -> next allowed attempt
+        self.backlogged: set = set()                   # connector keys (and "*work*") over threshold
+        self.peaks: Dict[str, int] = {}                # connector name -> highest queue length seen
+        self.events: List[Dict[str, Any]] = []
+        self.next_record = 1
+        self.state = "Running"
+        self.restarts = 0
+        self.associations = {"outbound_ok": 0, "outbound_failed": 0, "inbound_ok": 0, "inbound_refused": 0}
+
+    def mta_name(self) -> str:
+        entry = self.directory.find(self.mta_dn)
+        return ((entry.get("MTA-Local-Desig") if entry else None) or self.name)
+
+    def links(self) -> List[Link]:
+        """This server's connectors: X.400 links of the site whose Home-MTA is this server's MTA."""
+        key = schema.dn_key(self.mta_dn)
+        found = [Link(self.name, e) for e in self.directory.of_class("X400-Link")
+                 if e.get("Home-MTA") is not None and schema.dn_key(e.get("Home-MTA")) == key]
+        return sorted(found, key=lambda link: link.key)
+
+    def log(self, event_id: int, moment: _dt.datetime, **fields: Any) -> None:
+        kind, category, template = EVENTS[event_id]
+        self.events.append({"record": self.next_record, "id": event_id, "time": _iso(moment), "type": kind,
+                            "category": category, "source": MTA_SERVICE, "message": template.format(**fields)})
+        self.next_record += 1
+        if len(self.events) > EVENT_LOG_CAP:
+            del self.events[: len(self.events) - EVENT_LOG_CAP]
+
+
+class Lab:
+    """The whole emulated lab (thread-safe: every public method holds ``self.lock``)."""
+
+    def __init__(self, topo: Dict[str, Any], source: str = "<topology>") -> None:
+        self.lock = threading.RLock()
+        self.source = source
+        self.topology = topo
+        self.organization = topo["organization"]
+        self.time_scale = topo["time_scale"]
+        self.threshold = topo["backlog_threshold"]
+        self.start = _dt.datetime.strptime(topo["start_time"], ISO)
+        self.time = self.start
+        self.minute = 0
+        self.directories: Dict[str, Directory] = {}
+        self.servers: Dict[str, Server] = {}
+        self.firewalls: Dict[str, Dict[str, Any]] = {}
+        self.traffic = [dict(t, carry=0.0) for t in topo["traffic"]]
+        self.flows: Dict[Tuple[str, str], Dict[str, Any]] = {}
+        for t in self.traffic:
+            self._flow(t["from"], t["to"])
+        self._build()
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: str) -> "Lab":
+        return cls(topology_mod.load(path), source=path)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<topology>") -> "Lab":
+        return cls(topology_mod.validate(copy.deepcopy(data), source=source), source=source)
+
+    def _build(self) -> None:
+        org = self.organization
+        for name, spec in self.topology["servers"].items():
+            site_key = spec["site"].casefold()
+            directory = self.directories.get(site_key)
+            if directory is None:
+                directory = Directory(org, spec["site"])
+                self.directories[site_key] = directory
+                root = (("o", org),)
+                site = (("ou", spec["site"]),) + root
+                config = (("cn", "Configuration"),) + site
+                if directory.find(root) is None:
+                    directory.add(root, "Organization", {})
+                directory.add(site, "Organizational-Unit", {})
+                directory.add(config, "Container", {})
+                directory.add((("cn", "Connections"),) + config, "Container", {})
+                directory.add((("cn", "Servers"),) + config, "Container", {})
+            server = Server(name, spec, directory, org)
+            self.servers[name] = server
+            directory.add(server.server_dn, "Computer", {"Computer-Name": name, "Admin-Display-Name": name})
+            directory.add(server.mta_dn, "MTA", {"MTA-Local-Desig": name})
+            directory.add(server.stack_dn, "RFC1006-Stack", {})
+        for name, spec in self.topology["servers"].items():
+            server = self.servers[name]
+            for conn in spec["connectors"]:
+                dn = (("cn", conn["name"]),) + server.connections_dn
+                server.directory.add(dn, "RFC1006-X400-Link", self._connector_attributes(server, conn))
+                count = spec["queued"].get(conn["name"], 0)
+                server.queues[conn["name"].casefold()] = {"name": conn["name"], "dest": conn["remote_mta"],
+                                                          "count": count}
+                if count:
+                    self._flow(name, conn["remote_mta"])["sent"] += count
+        for name, spec in self.topology["firewalls"].items():
+            state = copy.deepcopy({k: v for k, v in spec.items() if k != "documented"})
+            state["name"] = name
+            self.firewalls[name] = state
+
+    def _connector_attributes(self, server: Server, conn: Mapping[str, Any]) -> Dict[str, Any]:
+        peer_site = conn["connected_site"]
+        style = {"never": 0, "selected": 1, "always": 2, "remote": 3}[conn["schedule"]]
+        grid = conn.get("schedule_grid")
+        if grid is None:
+            slots = [s for s in range(672) if s % 4 == 0] if style == 1 else []
+            grid = schema.grid_from_slots(slots).hex()
+        attrs: Dict[str, Any] = dict(schema.CONNECTOR_DEFAULTS)
+        attrs.update({
+            "Admin-Display-Name": conn["display_name"],
+            "Delivery-Mechanism": 3,
+            "Home-MTA": schema.format_dn(server.mta_dn),
+            "Supporting-Stack": [schema.format_dn(server.stack_dn)],
+            "Activation-Style": style,
+            "Activation-Schedule": grid,
+            "Two-Way-Alternate-Facility": conn["two_way_alternate"],
+            "N-Address": conn["stack_address"].encode("ascii").hex(),
+            "N-Address-Type": 1 if conn["address_type"] == "ip" else 0,
+            "Gateway-Local-Desig": conn["remote_mta"],
+            "Connected-Domains": [SEP.join([self.organization, peer_site, str(conn["cost"]),
+                                            f"X400:c=US;a= ;p={self.organization};o={peer_site};"])],
+            "Open-Retry-Interval": conn["open_retry_interval"],
+        })
+        if conn["remote_password"]:
+            attrs["Gateway-Local-Cred"] = conn["remote_password"]
+        if conn["routing_list"]:
+            attrs["Routing-List"] = list(conn["routing_list"])
+        if conn["local_mta_name"]:
+            attrs["MTA-Local-Desig"] = conn["local_mta_name"]
+        if conn["local_mta_password"]:
+            attrs["MTA-Local-Cred"] = conn["local_mta_password"]
+        return attrs
+
+    def _flow(self, src: str, dst: str) -> Dict[str, Any]:
+        flow = self.flows.get((src, dst))
+        if flow is None:
+            flow = {"sent": 0, "delivered": 0, "peak_queued": 0, "history": {}}
+            self.flows[(src, dst)] = flow
+        return flow
+
+    # -- endpoints -----------------------------------------------------------------------------
+    def endpoints(self) -> List[Dict[str, Any]]:
+        with self.lock:
+            out = []
+            for name, spec in self.topology["servers"].items():
+                if spec.get("winrm"):
+                    out.append(self._endpoint(name, spec["winrm"], [name]))
+            for name, host in self.topology["management_hosts"].items():
+                out.append(self._endpoint(name, host["winrm"], list(host["manages"])))
+            return out
+
+    @staticmethod
+    def _endpoint(name: str, winrm: Mapping[str, Any], serves: List[str]) -> Dict[str, Any]:
+        users = {winrm["username"]: {"password": winrm["password"], "rights": winrm["rights"]}}
+        for user in winrm.get("extra_users") or []:
+            users[user["username"]] = {"password": user["password"], "rights": user["rights"]}
+        return {"name": name, "scheme": winrm["scheme"], "port": winrm["port"], "auth": list(winrm["auth"]),
+                "users": users, "serves": serves}
+
+    def _endpoint_spec(self, name: str) -> Optional[Tuple[Mapping[str, Any], List[str]]]:
+        spec = self.topology["servers"].get(name)
+        if spec is not None and spec.get("winrm"):
+            return spec["winrm"], [name]
+        host = self.topology["management_hosts"].get(name)
+        if host is not None:
+            return host["winrm"], list(host["manages"])
+        return None
+
+    def now(self) -> str:
+        with self.lock:
+            return _iso(self.time)
+
+    # -- ops -----------------------------------------------------------------------------------
+    def execute_op(self, endpoint_name: str, username: str, op: str, params: Any) -> Dict[str, Any]:
+        """Run one op of docs/design.md's catalogue as ``username`` on ``endpoint_name``."""
+        with self.lock:
+            found = self._endpoint_spec(endpoint_name)
+            if found is None:
+                raise _op_error("InvalidParameter", f"unknown endpoint '{endpoint_name}'")
+            winrm, serves = found
+            rights = None
+            users = [(winrm["username"], winrm["rights"])] + [(u["username"], u["rights"])
+                                                              for u in winrm.get("extra_users") or []]
+            for user, user_rights in users:
+                if str(username).lower() == user.lower():
+                    rights = user_rights
+            if rights is None:
+                raise _op_error("AccessDenied", f"Access is denied for '{username}'.")
+            if not isinstance(params, Mapping):
+                raise _op_error("InvalidParameter", "params must be an object")
+            handler = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
+            if handler is None:
+                raise _op_error("InvalidParameter", f"unknown op '{op}'")
+            try:
+                return handler(endpoint_name, serves, rights, params)
+            except DirectoryError as exc:
+                raise OpError(exc.category, exc.hresult, exc.message) from None
+
+    @staticmethod
+    def _param(params: Mapping[str, Any], name: str, kind=str, required: bool = True, default: Any = None) -> Any:
+        if name not in params or params[name] is None:
+            if required:
+                raise _op_error("InvalidParameter", f"missing parameter '{name}'")
+            return default
+        value = params[name]
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise _op_error("InvalidParameter", f"parameter '{name}' must be an integer")
+        if kind is str and not isinstance(value, str):
+            raise _op_error("InvalidParameter", f"parameter '{name}' must be a string")
+        if kind is list and not isinstance(value, list):
+            raise _op_error("InvalidParameter", f"parameter '{name}' must be a list")
+        return value
+
+    def _served(self, serves: List[str], params: Mapping[str, Any], name: Optional[str] = None) -> Server:
+        server = name if name is not None else self._param(params, "server")
+        match = next((s for s in serves if s.lower() == str(server).lower()), None)
+        if match is None:
+            raise _op_error("ServerUnavailable", f"The server is not operational: '{server}' cannot be reached "
+                            "from this host.")
+        return self.servers[match]
+
+    def _op_dir_search(self, _ep, serves, rights, params):
+        server = self._served(serves, params)
+        entries = server.directory.search(self._param(params, "base", str, False, ""),
+                                          self._param(params, "scope", str, False, "subtree"),
+                                          self._param(params, "classes", list, False, []),
+                                          self._param(params, "attributes", list, False, []), rights)
+        return {"entries": entries}
+
+    def _op_dir_modify(self, _ep, serves, rights, params):
+        server = self._served(serves, params)
+        dn = self._param(params, "dn")
+        modified = server.directory.modify(dn, self._param(params, "changes", list), rights)
+        return {"dn": dn, "modified": modified}
+
+    def _op_dir_create(self, _ep, serves, rights, params):
+        server = self._served(serves, params)
+        attributes = self._param(params, "attributes", object, False, {})
+        if not isinstance(attributes, Mapping):
+            raise _op_error("InvalidParameter", "parameter 'attributes' must be an object")
+        dn = server.directory.create(self._param(params, "parent"), self._param(params, "cn"),
+                                     self._param(params, "class"), attributes, rights)
+        return {"dn": dn}
+
+    def _op_dir_delete(self, _ep, serves, rights, params):
+        server = self._served(serves, params)
+        return {"dn": server.directory.delete(self._param(params, "dn"), rights)}
+
+    def _op_event_query(self, _ep, serves, _rights, params):
+        server = self._served(serves, params)
+        log = self._param(params, "log", str, False, "Application")
+        source = self._param(params, "source", str, False, "")
+        ids = self._param(params, "ids", list, False, [])
+        since_text = self._param(params, "since", str, False, "")
+        limit = self._param(params, "max", int, False, 1000)
+        if log.lower() not in ("application", "system", "security"):
+            raise _op_error("InvalidParameter", f"The event log '{log}' on computer '{server.name}' does not exist.")
+        since = None
+        if since_text:
+            try:
+                since = _dt.datetime.fromisoformat(since_text.replace("Z", "+00:00"))
+            except ValueError:
+                raise _op_error("InvalidParameter", f"since is not an ISO-8601 time: '{since_text}'") from None
+            if since.tzinfo is not None:
+                since = since.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        wanted = set()
+        for value in ids:
+            try:
+                wanted.add(int(value))
+            except (TypeError, ValueError):
+                raise _op_error("InvalidParameter", f"event id '{value}' is not a number") from None
+        found = []
+        events = server.events if log.lower() == "application" else []
+        for event in reversed(events):
+            if len(found) >= max(0, limit):
+                break
+            if since is not None and _dt.datetime.strptime(event["time"], ISO) < since:
+                break
+            if source and event["source"].lower() != source.lower():
+                continue
+            if wanted and event["id"] not in wanted:
+                continue
+            found.append(dict(event))
+        found.reverse()
+        return {"now": _iso(self.time), "events": found}
+
+    _COUNTER_PATH = re.compile(r"^(?:\\\\([^\\]+))?\\([^\\(]+)(?:\((.*)\))?\\([^\\]+)$")
+
+    def _op_perf_counters(self, _ep, serves, _rights, params):
+        default = self._param(params, "server")
+        samples = []
+        for path in self._param(params, "paths", list):
+            match = self._COUNTER_PATH.match(path) if isinstance(path, str) else None
+            if match is None:
+                raise _op_error("InvalidParameter", f"not a counter path: '{path}'")
+            machine, obj, instance, counter = match.groups()
+            server = self._served(serves, params, machine or default)
+            machine = machine or default
+            if obj.lower() == "msexchangemta connections" and counter.lower() == "queue length":
+                names = {link.key: link.name for link in server.links()}
+                for key, queue in server.queues.items():
+                    if queue["count"] and key not in names:
+                        names[key] = queue["name"]
+                if instance == "*":
+                    chosen = sorted(names, key=lambda k: names[k].casefold())
+                elif instance and instance.casefold() in names:
+                    chosen = [instance.casefold()]
+                else:
+                    raise _op_error("InvalidParameter", f"Instance '{instance}' does not exist in the specified "
+                                    "Category.")
+                for key in chosen:
+                    value = server.queues.get(key, {}).get("count", 0)
+                    samples.append({"path": f"\\\\{machine}\\{obj}({names[key]})\\{counter}",
+                                    "instance": names[key], "value": value})
+            elif obj.lower() == "msexchangemta" and counter.lower() == "work queue length" and not instance:
+                samples.append({"path": f"\\\\{machine}\\{obj}\\{counter}", "instance": None,
+                                "value": sum(server.work.values())})
+            else:
+                raise _op_error("InvalidParameter", f"Counter '{counter}' of category '{obj}' does not exist on "
+                                f"'{machine}'.")
+        return {"samples": samples}
+
+    def _op_service(self, _ep, serves, rights, params):
+        server = self._served(serves, params)
+        name = self._param(params, "name")
+        action = self._param(params, "action", str, False, "query")
+        if action not in ("query", "restart"):
+            raise _op_error("InvalidParameter", f"action must be query or restart, not '{action}'")
+        known = [MTA_SERVICE] + list(OTHER_SERVICES)
+        canonical = next((s for s in known if s.lower() == name.lower()), None)
+        if canonical is None:
+            raise _op_error("ServiceError", f"service {name} on {server.name}: Service '{name}' was not found on "
+                            f"computer '{server.name}'.", "0x80070424")
+        state = server.state if canonical == MTA_SERVICE else "Running"
+        if action == "restart":
+            if rights != "admin":
+                raise _op_error("AccessDenied", f"service {name} on {server.name}: Access is denied.")
+            if canonical == MTA_SERVICE:
+                self._restart_mta(server)
+                state = server.state
+            return {"name": canonical, "state": state, "restarted": True}
+        return {"name": canonical, "state": state, "restarted": False}
+
+    def _restart_mta(self, server: Server) -> None:
+        server.state = "Running"
+        server.restarts += 1
+        server.retry_at.clear()
+        server.log(9298, self.time)
+
+    def _op_tcp_probe(self, endpoint, _serves, _rights, params):
+        host = self._param(params, "host")
+        port = self._param(params, "port", int)
+        timeout = self._param(params, "timeout_ms", int, False, 3000)
+        connected, error = self._probe(endpoint, host, port, timeout)
+        return {"host": host, "port": port, "connected": connected, "error": error}
+
+    # -- the network ---------------------------------------------------------------------------
+    def _zone(self, host: str) -> Optional[str]:
+        """The firewall a server (or management host) is inside of, None for the outside world."""
+        if host in self.topology["management_hosts"]:
+            host = self.topology["management_hosts"][host]["manages"][0]
+        for name, fw in self.firewalls.items():
+            if host in fw["inside"]:
+                return name
+        return None
+
+    def _resolve(self, text: str, address_type: Optional[int] = None) -> Optional[str]:
+        """A Stack address / host name -> an IP text (None: does not resolve). Names resolve via the
+        servers' fqdn and NetBIOS names; with address type 1 (IP) only a literal IP resolves."""
+        if text is None:
+            return None
+        literal = _ip(text.strip())
+        if literal is not None:
+            return str(literal)
+        if address_type == 1:
+            return None
+        folded = text.strip().rstrip(".").lower()
+        for server in self.servers.values():
+            if folded == server.name.lower() or (server.fqdn and folded == server.fqdn.lower()):
+                return server.address
+        for name, host in self.topology["management_hosts"].items():
+            if folded == name.lower() and host.get("address"):
+                return host["address"]
+        return None
+
+    def _server_at(self, address: str) -> Optional[Server]:
+        target = _ip(address)
+        for server in self.servers.values():
+            if _ip(server.address) == target:
+                return server
+        return None
+
+    @staticmethod
+    def _listen_address(fw: Mapping[str, Any], passer: Mapping[str, Any]) -> str:
+        return passer.get("address") or fw["interfaces"][passer["interface"]]
+
+    def _firewall_at(self, address: str) -> Optional[Tuple[str, str]]:
+        """(firewall, interface) owning an address (interface or passer alias), else None."""
+        target = _ip(address)
+        for name, fw in self.firewalls.items():
+            for side in ("internal", "external"):
+                if _ip(fw["interfaces"][side]) == target:
+                    return name, side
+            for passer in fw["passers"]:
+                if passer.get("address") and _ip(passer["address"]) == target:
+                    return name, passer["interface"]
+        return None
+
+    def _routed(self, fw: Mapping[str, Any], a: str, b: str, port: int) -> bool:
+        return any(p["port"] == port and set(p["hosts"]) == {a, b} for p in fw["routed_paths"])
+
+    def _gateway_address(self, fw: Mapping[str, Any], side: str, toward: str, port: int) -> str:
+        """The firewall address a proxied connection appears to come from on ``side``: the address of
+        the GSP on that side that relays back to the caller ``toward`` if there is one (so each
+        alias pair is symmetric), else the interface address."""
+        for passer in fw["passers"]:
+            if passer["interface"] == side and passer["port"] == port and passer["target"] == toward:
+                return self._listen_address(fw, passer)
+        return fw["interfaces"][side]
+
+    def _connect(self, caller: str, address: str, port: int = X400_PORT
+                 ) -> Tuple[Optional[str], Optional[str], str]:
+        """Open a TCP connection from server/host ``caller`` to IP ``address``:``port``.
+
+        Returns (callee server or None, source address the callee sees, reason):
+
+        * the address of a server: reached directly when both are in the same zone (no firewall
+          between them) or when the one firewall between them has a routed path for that host pair
+          and port; the callee sees the caller's real address;
+        * an address of a firewall interface (or passer alias) with a GSP on that port: the
+          internal side is reachable only from inside that firewall, the external side only from
+          outside it; the GSP relays to its target. Outbound (caller inside) the callee sees the
+          firewall's external (gateway) address; inbound it sees the caller's real address when
+          client-side transparency is on, else the firewall's internal (gateway) address;
+        * anything else: no connection.
+        """
+        caller_zone = self._zone(caller)
+        caller_address = (self.servers[caller].address if caller in self.servers
+                          else self.topology["management_hosts"][caller].get("address"))
+        target = self._server_at(address)
+        if target is not None:
+            if target.name == caller:
+                return None, None, "the address is the caller's own"
+            target_zone = self._zone(target.name)
+            if caller_zone == target_zone:
+                return target.name, caller_address, "direct"
+            if caller_zone is not None and target_zone is not None:
+                return None, None, "two firewalls between the hosts"
+            fw = self.firewalls[caller_zone or target_zone]
+            if self._routed(fw, caller, target.name, port):
+                return target.name, caller_address, "routed path"
+            return None, None, "filtered by the firewall"
+        owner = self._firewall_at(address)
+        if owner is None:
+            return None, None, "no host at that address"
+        fw_name, side = owner
+        fw = self.firewalls[fw_name]
+        inside = caller_zone == fw_name
+        if (side == "internal") != inside or (not inside and caller_zone is not None):
+            return None, None, "the firewall interface is not reachable from the caller's side"
+        passer = next((p for p in fw["passers"] if p["port"] == port and p["interface"] == side
+                       and _ip(self._listen_address(fw, p)) == _ip(address)), None)
+        if passer is None:
+            return None, None, "no service passer listens there"
+        if passer["target"] == caller:
+            return None, None, "the passer relays back to the caller"
+        if inside:
+            source = self._gateway_address(fw, "external", caller, port)
+        elif fw["client_transparency"]:
+            source = caller_address
+        else:
+            source = self._gateway_address(fw, "internal", caller, port)
+        return passer["target"], source, "service passer"
+
+    def _probe(self, prober: str, host: str, port: int, timeout: int) -> Tuple[bool, Optional[str]]:
+        """tcp_probe from a WinRM host (a server or a management host)."""
+        address = self._resolve(host)
+        if address is None:
+            return False, "No such host is known"
+        server = self._server_at(address)
+        if server is not None:
+            if server.name != prober:
+                callee, _source, reason = self._connect(prober, address, port)
+                if callee is None:
+                    return False, f"timed out after {timeout} ms"
+            listening = set(LISTENING_PORTS)
+            if server.state == "Running":
+                listening.add(X400_PORT)
+            winrm = server.spec.get("winrm")
+            if winrm:
+                listening.add(5986 if winrm["scheme"] == "https" else 5985)
+            if port in listening:
+                return True, None
+            return False, ("No connection could be made because the target machine actively refused it "
+                           f"{address}:{port}")
+        if self._firewall_at(address) is not None:
+            callee, _source, _reason = self._connect(prober, address, port)
+            if callee is not None:
+                return True, None
+            return False, f"timed out after {timeout} ms"
+        return False, f"timed out after {timeout} ms"
+
+    # -- the MTA model -------------------------------------------------------------------------
+    def advance(self, minutes: int) -> None:
+        """Run the model for ``minutes`` emulated minutes (each minute: time += 1, then one step)."""
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0:
+            raise ValueError("minutes must be a whole number >= 0")
+        with self.lock:
+            for _ in range(minutes):
+                self.time += _dt.timedelta(minutes=1)
+                self.minute += 1
+                self._step()
+
+    def _mta_server(self, mta_name: str) -> Optional[Server]:
+        for server in self.servers.values():
+            if server.mta_name().casefold() == mta_name:
+                return server
+        return None
+
+    def _active(self, link: Link) -> bool:
+        if link.style == 2:
+            return True
+        if link.style == 1:
+            weekday = (self.time.weekday() + 1) % 7          # Sunday = 0
+            return schema.slot_active(link.grid, schema.schedule_slot(weekday, self.time.hour, self.time.minute))
+        return False
+
+    def _route(self, server: Server, links: List[Link], dest: str) -> Optional[Link]:
+        """Q193322: skip Never; active now, then Selected (idle), then Remote initiated; then cost."""
+        candidates = []
+        for link in links:
+            target = self._mta_server(link.remote)
+            if target is None or target.name != dest or link.style == 0:
+                continue
+            rank = 0 if self._active(link) else (1 if link.style == 1 else 2)
+            candidates.append((rank, link.cost, link.key, link))
+        return min(candidates, key=lambda c: c[:3])[3] if candidates else None
+
+    def _enqueue(self, server: Server, links: List[Link], dest: str, count: int) -> None:
+        link = self._route(server, links, dest)
+        if link is None:
+            server.work[dest] = server.work.get(dest, 0) + count
+            return
+        queue = server.queues.setdefault(link.key, {"name": link.name, "dest": dest, "count": 0})
+        queue["count"] += count
+
+    def _step(self) -> None:
+        links = {name: server.links() for name, server in self.servers.items()}
+        # 1. queues whose connector is gone / Never / repointed go back to the work queue
+        for name in sorted(self.servers):
+            server = self.servers[name]
+            by_key = {link.key: link for link in links[name]}
+            for key, queue in list(server.queues.items()):
+                link = by_key.get(key)
+                target = self._mta_server(link.remote) if link else None
+                if link is None or link.style == 0 or target is None or target.name != queue["dest"]:
+                    if queue["count"]:
+                        server.work[queue["dest"]] = server.work.get(queue["dest"], 0) + queue["count"]
+                    if link is None:
+                        del server.queues[key]
+                        server.backlogged.discard(key)
+                    else:
+                        queue["count"] = 0
+                        if target is not None:
+                            queue["dest"] = target.name
+        # 2. new mail, then the work queue is routed again
+        for flow in self.traffic:
+            flow["carry"] += flow["per_minute"]
+            count = int(flow["carry"] + 1e-9)
+            if count:
+                flow["carry"] -= count
+                self._flow(flow["from"], flow["to"])["sent"] += count
+                self._enqueue(self.servers[flow["from"]], links[flow["from"]], flow["to"], count)
+        for name in sorted(self.servers):
+            server = self.servers[name]
+            for dest in sorted(server.work):
+                count = server.work.pop(dest)
+                if count:
+                    self._enqueue(server, links[name], dest, count)
+        # 3./4. associations
+        for name in sorted(self.servers):
+            server = self.servers[name]
+            if server.state != "Running":
+                continue
+            for link in links[name]:
+                queue = server.queues.get(link.key)
+                if not queue or not queue["count"] or not self._active(link):
+                    continue
+                due = server.retry_at.get(link.key)
+                if due is not None and due > self.time:
+                    continue
+                self._associate(server, link, links)
+        # 5. thresholds, peaks, flow queue peaks
+        self._thresholds(links)
+
+    def _associate(self, caller: Server, link: Link, links: Dict[str, List[Link]]) -> None:
+        callee_name, source, _reason = (None, None, "")
+        address = self._resolve(link.address, link.address_type) if link.address else None
+        if address is not None:
+            callee_name, source, _reason = self._connect(caller.name, address)
+        callee = self.servers.get(callee_name) if callee_name else None
+        if callee is None or callee.state != "Running":
+            self._refused(caller, link)
+            return
+        source_ip = _ip(source) if source else None
+        matches = [c for c in links[callee.name]
+                   if source_ip is not None and c.address and _ip(self._resolve(c.address, c.address_type) or "") == source_ip]
+        usable = [c for c in matches if c.style != 0]
+        caller_mta = caller.mta_name().casefold()
+        if not usable:
+            if matches:
+                callee.log(37, self.time, dn=matches[0].x500)
+            else:
+                callee.log(9301, self.time, hex=(source or "").encode("ascii").hex().upper())
+                own = next((c for c in links[callee.name] if c.remote == caller_mta), None)
+                callee.log(1293, self.time, dn=own.x500 if own else schema.x500_upper(callee.connections_dn))
+            callee.associations["inbound_refused"] += 1
+            self._refused(caller, link)
+            return
+        usable.sort(key=lambda c: (c.remote != caller_mta, c.key))
+        matched = usable[0]
+        if link.remote != callee.mta_name().casefold():
+            # the association names another MTA than the one that answered
+            callee.log(1293, self.time, dn=matched.x500)
+            callee.associations["inbound_refused"] += 1
+            self._refused(caller, link)
+            return
+        caller.retry_at.pop(link.key, None)
+        caller.associations["outbound_ok"] += 1
+        callee.associations["inbound_ok"] += 1
+        self._deliver(caller, callee)
+        if link.twa and matched.twa:
+            self._deliver(callee, caller)
+
+    def _deliver(self, sender: Server, receiver: Server) -> None:
+        delivered = 0
+        for queue in sender.queues.values():
+            if queue["dest"] == receiver.name and queue["count"]:
+                delivered += queue["count"]
+                queue["count"] = 0
+        if delivered:
+            flow = self._flow(sender.name, receiver.name)
+            flow["delivered"] += delivered
+            history = flow["history"]
+            history[self.minute] = history.get(self.minute, 0) + delivered
+            if len(history) > HISTORY_CAP:
+                del history[min(history)]
+
+    def _refused(self, caller: Server, link: Link) -> None:
+        for event_id in (1290, 289, 1294):
+            caller.log(event_id, self.time, dn=link.x500)
+        caller.associations["outbound_failed"] += 1
+        caller.retry_at[link.key] = self.time + _dt.timedelta(seconds=link.retry)
+
+    def _thresholds(self, links: Dict[str, List[Link]]) -> None:
+        high, low = self.threshold, self.threshold // 2
+        for name in sorted(self.servers):
+            server = self.servers[name]
+            dns = {link.key: link.x500 for link in links[name]}
+            for key in sorted(server.queues):
+                queue = server.queues[key]
+                count = queue["count"]
+                server.peaks[queue["name"]] = max(server.peaks.get(queue["name"], 0), count)
+                dn = dns.get(key) or schema.x500_upper((("cn", queue["name"]),) + server.connections_dn)
+                if count >= high and key not in server.backlogged:
+                    server.backlogged.add(key)
+                    server.log(659, self.time, dn=dn, n=count)
+                elif count <= low and key in server.backlogged:
+                    server.backlogged.discard(key)
+                    server.log(660, self.time, dn=dn)
+            work = sum(server.work.values())
+            if work >= high and "*work*" not in server.backlogged:
+                server.backlogged.add("*work*")
+                server.log(666, self.time, n=work)
+            elif work <= low and "*work*" in server.backlogged:
+                server.backlogged.discard("*work*")
+                server.log(667, self.time)
+        for (src, dst), flow in self.flows.items():
+            flow["peak_queued"] = max(flow["peak_queued"], self._queued(src, dst))
+
+    def _queued(self, src: str, dst: str) -> int:
+        server = self.servers[src]
+        return server.work.get(dst, 0) + sum(q["count"] for q in server.queues.values() if q["dest"] == dst)
+
+    # -- the firewall --------------------------------------------------------------------------
+    def _firewall_state(self, name: str) -> Dict[str, Any]:
+        fw = self.firewalls[name]
+        return {"name": name, "product": fw["product"], "inside": list(fw["inside"]), "outside": list(fw["outside"]),
+                "interfaces": dict(fw["interfaces"]), "passers": copy.deepcopy(fw["passers"]),
+                "routed_paths": copy.deepcopy(fw["routed_paths"]), "client_transparency": fw["client_transparency"]}
+
+    def firewall_apply(self, record: Mapping[str, Any]) -> Dict[str, Any]:
+        """Apply a firewall change record (docs/design.md); idempotent per step, all steps are
+        checked before any is applied. Returns the firewall state plus ``steps`` results."""
+        with self.lock:
+            if not isinstance(record, Mapping):
+                raise FirewallRecordError("the change record must be an object")
+            if record.get("version") != 1:
+                raise FirewallRecordError(f"change record version must be 1, not {record.get('version')!r}")
+            name = record.get("firewall")
+            if name not in self.firewalls:
+                raise FirewallRecordError(f"unknown firewall {name!r}; known: {', '.join(sorted(self.firewalls))}")
+            steps = record.get("steps")
+            if not isinstance(steps, list):
+                raise FirewallRecordError("steps must be a list")
+            fw = copy.deepcopy(self.firewalls[name])
+            members = set(fw["inside"]) | set(fw["outside"])
+            results = []
+            for index, step in enumerate(steps):
+                results.append({"action": (step or {}).get("action") if isinstance(step, Mapping) else None,
+                                "result": self._apply_step(fw, members, step, f"steps[{index}]")})
+            self.firewalls[name] = fw
+            state = self._firewall_state(name)
+            state["steps"] = results
+            return state
+
+    def _apply_step(self, fw: Dict[str, Any], members: set, step: Any, where: str) -> str:
+        if not isinstance(step, Mapping):
+            raise FirewallRecordError(f"{where}: a step must be an object")
+        action = step.get("action")
+
+        def port() -> int:
+            value = step.get("port")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+                raise FirewallRecordError(f"{where}: port must be an integer 1..65535")
+            return value
+
+        if action in ("remove_passer", "add_passer"):
+            number = port()
+            interface = step.get("interface")
+            if interface not in ("internal", "external"):
+                raise FirewallRecordError(f"{where}: interface must be internal or external")
+            target = step.get("target")
+            if target not in members:
+                raise FirewallRecordError(f"{where}: target must be a server on this firewall, not {target!r}")
+            address = step.get("address")
+            if address is not None and _ip(str(address)) is None:
+                raise FirewallRecordError(f"{where}: address must be an IP address")
+
+            def same(p):
+                return (p["port"] == number and p["interface"] == interface and p["target"] == target
+                        and (address is None or _ip(self._listen_address(fw, p)) == _ip(address)))
+            present = [p for p in fw["passers"] if same(p)]
+            if action == "remove_passer":
+                if not present:
+                    return "unchanged"
+                fw["passers"] = [p for p in fw["passers"] if not same(p)]
+                return "changed"
+            if present:
+                return "unchanged"
+            new = {"port": number, "interface": interface, "target": target}
+            if address is not None and _ip(address) != _ip(fw["interfaces"][interface]):
+                new["address"] = str(_ip(address))
+            listen = _ip(self._listen_address(fw, new))
+            if any(p["port"] == number and _ip(self._listen_address(fw, p)) == listen for p in fw["passers"]):
+                raise FirewallRecordError(f"{where}: another passer already listens on {listen} port {number}")
+            fw["passers"].append(new)
+            return "changed"
+        if action in ("add_routed_path", "remove_routed_path"):
+            number = port()
+            hosts = step.get("hosts")
+            if (not isinstance(hosts, list) or len(hosts) != 2 or len(set(hosts)) != 2
+                    or any(h not in self.servers for h in hosts)):
+                raise FirewallRecordError(f"{where}: hosts must be two different servers of the lab")
+            present = [p for p in fw["routed_paths"] if p["port"] == number and set(p["hosts"]) == set(hosts)]
+            if action == "remove_routed_path":
+                if not present:
+                    return "unchanged"
+                fw["routed_paths"] = [p for p in fw["routed_paths"] if p not in present]
+                return "changed"
+            if present:
+                return "unchanged"
+            fw["routed_paths"].append({"hosts": list(hosts), "port": number})
+            return "changed"
+        if action == "set_transparency":
+            value = step.get("value")
+            if not isinstance(value, bool):
+                raise FirewallRecordError(f"{where}: value must be true or false")
+            if fw["client_transparency"] == value:
+                return "unchanged"
+            fw["client_transparency"] = value
+            return "changed"
+        raise FirewallRecordError(f"{where}: unknown action {action!r}")
+
+    # -- snapshot ------------------------------------------------------------------------------
+    def snapshot(self) -> Dict[str, Any]:
+        """The whole state (shared/spec/lab.md "Snapshot") plus extras: per server ``site``,
+        ``address``, ``work_queue``, ``queue_peaks``, ``associations``; per flow ``peak_queued`` and
+        ``history`` (minutes with deliveries)."""
+        with self.lock:
+            servers = {}
+            for name, server in self.servers.items():
+                site_entries = [server.directory.entry_json(e) for e in server.directory.entries.values()]
+                servers[name] = {
+                    "site": server.site, "address": server.address, "fqdn": server.fqdn,
+                    "directory": site_entries,
+                    "queues": {q["name"]: q["count"] for _k, q in sorted(server.queues.items())},
+                    "work_queue": sum(server.work.values()),
+                    "queue_peaks": dict(sorted(server.peaks.items())),
+                    "events": [dict(e) for e in server.events],
+                    "service": {MTA_SERVICE: server.state, "restarts": server.restarts},
+                    "associations": dict(server.associations),
+                }
+            firewalls = {}
+            for name in self.firewalls:
+                state = self._firewall_state(name)
+                state.pop("name")
+                firewalls[name] = state
+            flows = []
+            for (src, dst), flow in self.flows.items():
+                history = [{"time": _iso(self.start + _dt.timedelta(minutes=m)), "minute": m, "delivered": n}
+                           for m, n in sorted(flow["history"].items())]
+                flows.append({"from": src, "to": dst, "sent": flow["sent"], "delivered": flow["delivered"],
+                              "queued": self._queued(src, dst), "peak_queued": flow["peak_queued"],
+                              "history": history})
+            return {"time": _iso(self.time), "start": _iso(self.start), "minute": self.minute,
+                    "servers": servers, "firewalls": firewalls, "flows": flows}
