@@ -40,7 +40,7 @@ def link_class(profile):
 
 def rights_attribute(profile):
     """The constructed attribute listing what the account may write (see ASSUMPTIONS)."""
-    return profile["assumptions"].get("rights_attribute", "allowedAttributesEffective")
+    return profile["assumptions"]["rights_attribute"]
 
 
 def counter_paths(profile, server):
@@ -115,13 +115,10 @@ def write_access(result, profile):
     """True when the account may write the connectors' attributes (every entry writable)."""
     attr = rights_attribute(profile)
     entries = result.data.get("entries", [])
-    if not entries:
-        return None
-    for entry in entries:
-        allowed = entry.get("attributes", {}).get(attr) or []
-        if not allowed:
-            return False
-    return True
+    answered = [e for e in entries if attr in e.get("attributes", {})]
+    if not answered:
+        return None  # the directory does not serve the attribute: unknown, not denied
+    return all(e["attributes"][attr] for e in answered)
 
 
 def decode_evidence(results, server, window_minutes, not_before=None):

@@ -34,6 +34,7 @@ ASSUMPTIONS = {
     "connected_domains_separator": "\u00a7",
     "dn_attribute_form": "ldap",
     "wmi_queue_count_property": "MessageCount",
+    "rights_attribute": "allowedAttributesEffective",
 }
 
 ASSUMPTION_NOTES = {
@@ -55,6 +56,9 @@ ASSUMPTION_NOTES = {
     "they must be built rather than copied: 'ldap' (cn=...,o=ORG) or 'x500' (/o=ORG/...).",
     "wmi_queue_count_property": "Exchange 2000/2003: message-count property of Exchange_X400Queue "
     "(UNCONFIRMED; only used by a future WMI-based evidence reader).",
+    "rights_attribute": "Constructed attribute read to learn whether the account may modify a connector "
+    "(allowedAttributesEffective, as Active Directory serves it; that the 5.5 directory serves it is "
+    "UNCONFIRMED). When no entry returns it, write access is reported unknown, not denied.",
 }
 
 SCHEDULE_STYLES = {0: "never", 1: "selected", 2: "always", 3: "remote"}

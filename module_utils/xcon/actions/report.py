@@ -82,10 +82,10 @@ class ActionModule(XconAction):
     @staticmethod
     def _operator_done(change, states):
         facts = states.get(change["target"])
-        step = change.get("args")
-        if not facts or not step:
+        steps = change.get("firewall_steps") or []
+        if not facts or not steps:
             return False
-        pending, _ = fw.pending_steps(facts, [step])
+        pending, _ = fw.pending_steps(facts, steps)
         return not pending
 
     def _pending_restarts(self, args, task_vars):

@@ -18,6 +18,10 @@ Accounts have rights ``admin`` or ``read-only``; a read-only account gets Access
 """
 from __future__ import annotations
 
+# The constructed attribute that tells a client which attributes it may write (see the toolkit's
+# profile ASSUMPTIONS["rights_attribute"]).
+ALLOWED_EFFECTIVE = "allowedAttributesEffective"
+
 import copy
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
@@ -130,6 +134,11 @@ class Directory:
                     out[attr.name] = _attr_json(attr, values)
         for name in names:
             if name == "*":
+                continue
+            if name.lower() == ALLOWED_EFFECTIVE.lower():
+                # Constructed attribute: the attributes this account may write on this entry
+                # (every schema attribute of the entry's classes for admin, none for read-only).
+                out[name] = sorted(a.name for a in schema.ATTRIBUTES.values() if not a.system) if rights == "admin" else []
                 continue
             attr = schema.attribute(name)
             if attr is None:

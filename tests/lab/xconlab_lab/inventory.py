@@ -120,7 +120,12 @@ def build_inventory(topology: Mapping[str, Any], endpoints: List[Mapping[str, An
         children["xcon_management_hosts"] = {"hosts": management}
     children["xcon_firewalls"] = {"hosts": firewalls}
     all_vars = {"xcon_lab_control": os.path.abspath(control),
-                "xcon_lab_state_dir": os.path.abspath(state_dir)}
+                "xcon_lab_state_dir": os.path.abspath(state_dir),
+                # The lab plays the firewall operator: change records are applied by the lab itself.
+                "xcon_firewall_operator_command": [os.path.abspath(control), "firewall", "apply"],
+                # The toolkit's state between runs (confirmed records, evidence baselines) lives and
+                # dies with this lab.
+                "xcon_state_dir": os.path.join(os.path.abspath(state_dir), "toolkit-state")}
     if topology_path:
         all_vars["xcon_lab_topology"] = os.path.abspath(topology_path)
     return {"all": {"vars": all_vars, "children": children}}
