@@ -137,7 +137,10 @@ def to_plan_entry(link, change, index, servers):
         steps = change.get("firewall_steps") or []
         entry["phase"] = FIREWALL_PHASES.get(steps[0]["action"] if steps else "", "firewall_tunnel_close")
         entry["args"] = steps
-        entry["inverse"] = [fw.inverse_step(s) for s in reversed(steps)]
+        # The steps of one change are independent (e.g. two passers removed); undoing them in the
+        # same order puts the firewall's rules back in their original order.  Rollback undoes the
+        # changes themselves newest first.
+        entry["inverse"] = [fw.inverse_step(s) for s in steps]
         return entry
     after = change.get("after") or {}
     name = change.get("connector") or after.get("name")
