@@ -25,6 +25,7 @@ import argparse
 import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -96,12 +97,18 @@ def pid_alive(pid: Optional[int]) -> bool:
     return True
 
 
+TOOLKIT_STATE = "toolkit-state"
+
+
 def _clean_state(directory: str) -> None:
     for name in (ctl.CONTROL_FILE, ctl.PID_FILE):
         try:
             os.unlink(os.path.join(directory, name))
         except FileNotFoundError:
             pass
+    # The toolkit's own state for this lab (confirmed firewall records, evidence baselines; see
+    # inventory.py) describes the previous lab, not the one starting now.
+    shutil.rmtree(os.path.join(directory, TOOLKIT_STATE), ignore_errors=True)
 
 
 def running_lab(directory: str) -> Dict[str, Any]:

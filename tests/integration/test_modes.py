@@ -1,0 +1,40 @@
+"""Operating modes: a 5.5 server reached through a management host, and offline re-analysis."""
+
+from __future__ import annotations
+
+import json
+
+
+def _stats(lab):
+    return json.loads(lab.ctl("stats").stdout)
+
+
+def test_audit_through_a_management_host(lab):
+    lab.up("mgmt.yml")
+    lab.advance(60)
+    before = _stats(lab)
+    run = lab.playbook("--check")
+    assert run.returncode == 0, run.stdout[-4000:]
+    after = _stats(lab)
+    (link,) = lab.report()["links"]
+    assert "XCON-TRANSPARENCY-REFUSAL" in {f["code"] for f in link["findings"]}
+    # EXIN has no WinRM: its audit command went to MGMT1, exactly one command for the audit phase
+    # (check mode also reads once per connector task of the plan: the stack repoint on EXIN).
+    assert "EXIN" not in after
+    assert after["MGMT1"]["commands"] - before["MGMT1"].get("commands", 0) >= 1
+    assert after["EXOUT"]["commands"] - before["EXOUT"].get("commands", 0) >= 1
+
+
+def test_offline_analysis_of_a_saved_run_needs_no_server(lab):
+    lab.up("kb.yml")
+    lab.advance(60)
+    run = lab.playbook("--check")
+    assert run.returncode == 0, run.stdout[-4000:]
+    live = lab.report()
+    lab.down()  # nothing listens any more
+    offline = lab.playbook(playbook="playbooks/analyze.yml", extra={"xcon_saved_run_id": live["run_id"]})
+    assert offline.returncode == 0, offline.stdout[-4000:]
+    again = lab.report()
+    assert again["run_id"] != live["run_id"]
+    assert [(l["id"], l["status"], sorted(f["code"] for f in l["findings"])) for l in again["links"]] == \
+           [(l["id"], l["status"], sorted(f["code"] for f in l["findings"])) for l in live["links"]]
