@@ -78,6 +78,11 @@ options:
       - Rollback - a raw entry saved by xcon_backup; the connector's attributes are set back to exactly
         these values (only attributes that differ are written).
     type: dict
+  restart_marker:
+    description:
+      - A file on the controller written when a change needing an MTA restart was made, so a run
+        interrupted before its restart still restarts on the next run (xcon_mta_service removes it).
+    type: path
 notes:
   - Check mode - supported; nothing is written and RV(diff) shows what would change.
   - Diff - supported; secrets are masked in before and after.

@@ -69,6 +69,9 @@ options:
   saved_run_dir:
     description: Re-analyse the raw answers saved by an earlier run in this directory instead of hostvars.
     type: path
+  state_dir:
+    description: The toolkit's state directory; servers with a pending MTA restart marker there become targets.
+    type: path
 notes:
   - Check mode - supported; it only writes the report.
 """

@@ -37,6 +37,9 @@ options:
     type: str
     default: started
     choices: [started, restarted, query]
+  restart_marker:
+    description: The marker file written by xcon_connector; removed once the service restarted.
+    type: path
 notes:
   - Check mode - supported (reports what it would do). Diff - not applicable.
 """

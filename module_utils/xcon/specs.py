@@ -41,12 +41,14 @@ CONNECTOR = dict(
     remote_password={"type": "str", "no_log": True},
     clone_from={"type": "str"},
     restore_entry={"type": "dict"},
+    restart_marker={"type": "path"},
 )
 
 MTA_SERVICE = dict(
     COMMON,
     name={"type": "str", "default": "MSExchangeMTA"},
     state={"type": "str", "default": "started", "choices": ["started", "restarted", "query"]},
+    restart_marker={"type": "path"},
 )
 
 FIREWALL_FACTS = {
@@ -81,6 +83,7 @@ DIAGNOSE = {
     "run_id": {"type": "str", "required": True},
     "run_dir": {"type": "path", "required": True},
     "saved_run_dir": {"type": "path"},
+    "state_dir": {"type": "path"},
 }
 
 VERIFY = {

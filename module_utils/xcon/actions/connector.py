@@ -58,6 +58,13 @@ class ActionModule(XconAction):
         if write[op["id"]].data.get("dn"):
             result["dn"] = write[op["id"]].data["dn"]
         result["ansible_facts"] = {"xcon_restart_pending": True}
+        if args.get("restart_marker"):
+            # Survives an interrupted run: the next run's xcon_mta_restart still restarts.
+            import os
+
+            os.makedirs(os.path.dirname(os.path.abspath(args["restart_marker"])), exist_ok=True)
+            with open(args["restart_marker"], "a", encoding="utf-8") as handle:
+                handle.write(f"{op['op']} {args['name']}\n")
         return result
 
     # -- planning -------------------------------------------------------------------------------

@@ -35,7 +35,13 @@ class ActionModule(XconAction):
             "transparency_off_acknowledged": args["transparency_off_acknowledged"],
         }
         links, plan, preflight = analyse(servers, firewalls, args["workaround"], options)
-        targets = sorted({c["target"] for c in plan})
+        targets = {c["target"] for c in plan}
+        if args.get("state_dir"):
+            # A server whose MTA restart an interrupted run left pending takes part again.
+            for host in args["exchange_hosts"]:
+                if os.path.exists(os.path.join(args["state_dir"], "restart-pending", host)):
+                    targets.add(host)
+        targets = sorted(targets)
         lines = [link_line(link) for link in links] or ["No X.400 link found between the servers of the inventory."]
         report = xreport.build_report(
             run_id=args["run_id"], check_mode=bool(self._task.check_mode) or bool(task_vars.get("ansible_check_mode")),

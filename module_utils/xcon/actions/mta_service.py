@@ -22,6 +22,11 @@ class ActionModule(XconAction):
             return {"service": current, "changed": needs, "winrm_commands": 1}
         action = "restart"
         done = self._one(client, {"id": "svc", "op": "service", "params": {"server": server, "name": args["name"], "action": action}})
+        if args.get("restart_marker"):
+            import os
+
+            if os.path.exists(args["restart_marker"]):
+                os.unlink(args["restart_marker"])
         return {"service": done, "changed": True, "winrm_commands": 2, "ansible_facts": {"xcon_restart_pending": False}}
 
     @staticmethod

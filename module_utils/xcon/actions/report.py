@@ -36,17 +36,22 @@ class ActionModule(XconAction):
                     if outcome and outcome.get("failed"):
                         change["error"] = outcome.get("msg", "failed")
                         failures.append(f"{change_id} ({change.get('description', change['action'])}): {change['error']}")
-            if check_mode or not link.get("changes"):
+            if check_mode:
                 link["verification"] = {"state": "not_run", "details": {}}
+            elif link["id"] in verification:
+                link["verification"] = verification[link["id"]]
+            elif link.get("changes"):
+                link["verification"] = {"state": "not_run", "details": {"reason": "no verification ran (a change failed first, or the run stopped)"}}
             else:
-                link["verification"] = verification.get(link["id"], {"state": "not_run", "details": {"reason": "no verification ran (a change failed first, or the run stopped)"}})
+                link["verification"] = {"state": "not_run", "details": {}}
             hosts = {link["inside"]["host"], link["outside"]["host"]}
             if hosts & pending_restart:
                 link["mta_restart"] = "pending"
             if not check_mode:
-                if link.get("changes"):
-                    if link["verification"]["state"] != "passed":
-                        failures.append(f"{link['id']}: verification {link['verification']['state']}")
+                if link["verification"]["state"] == "passed":
+                    pass  # mail flows: the link ended ok
+                elif link.get("changes"):
+                    failures.append(f"{link['id']}: verification {link['verification']['state']}")
                 elif link.get("status") != "ok":
                     failures.append(f"{link['id']}: status {link.get('status')} and no change applied")
         report = xreport.build_report(

@@ -30,8 +30,11 @@ class ActionModule(XconAction):
     ARGUMENT_SPEC = VERIFY
 
     def xcon_run(self, args, task_vars):
+        # Verify every link that was changed, and every link that is not ok although nothing was
+        # left to change (a run interrupted after its changes: the re-run proves the result).
         changed_ids = {c.get("link") for c in args["plan"]}
-        links = [l for l in args["links"] if l["id"] in changed_ids]
+        links = [l for l in args["links"]
+                 if l["id"] in changed_ids or (l.get("status") in ("error", "warning") and not l.get("plan_error"))]
         if not links:
             return {"verification": {}}
         hosts = {}
