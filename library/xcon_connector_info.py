@@ -63,6 +63,11 @@ options:
   save_raw_to:
     description: Write the raw answers (no secret attributes are read) to this JSON file on the controller, for offline re-analysis.
     type: path
+  evidence_baseline_file:
+    description:
+      - JSON file of per-server clock times (written by xcon_verify); events older than the server's
+        time there are not evidence (they describe a configuration that no longer runs).
+    type: path
 notes:
   - Uses one WinRM command (one shell, one command, the script on stdin) per call.
   - Check mode - fully supported (read-only). Diff - not applicable.

@@ -52,6 +52,10 @@ options:
     type: list
     elements: str
     default: []
+  state_dir:
+    description: The toolkit's state directory (confirmed firewall records tell which operator steps were carried out).
+    type: path
+    required: true
 notes:
   - Check mode - supported; writes the report (the audit's product), nothing else.
 """

@@ -45,6 +45,9 @@ options:
     description: The lab's control command; when set, waiting advances emulated time.
     type: str
     default: ""
+  state_dir:
+    description: The toolkit's state directory; the servers' clock times of a passed verification are recorded there (evidence baselines for later audits).
+    type: path
 notes:
   - Check mode - not run (verification C(not_run)).
 """

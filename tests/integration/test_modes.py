@@ -38,3 +38,21 @@ def test_offline_analysis_of_a_saved_run_needs_no_server(lab):
     assert again["run_id"] != live["run_id"]
     assert [(l["id"], l["status"], sorted(f["code"] for f in l["findings"])) for l in again["links"]] == \
            [(l["id"], l["status"], sorted(f["code"] for f in l["findings"])) for l in live["links"]]
+
+
+def test_ansible_own_winrm_plugin_talks_to_the_lab(lab):
+    """The lab is a conforming WS-Management endpoint: Ansible's own winrm connection plugin
+    (pywinrm, NTLM with message encryption, the lab's CA validated) gets an answer, and an unknown
+    script is refused (Ansible wraps raw commands in powershell -EncodedCommand), never silently
+    accepted."""
+    import os
+    import subprocess
+
+    from conftest import BIN, ROOT
+
+    lab.up("kb.yml")
+    run = subprocess.run([os.path.join(BIN, "ansible"), "EXIN", "-i", lab.inventory, "-m", "ansible.builtin.raw", "-a", "ipconfig /all"],
+                         cwd=ROOT, env=lab.env, capture_output=True, text=True, timeout=120)
+    out = run.stdout + run.stderr
+    assert "UNREACHABLE" not in out, out
+    assert "rc=1" in out and "is not one this emulated host knows" in out, out
