@@ -24,21 +24,9 @@ description:
   - A read-only module, it runs the same under check mode.
 version_added: "0.1.0"
 author: fix-xcon maintainers
+extends_documentation_fragment:
+  - xcon_common
 options:
-  server:
-    description: NetBIOS name of the Exchange server. Default - host variable C(xcon_server_name), else the inventory name.
-    type: str
-  exchange_version:
-    description: Exchange version profile (attribute names and encodings) to read with.
-    type: str
-    default: "5.5"
-    choices: ["5.5", "2000", "2003"]
-  management_host:
-    description:
-      - Inventory name of a Windows host with WinRM that reaches the server over LDAP, the remote event
-        log and remote performance counters (Exchange 5.5 runs on Windows NT, which has no WinRM).
-      - Default - host variable C(xcon_management_host), else the server itself.
-    type: str
   names:
     description: Only these connectors (directory names). Default - all.
     type: list

@@ -16,18 +16,9 @@ description:
   - Never restarts in check mode.
 version_added: "0.1.0"
 author: fix-xcon maintainers
+extends_documentation_fragment:
+  - xcon_common
 options:
-  server:
-    description: NetBIOS name of the Exchange server. Default - C(xcon_server_name), else the inventory name.
-    type: str
-  exchange_version:
-    description: Exchange version profile.
-    type: str
-    default: "5.5"
-    choices: ["5.5", "2000", "2003"]
-  management_host:
-    description: Inventory name of the WinRM host that reaches the server.
-    type: str
   name:
     description: Service name.
     type: str

@@ -1,0 +1,30 @@
+# -*- coding: utf-8 -*-
+# fix-xcon: options shared by every module that talks to an Exchange server (defined once, like
+# the argument spec xcon.specs.COMMON they document).
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  server:
+    description: NetBIOS name of the Exchange server. Default - host variable C(xcon_server_name), else the inventory name.
+    type: str
+  exchange_version:
+    description: Exchange version profile (attribute names and encodings; see module_utils/xcon/profile.py).
+    type: str
+    default: "5.5"
+    choices: ["5.5", "2000", "2003"]
+  management_host:
+    description:
+      - Inventory name of a Windows host with WinRM that reaches the server over LDAP, the remote event
+        log and remote performance counters (Exchange 5.5 runs on Windows NT, which has no WinRM).
+      - Default - host variable C(xcon_management_host), else the server itself.
+    type: str
+notes:
+  - The connection is Ansible's own Windows connection variables (C(ansible_host), C(ansible_port),
+    C(ansible_user), C(ansible_password), C(ansible_winrm_*)) of the server or of its management host,
+    https with certificate validation by default, so an existing Windows inventory works unchanged.
+  - Runs on the controller as an action plugin; one WinRM command per phase (the script on stdin).
+"""
