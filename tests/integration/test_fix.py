@@ -60,3 +60,23 @@ def test_workaround_fixes_the_link_and_is_idempotent(lab, workaround, extra):
     # and a second rollback changes nothing
     rollback_again = lab.playbook(playbook="playbooks/rollback.yml", extra={"xcon_rollback_run_id": report["run_id"]})
     assert rollback_again.returncode == 0 and _changed_count(rollback_again.stdout) == 0, rollback_again.stdout[-6000:]
+
+
+def test_reverse_connector_equals_the_original_but_for_the_four(lab):
+    lab.up("kb.yml")
+    lab.advance(30)
+    run = lab.playbook(extra={"xcon_workaround": "reverse_connector"})
+    assert run.returncode == 0, run.stdout[-6000:]
+    links = {e["attributes"]["cn"]: e for e in lab.snapshot()["servers"]["EXIN"]["directory"]
+             if "RFC1006-X400-Link" in e["objectClass"]}
+    original, reverse = links["TO-OUTSIDE"]["attributes"], links["TO-OUTSIDE-REVERSE"]["attributes"]
+    assert links["TO-OUTSIDE-REVERSE"]["objectClass"] == links["TO-OUTSIDE"]["objectClass"]
+    # the four differences: name (cn, display name), schedule, Stack address, cost
+    assert reverse["Activation-Style"] == 3 and original["Activation-Style"] == 2
+    assert reverse["N-Address"] == "198.51.100.10" and reverse["N-Address-Type"] == 1
+    assert [d.split("\u00a7")[2] for d in reverse["Connected-Domains"]] == ["99"] * len(original["Connected-Domains"])
+    assert [d.split("\u00a7")[:2] + d.split("\u00a7")[3:] for d in reverse["Connected-Domains"]] == \
+           [d.split("\u00a7")[:2] + d.split("\u00a7")[3:] for d in original["Connected-Domains"]]
+    four = {"cn", "Admin-Display-Name", "Activation-Style", "N-Address", "N-Address-Type", "Connected-Domains", "Routing-List"}
+    assert {k: v for k, v in reverse.items() if k not in four} == {k: v for k, v in original.items() if k not in four}
+    assert set(reverse) == set(original)  # nothing dropped, nothing added
