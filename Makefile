@@ -13,6 +13,8 @@ setup:
 lab-up: setup
 	@tests/lab/xconlab down >/dev/null 2>&1 || true
 	tests/lab/xconlab up $(TOPOLOGY)
+	@echo "lab: letting an emulated hour of mail flow (and fail) before the audit"
+	tests/lab/xconlab advance 60
 
 lab-down:
 	@tests/lab/xconlab down
