@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""fix-xcon benchmark (`make bench`; README "Performance").
+
+For each N (links; 2N Exchange hosts): generate an N-link KB topology (`xconlab generate N`), start
+a fresh lab (own XCONLAB_STATE_DIR, fresh inventory, --time-scale 0, `advance 60`), and measure
+
+* audit:    `ansible-playbook fix-xcon.yml --check` (the README's audit command)
+* fix:      `ansible-playbook fix-xcon.yml` (fresh lab)
+* baseline: tests/bench/naive/naive-audit.yml, one module execution and one WinRM command per
+            property read (fresh lab, same topology, same forks)
+
+recording wall time, controller CPU (getrusage(RUSAGE_CHILDREN) deltas: ansible-playbook and its
+workers), the lab's CPU (utime+stime of the lab process from /proc/<pid>/stat) and the WinRM
+HTTP requests / commands / shells per Exchange host (`xconlab stats` deltas).  Once per N it also
+runs playbooks/audit.yml alone, to count the WinRM commands of the audit phase by itself.
+Medians over --repeat runs.  Prints a table; writes reports/bench/latest.json and a timestamped copy.
+
+    .venv/bin/python tests/bench/bench.py --sizes 10,50,100 --repeat 3 --baseline-repeat 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+XCONLAB = os.path.join(ROOT, "tests", "lab", "xconlab")
+NAIVE_DIR = os.path.join(ROOT, "tests", "bench", "naive")
+BIN = os.path.dirname(sys.executable)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def machine():
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    ansible = subprocess.run([os.path.join(BIN, "ansible"), "--version"], capture_output=True, text=True).stdout.splitlines()
+    return {"nproc": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
+            "ansible": ansible[0] if ansible else "unknown", "platform": platform.platform()}
+
+
+class Lab:
+    """One lab in its own state dir; always stopped by `down()` (use try/finally)."""
+
+    def __init__(self, workdir, topology):
+        self.dir = workdir
+        self.topology = topology
+        self.state_dir = os.path.join(workdir, "lab")
+        self.inventory = os.path.join(workdir, "hosts.yml")
+        self.env = dict(os.environ, XCONLAB_STATE_DIR=self.state_dir, PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
+                        ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+
+    def ctl(self, *args):
+        proc = subprocess.run([XCONLAB, *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"xconlab {' '.join(args)} failed: {proc.stderr}{proc.stdout}")
+        return proc.stdout
+
+    def up(self):
+        self.ctl("up", self.topology, "--inventory", self.inventory, "--time-scale", "0")
+        self.ctl("advance", "60")
+
+    def down(self):
+        subprocess.run([XCONLAB, "down"], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120)
+
+    def pid(self):
+        with open(os.path.join(self.state_dir, "lab.pid"), encoding="utf-8") as handle:
+            return int(handle.read().split()[0])
+
+    def cpu_seconds(self):
+        """utime+stime of the lab process (and its waited-for children), seconds."""
+        with open(f"/proc/{self.pid()}/stat", encoding="utf-8") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        # fields[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17
+        return sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLK_TCK
+
+    def stats(self):
+        return json.loads(self.ctl("stats"))
+
+
+def exchange_hosts(inventory):
+    """Inventory names of the Exchange hosts (the lab's stats are keyed by endpoint = host)."""
+    import yaml  # ansible's dependency, in the venv
+
+    with open(inventory, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    return sorted((data["all"]["children"]["xcon_exchange"].get("hosts") or {}).keys())
+
+
+def measure(lab, cmd, env, label):
+    """Run `cmd`; return wall, controller CPU, lab CPU and per-host WinRM deltas."""
+    hosts = exchange_hosts(lab.inventory)
+    before_stats, before_lab = lab.stats(), lab.cpu_seconds()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=7200)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    lab_cpu = lab.cpu_seconds() - before_lab
+    after_stats = lab.stats()
+    if proc.returncode != 0:
+        log = os.path.join(lab.dir, f"{label}.log")
+        with open(log, "w", encoding="utf-8") as handle:
+            handle.write(proc.stdout + proc.stderr)
+        raise RuntimeError(f"{label}: {' '.join(cmd)} exited {proc.returncode}; output in {log}\n{proc.stdout[-2000:]}")
+    per_host = {}
+    for host in hosts:
+        a, b = before_stats.get(host, {}), after_stats.get(host, {})
+        per_host[host] = {k: b.get(k, 0) - a.get(k, 0) for k in ("commands", "http_requests", "shells")}
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    commands = [v["commands"] for v in per_host.values()]
+    requests = [v["http_requests"] for v in per_host.values()]
+    histogram = {}
+    for c in commands:
+        histogram[str(c)] = histogram.get(str(c), 0) + 1
+    return {"wall_s": wall, "controller_cpu_s": cpu, "lab_cpu_s": lab_cpu,
+            "lab_share": lab_cpu / (cpu + lab_cpu) if cpu + lab_cpu else 0.0,
+            "hosts": len(hosts),
+            "commands_per_host": {"min": min(commands, default=0), "max": max(commands, default=0),
+                                  "mean": statistics.fmean(commands) if commands else 0, "histogram": histogram},
+            "http_requests_per_host": {"min": min(requests, default=0), "max": max(requests, default=0),
+                                       "mean": statistics.fmean(requests) if requests else 0},
+            "hosts_with_more_than_one_command": sorted(h for h, v in per_host.items() if v["commands"] > 1)}
+
+
+def playbook_cmd(lab, tmp, playbook, *args):
+    return [os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, os.path.join(ROOT, playbook),
+            "-e", f"xcon_report_dir={tmp}/reports", "-e", f"xcon_state_dir={tmp}/state", *args]
+
+
+def one_run(kind, n, topology, workroot, index):
+    """One measurement of `kind` (audit, audit_phase, fix, baseline) on a fresh lab."""
+    work = tempfile.mkdtemp(prefix=f"{kind}-{n}-{index}-", dir=workroot)
+    lab = Lab(work, topology)
+    try:
+        lab.up()
+        env = dict(lab.env, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+        if kind == "audit":
+            cmd = playbook_cmd(lab, work, "fix-xcon.yml", "--check")
+        elif kind == "audit_phase":
+            cmd = playbook_cmd(lab, work, "playbooks/audit.yml", "--check")
+        elif kind == "fix":
+            cmd = playbook_cmd(lab, work, "fix-xcon.yml")
+        else:
+            env = dict(lab.env, ANSIBLE_CONFIG=os.path.join(NAIVE_DIR, "ansible.cfg"))
+            cmd = [os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, os.path.join(NAIVE_DIR, "naive-audit.yml")]
+        return measure(lab, cmd, env, f"{kind}-{n}")
+    finally:
+        lab.down()
+
+
+def median_of(runs):
+    """Median of the numeric figures; WinRM counts are the same in every run (take the last)."""
+    out = dict(runs[-1])
+    for key in ("wall_s", "controller_cpu_s", "lab_cpu_s", "lab_share"):
+        out[key] = statistics.median(r[key] for r in runs)
+    out["runs"] = len(runs)
+    out["wall_s_all"] = [round(r["wall_s"], 2) for r in runs]
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10,50,100", help="comma-separated N (links)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per N for audit and fix (median)")
+    parser.add_argument("--baseline-repeat", type=int, default=1, help="runs per N of the naive baseline (slow)")
+    parser.add_argument("--baseline-sizes", default=None, help="N for which the baseline runs (default: every size)")
+    parser.add_argument("--skip-fix", action="store_true")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--skip-audit-phase", action="store_true", help="do not run playbooks/audit.yml alone")
+    parser.add_argument("--output", default=os.path.join(ROOT, "reports", "bench", "latest.json"))
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    baseline_sizes = set(sizes if args.baseline_sizes is None else [int(s) for s in args.baseline_sizes.split(",") if s.strip()])
+    workroot = tempfile.mkdtemp(prefix="xcon-bench-")
+    started = time.monotonic()
+    results = {"version": 1, "started": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "command": " ".join([os.path.relpath(sys.executable, ROOT), os.path.relpath(os.path.abspath(__file__), ROOT), *(argv or sys.argv[1:])]),
+               "machine": machine(), "repeat": args.repeat, "baseline_repeat": args.baseline_repeat, "sizes": {}}
+    try:
+        for n in sizes:
+            topology = os.path.join(workroot, f"topology-{n}.yml")
+            subprocess.run([XCONLAB, "generate", str(n), "-o", topology], cwd=ROOT, check=True, capture_output=True)
+            entry = {"links": n, "exchange_hosts": 2 * n}
+            print(f"N={n}: audit x{args.repeat}", file=sys.stderr, flush=True)
+            entry["audit"] = median_of([one_run("audit", n, topology, workroot, i) for i in range(args.repeat)])
+            if not args.skip_audit_phase:
+                print(f"N={n}: audit phase alone (playbooks/audit.yml) x1", file=sys.stderr, flush=True)
+                entry["audit_phase"] = median_of([one_run("audit_phase", n, topology, workroot, 0)])
+            if not args.skip_fix:
+                print(f"N={n}: fix x{args.repeat}", file=sys.stderr, flush=True)
+                entry["fix"] = median_of([one_run("fix", n, topology, workroot, i) for i in range(args.repeat)])
+            if not args.skip_baseline and n in baseline_sizes:
+                print(f"N={n}: naive baseline x{args.baseline_repeat}", file=sys.stderr, flush=True)
+                entry["baseline"] = median_of([one_run("baseline", n, topology, workroot, i) for i in range(args.baseline_repeat)])
+            audit = entry["audit"]
+            entry["audit_wall_s"] = round(audit["wall_s"], 2)
+            entry["audit_per_link_s"] = round(audit["wall_s"] / n, 3)
+            entry["fix_wall_s"] = round(entry["fix"]["wall_s"], 2) if "fix" in entry else None
+            entry["baseline_wall_s"] = round(entry["baseline"]["wall_s"], 2) if "baseline" in entry else None
+            entry["ratio"] = round(entry["baseline"]["wall_s"] / audit["wall_s"], 1) if "baseline" in entry else None
+            phase = entry.get("audit_phase", audit)
+            entry["winrm_commands_per_host"] = {"audit_phase": phase["commands_per_host"]["max"],
+                                                "audit_run": audit["commands_per_host"]["max"],
+                                                "fix_run": entry["fix"]["commands_per_host"]["max"] if "fix" in entry else None,
+                                                "baseline": entry["baseline"]["commands_per_host"]["max"] if "baseline" in entry else None}
+            entry["winrm_http_requests_per_host"] = {"audit_phase": phase["http_requests_per_host"]["max"],
+                                                     "audit_run": audit["http_requests_per_host"]["max"],
+                                                     "fix_run": entry["fix"]["http_requests_per_host"]["max"] if "fix" in entry else None,
+                                                     "baseline": entry["baseline"]["http_requests_per_host"]["max"] if "baseline" in entry else None}
+            results["sizes"][str(n)] = entry
+    finally:
+        if not args.keep:
+            shutil.rmtree(workroot, ignore_errors=True)
+    results["total_s"] = round(time.monotonic() - started, 1)
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=2, sort_keys=True)
+    stamp = results["started"].replace(":", "").replace("-", "")
+    shutil.copyfile(args.output, os.path.join(os.path.dirname(args.output), f"bench-{stamp}.json"))
+    print_table(results)
+    print(f"\nwritten: {os.path.relpath(args.output, ROOT)} (and bench-{stamp}.json); total {results['total_s']} s")
+    return 0
+
+
+def fmt(value, spec="{:.1f}"):
+    return "-" if value is None else spec.format(value)
+
+
+def print_table(results):
+    m = results["machine"]
+    print(f"\nfix-xcon benchmark: {m['nproc']} CPU ({m['cpu_model']}), Python {m['python']}, {m['ansible']}; "
+          f"medians of {results['repeat']} (baseline: {results['baseline_repeat']})")
+    head = ("N", "hosts", "audit s", "per link s", "ctl CPU s", "lab share", "fix s", "baseline s", "ratio",
+            "cmd/host audit", "cmd/host run", "cmd/host fix", "req/host audit", "cmd/host base")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for n, e in sorted(results["sizes"].items(), key=lambda kv: int(kv[0])):
+        a = e["audit"]
+        row = (n, str(e["exchange_hosts"]), fmt(a["wall_s"]), fmt(e["audit_per_link_s"], "{:.3f}"), fmt(a["controller_cpu_s"]),
+               fmt(100 * a["lab_share"], "{:.0f}%"), fmt(e["fix_wall_s"]), fmt(e["baseline_wall_s"]),
+               fmt(e["ratio"], "{:.1f}x"), str(e["winrm_commands_per_host"]["audit_phase"]),
+               json.dumps(a["commands_per_host"]["histogram"]).replace('"', ""),
+               json.dumps(e["fix"]["commands_per_host"]["histogram"]).replace('"', "") if "fix" in e else "-",
+               str(e["winrm_http_requests_per_host"]["audit_phase"]), fmt(e["winrm_commands_per_host"]["baseline"], "{}"))
+        print("| " + " | ".join(row) + " |")
+    print("cmd/host run and fix: histogram {commands: hosts} over the whole playbook run; audit = playbooks/audit.yml alone.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
