@@ -215,8 +215,24 @@ def firewall_between(firewalls, a, b):
 
 
 def interface_addresses(firewall):
-    """Upper-cased addresses of the firewall's interfaces (internal, external, any other)."""
-    return {norm(v) for v in ((firewall or {}).get("interfaces") or {}).values() if v}
+    """Upper-cased addresses the firewall answers on: its interfaces (internal, external, any
+    other) and the alias addresses its service passers listen on (``passers[].address``)."""
+    firewall = firewall or {}
+    found = {norm(v) for v in (firewall.get("interfaces") or {}).values() if v}
+    return found | {norm(p.get("address")) for p in firewall.get("passers") or [] if p.get("address")}
+
+
+def listen_addresses(firewall, which, targets=None):
+    """Upper-cased addresses on the firewall's ``which`` side (internal/external) that a connector's
+    Stack may name: the interface address, and the alias address of each TCP 102 passer on that
+    side (only those relaying to one of ``targets``, upper-cased names/addresses, when given)."""
+    found = {_interface(firewall, which)} - {""}
+    for passer in (firewall or {}).get("passers") or []:
+        if (passer.get("address") and norm(passer.get("interface")) == norm(which)
+                and int(passer.get("port", X400_PORT)) == X400_PORT
+                and (targets is None or norm(passer.get("target")) in targets)):
+            found.add(norm(passer.get("address")))
+    return found
 
 
 def _interface(firewall, which):
@@ -399,6 +415,12 @@ class LinkContext:
     def facing_interface(self, side):
         return _interface(self.firewall, "internal" if side is self.inside else "external")
 
+    def facing_addresses(self, side):
+        """The firewall addresses facing ``side`` that relay to its peer: the interface address and
+        the aliases of the passers on that side whose target is the peer."""
+        return listen_addresses(self.firewall, "internal" if side is self.inside else "external",
+                                self.peer(side).identities)
+
     @property
     def fully_read(self):
         return self.inside.readable and self.outside.readable
@@ -530,8 +552,7 @@ def _check_stack(ctx):
         peer = ctx.peer(side)
         allowed = set(peer.identities)
         facing = ctx.facing_interface(side)
-        if facing:
-            allowed.add(facing)
+        allowed |= ctx.facing_addresses(side)
         stack = connector.get("stack_address")
         if norm(stack) in allowed:
             continue
@@ -576,8 +597,8 @@ def _reverse_effective(ctx):
 def _kb_configuration(ctx):
     """Whether the connectors and declared facts are the KB's: Stacks at the firewall interfaces,
     a 102 relay to the inside server, transparency declared on."""
-    inside_at_fw = bool(ctx.inside.primary) and norm(ctx.inside.primary.get("stack_address")) == _interface(ctx.firewall, "internal")
-    outside_at_fw = bool(ctx.outside.primary) and norm(ctx.outside.primary.get("stack_address")) == _interface(ctx.firewall, "external")
+    inside_at_fw = bool(ctx.inside.primary) and norm(ctx.inside.primary.get("stack_address")) in ctx.facing_addresses(ctx.inside)
+    outside_at_fw = bool(ctx.outside.primary) and norm(ctx.outside.primary.get("stack_address")) in ctx.facing_addresses(ctx.outside)
     relay = any(norm(p.get("target")) in ctx.inside.identities for p in relay_passers(ctx.firewall, ctx.servers, ctx.link))
     return {"inside_stack_is_firewall_internal": inside_at_fw, "outside_stack_is_firewall_external": outside_at_fw,
             "relay_on_102_declared": relay,
@@ -647,8 +668,8 @@ def _check_facts(ctx):
     name = ctx.firewall.get("name")
     declared = bool(ctx.firewall.get("client_transparency"))
     seen_outside = ctx.outside_address_seen_by_inside()
-    internal = _interface(ctx.firewall, "internal")
-    seen_internal = internal and internal in ctx.inside.addresses_9301()
+    seen_internal = sorted(a for a in ctx.facing_addresses(ctx.inside) if a in ctx.inside.addresses_9301())
+    internal = ", ".join(seen_internal)
     findings = []
 
     def add(message, **evidence):
@@ -665,7 +686,7 @@ def _check_facts(ctx):
             f"logged event 9301 with the firewall's internal address {internal}: the source address "
             "is rewritten. Correct the inventory.",
             declared_client_transparency=True, observed="gateway address")
-    outside_at_fw = ctx.outside.primary and norm(ctx.outside.primary.get("stack_address")) == _interface(ctx.firewall, "external")
+    outside_at_fw = ctx.outside.primary and norm(ctx.outside.primary.get("stack_address")) in ctx.facing_addresses(ctx.outside)
     arrived = ctx.inside_1293_count() > 0 or bool(seen_outside)
     relay = any(norm(p.get("target")) in ctx.inside.identities for p in relay_passers(ctx.firewall, ctx.servers, ctx.link))
     if outside_at_fw and arrived and not relay:

@@ -1,6 +1,6 @@
 """Firewall driver model (see docs/design.md and shared domain/firewall.md).
 
-Three facts: service passers (port, interface, target), routed paths (host pair, port), and the
+Three facts: service passers (port, interface, target, optional alias address), routed paths (host pair, port), and the
 source rewrite of inbound proxied connections (client-side transparency).  Three changes and their
 inverses: remove/add a passer, add/remove a routed path, transparency off/on.
 
@@ -111,7 +111,10 @@ def apply_step(facts, step):
         facts["passers"] = keep
     elif action == "add_passer":
         if all(_passer_key(p) != _passer_key(step) for p in facts["passers"]):
-            facts["passers"] = sorted(facts["passers"] + [{"port": int(step["port"]), "interface": step["interface"], "target": step["target"]}], key=_passer_key)
+            passer = {"port": int(step["port"]), "interface": step["interface"], "target": step["target"]}
+            if step.get("address"):
+                passer["address"] = str(step["address"])
+            facts["passers"] = sorted(facts["passers"] + [passer], key=_passer_key)
             changed = True
     elif action == "add_routed_path":
         if all(_path_key(p) != _path_key(step) for p in facts["routed_paths"]):
@@ -191,7 +194,7 @@ def render_nftables(facts, addresses):
     inside = {h.upper() for h in facts.get("inside", [])}
     lines = [f"table inet {NFT_TABLE} {{", "  chain prerouting {", "    type nat hook prerouting priority dstnat; policy accept;"]
     for passer in facts.get("passers", []):
-        listen = interfaces.get(passer["interface"])
+        listen = passer.get("address") or interfaces.get(passer["interface"])
         target = addresses.get(passer["target"].upper()) or addresses.get(passer["target"])
         lines.append(f"    ip daddr {listen} tcp dport {passer['port']} dnat ip to {target}:{passer['port']}")
     lines += ["  }", "  chain postrouting {", "    type nat hook postrouting priority srcnat; policy accept;"]

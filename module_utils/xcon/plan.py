@@ -146,8 +146,10 @@ def _firewall_tunnel(link, ctx):
                 changes.append(change)
     passers = dx.relay_passers(firewall, ctx.servers, link)
     if passers:
-        steps = [{"action": "remove_passer", "port": int(p.get("port", dx.X400_PORT)), "interface": p.get("interface"),
-                  "target": p.get("target")} for p in passers]
+        # The alias address goes into the step, so that its inverse (rollback) listens there again.
+        steps = [dict({"action": "remove_passer", "port": int(p.get("port", dx.X400_PORT)), "interface": p.get("interface"),
+                       "target": p.get("target")}, **({"address": p["address"]} if p.get("address") else {}))
+                 for p in passers]
         dependents = dx.firewall_dependents(link, ctx.servers, firewall)
         extra = {}
         if dependents:
@@ -282,7 +284,8 @@ def product_family(product):
 def _step_text(console, step):
     hosts = list(step.get("hosts") or ["?", "?"])
     value = fw._as_bool(step.get("value", False))
-    fields = {"port": step.get("port", dx.X400_PORT), "interface": step.get("interface"), "target": step.get("target"),
+    interface = step.get("interface") if not step.get("address") else f"{step.get('interface')} ({step['address']})"
+    fields = {"port": step.get("port", dx.X400_PORT), "interface": interface, "target": step.get("target"),
               "a": hosts[0], "b": hosts[-1], "onoff": "on" if value else "off",
               "transform": "Use Original Source Address" if value else "Use Gateway Address"}
     text = console[step["action"]].format(**fields)

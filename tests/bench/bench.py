@@ -27,6 +27,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -187,6 +188,8 @@ def main(argv=None):
     parser.add_argument("--output", default=os.path.join(ROOT, "reports", "bench", "latest.json"))
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
+    # A terminated benchmark still stops its lab (the try/finally blocks run on SystemExit).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     baseline_sizes = set(sizes if args.baseline_sizes is None else [int(s) for s in args.baseline_sizes.split(",") if s.strip()])
     workroot = tempfile.mkdtemp(prefix="xcon-bench-")

@@ -80,3 +80,57 @@ def test_reverse_connector_equals_the_original_but_for_the_four(lab):
     four = {"cn", "Admin-Display-Name", "Activation-Style", "N-Address", "N-Address-Type", "Connected-Domains", "Routing-List"}
     assert {k: v for k, v in reverse.items() if k not in four} == {k: v for k, v in original.items() if k not in four}
     assert set(reverse) == set(original)  # nothing dropped, nothing added
+
+
+def _canonical_firewalls(firewalls):
+    """Firewall facts with passers and routed paths in a stable order (rollback re-adds them)."""
+    out = {}
+    for name, fw in firewalls.items():
+        fw = dict(fw)
+        fw["passers"] = sorted(fw["passers"], key=lambda p: (p["interface"], p["target"], p.get("address", "")))
+        fw["routed_paths"] = sorted(fw["routed_paths"], key=lambda p: sorted(p["hosts"]))
+        out[name] = fw
+    return out
+
+
+def test_generated_links_behind_one_firewall_all_fixed_then_rolled_back(lab, tmp_path):
+    """Links 2 and 3 of a generated topology reach the firewall on GSP alias addresses: each link
+    is diagnosed as the KB fault, fixed by the tunnel (its own relays removed, not the others'),
+    mail flows on all three, and rollback puts every passer back on its alias."""
+    topology = tmp_path / "fleet.yml"
+    lab.ctl("generate", "3", "-o", str(topology))
+    lab.up(str(topology))
+    lab.advance(30)
+    start = lab.snapshot()
+    assert sum(1 for p in start["firewalls"]["FW1"]["passers"] if p.get("address")) == 4
+    run = lab.playbook(extra={"xcon_workaround": "firewall_tunnel"})
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    report = lab.report()
+    assert len(report["links"]) == 3
+    for link in report["links"]:
+        assert "XCON-TRANSPARENCY-REFUSAL" in {f["code"] for f in link["findings"]}, link["id"]
+        assert "XCON-STACK-ADDRESS" not in {f["code"] for f in link["findings"]}, link["id"]
+        assert link["verification"]["state"] == "passed", link["verification"]
+        assert len(link["changes"]) == 4 and all(c["applied"] for c in link["changes"]), link["changes"]
+    fixed_at = lab.snapshot()["time"]
+    lab.advance(30)
+    after = lab.snapshot()
+    assert after["firewalls"]["FW1"]["passers"] == []
+    assert _new_refusals(after, fixed_at) == []
+    for flow in after["flows"]:
+        assert flow["queued"] == 0 and flow["delivered"] == flow["sent"], flow
+    rollback = lab.playbook(playbook="playbooks/rollback.yml", extra={"xcon_rollback_run_id": report["run_id"]})
+    assert rollback.returncode == 0, rollback.stdout[-6000:]
+    restored = directory_and_firewalls(lab.snapshot())
+    before_state = directory_and_firewalls(start)
+    assert restored["directory"] == before_state["directory"]
+    assert _canonical_firewalls(restored["firewalls"]) == _canonical_firewalls(before_state["firewalls"])
+
+
+def test_rollback_of_an_unknown_run_says_so_and_changes_nothing(lab):
+    lab.up("kb.yml")
+    before = directory_and_firewalls(lab.snapshot())
+    run = lab.playbook(playbook="playbooks/rollback.yml", extra={"xcon_rollback_run_id": "latest"})
+    assert run.returncode != 0
+    assert "has no plan at" in run.stdout and "Nothing was changed" in run.stdout, run.stdout[-3000:]
+    assert directory_and_firewalls(lab.snapshot()) == before

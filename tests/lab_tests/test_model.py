@@ -91,6 +91,9 @@ def test_topology_file_errors_and_generator(tmp_path):
     healthy.advance(30)
     assert all(not TRIPLE & set(ids(healthy, n)) for n in healthy.servers)
     assert snap["time"] == "2026-01-05T09:30:00Z"
+    # ten firewalls or more do not fit beside the servers in IPv4 .1-.9: IPv6, still validated
+    many = generate(12, firewalls=10)
+    assert ":" in many["firewalls"]["FW10"]["interfaces"]["internal"]
 
 
 # ---- schema ------------------------------------------------------------------------------------

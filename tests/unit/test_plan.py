@@ -203,3 +203,62 @@ def test_explicit_tunnel_completes_a_half_done_tunnel():
     assert diagnosed(topo)["status"] == "ok"
     assert summary(planned(topo, "firewall_tunnel")) == [(1, "FW1", "operator", "service passers on tcp/102")]
     assert planned(topo, "auto") == []
+
+
+# -- passers on alias addresses (many links through one firewall) ---------------------------------
+ALIAS_INTERNAL = "192.0.2.121"
+ALIAS_EXTERNAL = "198.51.100.121"
+
+
+def kb_behind_aliases():
+    """The KB fault on a link whose relays listen on alias addresses, not on the interfaces."""
+    topo = Topology.kb()
+    topo.in_conn["stack_address"] = ALIAS_INTERNAL
+    topo.out_conn["stack_address"] = ALIAS_EXTERNAL
+    topo.firewall["passers"] = [{"port": 102, "interface": "external", "target": "EXIN", "address": ALIAS_EXTERNAL},
+                                {"port": 102, "interface": "internal", "target": "EXOUT", "address": ALIAS_INTERNAL}]
+    return topo
+
+
+def test_alias_addresses_are_firewall_addresses():
+    link = diagnosed(kb_behind_aliases())
+    codes = {f["code"] for f in link["findings"]}
+    assert dx.TRANSPARENCY_REFUSAL in codes and dx.STACK_ADDRESS not in codes
+    assert link["status"] == "error" and link["recommended_workaround"] == "firewall_tunnel"
+
+
+def test_alias_of_another_link_is_not_this_links_firewall_address():
+    topo = kb_behind_aliases()
+    for passer in topo.firewall["passers"]:
+        passer["target"] = {"EXIN": "EXIN2", "EXOUT": "EXOUT2"}[passer["target"]]
+    link = diagnosed(topo)
+    assert dx.STACK_ADDRESS in {f["code"] for f in link["findings"]}
+
+
+def test_tunnel_removes_the_alias_passers_and_rollback_puts_them_back():
+    topo = kb_behind_aliases()
+    before = copy.deepcopy(topo.firewall["passers"])
+    changes = planned(topo, "firewall_tunnel")
+    assert changes[1]["before"] == {"stack_address": ALIAS_INTERNAL}
+    last = changes[-1]
+    assert sorted(last["firewall_steps"], key=lambda s: s["interface"]) == [
+        {"action": "remove_passer", "port": 102, "interface": "external", "target": "EXIN", "address": ALIAS_EXTERNAL},
+        {"action": "remove_passer", "port": 102, "interface": "internal", "target": "EXOUT", "address": ALIAS_INTERNAL}]
+    facts = copy.deepcopy(topo.firewall)
+    for step in last["firewall_steps"]:
+        facts, changed = fw.apply_step(facts, step)
+        assert changed
+    assert facts["passers"] == []
+    for step in reversed(last["firewall_steps"]):
+        facts, changed = fw.apply_step(facts, fw.inverse_step(step))
+        assert changed
+    key = lambda p: (p["interface"], p["target"])  # noqa: E731
+    assert sorted(facts["passers"], key=key) == sorted(before, key=key)
+    record = plan.firewall_change_record(topo.firewall, last["firewall_steps"], "run-1")
+    assert f"external ({ALIAS_EXTERNAL}) interface" in plan.operator_instructions(record, "raptor-eagle-5")
+
+
+def test_nftables_listens_on_the_alias():
+    facts = kb_behind_aliases().firewall
+    rules = fw.render_nftables(facts, {"EXIN": EXIN_ADDR, "EXOUT": EXOUT_ADDR})
+    assert f"ip daddr {ALIAS_EXTERNAL} tcp dport 102 dnat ip to {EXIN_ADDR}:102" in rules

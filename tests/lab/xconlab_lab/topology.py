@@ -483,8 +483,8 @@ def _traffic(c: _Checker, value: Any, servers: Mapping[str, Any]) -> List[Dict[s
 # -- generator ----------------------------------------------------------------------------------
 def _generated_addresses(n_links: int, firewalls: int) -> Dict[str, List[str]]:
     """Documentation-range addresses: IPv4 (192.0.2.0/24 inside, 198.51.100.0/24 outside) for up to
-    100 links, else IPv6 (2001:db8::/32)."""
-    if n_links <= 100:
+    100 links behind at most 9 firewalls (the interfaces take .1 to .9), else IPv6 (2001:db8::/32)."""
+    if n_links <= 100 and firewalls <= 9:
         return {"inside": [f"192.0.2.{10 + i}" for i in range(n_links)],
                 "internal_alias": [f"192.0.2.{120 + i}" for i in range(n_links)],
                 "outside": [f"198.51.100.{10 + i}" for i in range(n_links)],
