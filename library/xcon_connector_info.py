@@ -56,6 +56,13 @@ options:
       - JSON file of per-server clock times (written by xcon_verify); events older than the server's
         time there are not evidence (they describe a configuration that no longer runs).
     type: path
+  result_file:
+    description:
+      - Write the full result (connectors, evidence, write_access, xcon_error) as JSON to this file on
+        the controller (mode 0600) and return only a summary (C(result_file), counts, C(xcon_error)).
+      - For fleet audits - a large registered result per host costs the controller time on every
+        later task; M(xcon_diagnose) reads the file when the registered result names one.
+    type: path
 notes:
   - Uses one WinRM command (one shell, one command, the script on stdin) per call.
   - Check mode - fully supported (read-only). Diff - not applicable.
@@ -117,6 +124,15 @@ xcon_error:
   returned: when the read failed and fail_on_error is false
   type: dict
   sample: {code: XCON-UNREACHABLE, reason: "connection refused by 127.0.0.1:5986"}
+result_file:
+  description: Where the full result was written (then C(connectors), C(evidence) and C(write_access) are only in that file).
+  returned: when result_file is set
+  type: str
+summary:
+  description: Counts of what was read (connectors, events, queued messages).
+  returned: when result_file is set and the read succeeded
+  type: dict
+  sample: {connectors: 1, events: 42, queued: 18}
 winrm_commands:
   description: Number of WinRM commands this call sent.
   returned: always

@@ -16,6 +16,7 @@ every action plugin needs:
 
 from __future__ import annotations
 
+import json
 import traceback
 
 from ansible.errors import AnsibleActionFail
@@ -41,6 +42,16 @@ CONNECTION_VARS = (
 )
 
 
+def plain(value):
+    """The same data as plain dict/list/str/number/bool/None.
+
+    ansible-core 2.19 hands actions templated values as tagged subclasses of str/dict/list;
+    copying those costs about 40x more than plain data (copy.deepcopy through __reduce_ex__ and
+    dataclass state), which made a 100-link diagnosis take minutes.  One JSON round trip at the
+    boundary (C code) drops the tags."""
+    return json.loads(json.dumps(value, default=str))
+
+
 class XconAction(ActionBase):
     """Base class: subclasses set ARGUMENT_SPEC and implement `xcon_run(args, task_vars)`."""
 
@@ -63,7 +74,7 @@ class XconAction(ActionBase):
         if validation.error_messages:
             result.update(failed=True, msg="Invalid arguments: " + "; ".join(validation.error_messages))
             return result
-        args = validation.validated_parameters
+        args = plain(validation.validated_parameters)
         try:
             result.update(self.xcon_run(args, task_vars))
         except AnsibleActionFail:
@@ -80,11 +91,16 @@ class XconAction(ActionBase):
         """A templated variable of `host` (default: the task's host)."""
         hostvars = task_vars.get("hostvars", {})
         host = host or task_vars.get("inventory_hostname")
+        # hostvars[host] computes all of the host's variables each time (about 1 ms): once per host.
+        cache = self.__dict__.setdefault("_xcon_hostvars", {})
+        if host not in cache:
+            cache[host] = hostvars[host] if host in hostvars else None
         try:
-            value = hostvars[host].get(name, default) if host in hostvars else task_vars.get(name, default)
+            value = cache[host].get(name, default) if cache[host] is not None else task_vars.get(name, default)
         except Exception:  # undefined variable inside a template
             value = default
-        return self._templar.template(value) if isinstance(value, str) else value
+        value = self._templar.template(value) if isinstance(value, str) else value
+        return plain(value) if isinstance(value, (dict, list)) else value
 
     def connection_for(self, task_vars, endpoint=None):
         """The WinRM connection variables of `endpoint` (an inventory host), templated."""

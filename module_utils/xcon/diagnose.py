@@ -418,8 +418,11 @@ class LinkContext:
     def facing_addresses(self, side):
         """The firewall addresses facing ``side`` that relay to its peer: the interface address and
         the aliases of the passers on that side whose target is the peer."""
-        return listen_addresses(self.firewall, "internal" if side is self.inside else "external",
-                                self.peer(side).identities)
+        cache = self.__dict__.setdefault("_facing", {})
+        which = "internal" if side is self.inside else "external"
+        if which not in cache:
+            cache[which] = listen_addresses(self.firewall, which, self.peer(side).identities)
+        return cache[which]
 
     @property
     def fully_read(self):

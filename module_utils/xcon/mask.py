@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 MASK = "********"
 # Keys whose values are secrets wherever they appear (lower-cased substring match).
 SECRET_KEY_PARTS = ("password", "passwd", "cred", "secret", "ansible_winrm_password")
 
 
+_SECRET_KEY = re.compile("|".join(re.escape(part) for part in SECRET_KEY_PARTS), re.IGNORECASE)
+
+
 def is_secret_key(key) -> bool:
-    return isinstance(key, str) and any(part in key.lower() for part in SECRET_KEY_PARTS)
+    return isinstance(key, str) and _SECRET_KEY.search(key) is not None
 
 
 def mask(obj, secrets=()):

@@ -119,10 +119,6 @@ def _reverse_connector(link, ctx):
         f"workaround 2). {inside.host}'s MTA then accepts {outside.host}'s associations from its real address.")]
 
 
-def _routed_paths(firewall):
-    return copy.deepcopy(firewall.get("routed_paths") or [])
-
-
 def _firewall_tunnel(link, ctx):
     firewall = ctx.firewall
     inside, outside = ctx.inside, ctx.outside
@@ -130,10 +126,11 @@ def _firewall_tunnel(link, ctx):
     changes = []
     if not dx.has_routed_path(firewall, *hosts):
         step = {"action": "add_routed_path", "hosts": hosts, "port": dx.X400_PORT}
-        before = _routed_paths(firewall)
+        # before/after show this link's part of the firewall only: a fleet's plan and report grow
+        # with the number of links, not with its square.
         changes.append(_firewall_change(
             link, firewall, f"routed path {inside.host}<->{outside.host} tcp/102", [step],
-            {"routed_paths": before}, {"routed_paths": before + [{"hosts": hosts, "port": dx.X400_PORT}]},
+            {"routed_paths": []}, {"routed_paths": [{"hosts": list(hosts), "port": dx.X400_PORT}]},
             f"Operator, firewall {firewall.get('name')}: add a routed (not proxied) path for TCP 102 between "
             f"{inside.host} and {outside.host}. Harmless while the relays still carry the traffic."))
     for side in ctx.sides:
@@ -157,10 +154,9 @@ def _firewall_tunnel(link, ctx):
             extra = {"warning": f"Removing the TCP 102 relay cuts off these connectors, which still point at the firewall: {names}. "
                                 "Repoint them first or keep the relay.",
                      "affected_connectors": dependents}
-        remaining = [p for p in firewall.get("passers") or [] if p not in passers]
         changes.append(_firewall_change(
             link, firewall, "service passers on tcp/102", steps,
-            {"passers": copy.deepcopy(firewall.get("passers") or [])}, {"passers": copy.deepcopy(remaining)},
+            {"passers": [dict(p) for p in passers]}, {"passers": []},
             f"Operator, firewall {firewall.get('name')}: remove the Generic Service Passer(s) on TCP 102 relaying to "
             f"{' and '.join(sorted({p.get('target') for p in passers}))}, once both connectors point at each other.",
             **extra))

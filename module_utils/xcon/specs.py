@@ -20,6 +20,7 @@ CONNECTOR_INFO = dict(
     check_write_access={"type": "bool", "default": False},
     save_raw_to={"type": "path"},
     evidence_baseline_file={"type": "path"},
+    result_file={"type": "path"},
 )
 
 MTA_EVIDENCE = dict(

@@ -104,9 +104,24 @@ def exchange_hosts(inventory):
     return sorted((data["all"]["children"]["xcon_exchange"].get("hosts") or {}).keys())
 
 
+CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
+
+
+def top_tasks(path, count=8):
+    """The `count` longest tasks of a run (tests/bench/callback_plugins/xcon_task_times.py)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            tasks = json.load(handle)
+    except (OSError, ValueError):
+        return []
+    return sorted(tasks, key=lambda t: -t["seconds"])[:count]
+
+
 def measure(lab, cmd, env, label):
-    """Run `cmd`; return wall, controller CPU, lab CPU and per-host WinRM deltas."""
+    """Run `cmd`; return wall, controller CPU, lab CPU, per-host WinRM deltas and the longest tasks."""
     hosts = exchange_hosts(lab.inventory)
+    times = os.path.join(lab.dir, f"{label}-tasks.json")
+    env = dict(env, XCON_TASK_TIMES=times, ANSIBLE_CALLBACK_PLUGINS=CALLBACKS, ANSIBLE_CALLBACKS_ENABLED="xcon_task_times")
     before_stats, before_lab = lab.stats(), lab.cpu_seconds()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
@@ -137,7 +152,8 @@ def measure(lab, cmd, env, label):
                                   "mean": statistics.fmean(commands) if commands else 0, "histogram": histogram},
             "http_requests_per_host": {"min": min(requests, default=0), "max": max(requests, default=0),
                                        "mean": statistics.fmean(requests) if requests else 0},
-            "hosts_with_more_than_one_command": sorted(h for h, v in per_host.items() if v["commands"] > 1)}
+            "hosts_with_more_than_one_command": sorted(h for h, v in per_host.items() if v["commands"] > 1),
+            "longest_tasks": top_tasks(times)}
 
 
 def playbook_cmd(lab, tmp, playbook, *args):
@@ -265,6 +281,21 @@ def print_table(results):
                str(e["winrm_http_requests_per_host"]["audit_phase"]), fmt(e["winrm_commands_per_host"]["baseline"], "{}"))
         print("| " + " | ".join(row) + " |")
     print("cmd/host run and fix: histogram {commands: hosts} over the whole playbook run; audit = playbooks/audit.yml alone.")
+    ordered = sorted(results["sizes"].items(), key=lambda kv: int(kv[0]))
+    print("\nLinearity (audit): per-link cost at each N, and the marginal cost per added link")
+    previous = None
+    for n, e in ordered:
+        marginal = "" if previous is None else (
+            f", marginal {(e['audit']['wall_s'] - previous[1]) / (int(n) - previous[0]):.3f} s/link from N={previous[0]}")
+        print(f"  N={n}: {e['audit']['wall_s'] / int(n):.3f} s/link{marginal}")
+        previous = (int(n), e["audit"]["wall_s"])
+    if ordered:
+        n, e = ordered[-1]
+        for kind in ("audit", "fix"):
+            if kind in e and e[kind].get("longest_tasks"):
+                print(f"\nWhere the time goes, {kind} at N={n} (last run, wall seconds per task, hosts):")
+                for t in e[kind]["longest_tasks"]:
+                    print(f"  {t['seconds']:7.2f}  {t['hosts']:4d}  {t['task']}")
 
 
 if __name__ == "__main__":

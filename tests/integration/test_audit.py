@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conftest import directory_and_firewalls
@@ -29,8 +31,12 @@ def test_kb_audit_names_the_fault_and_changes_nothing(lab):
     assert link["recommended_workaround"] in ("firewall_tunnel", "reverse_connector")
     assert link["changes"] and not any(c["applied"] for c in link["changes"])
     assert link["verification"]["state"] == "not_run"
-    # --diff shows each planned change
-    assert "N-Address" in run.stdout or "stack_address" in run.stdout or "routed" in run.stdout
+    # --diff shows each planned change, from the audit's read (the servers are not read again)
+    for index, change in enumerate(link["changes"], start=1):
+        assert f"{link['id']}#{index} {change['target']}: {change['action']}" in run.stdout, run.stdout[-4000:]
+    assert "(planned)" in run.stdout and "+    stack_address: " in run.stdout
+    stats = json.loads(lab.ctl("stats").stdout)
+    assert {stats[h]["commands"] for h in ("EXIN", "EXOUT")} == {1}, stats
 
 
 @pytest.mark.parametrize("topology, code, not_code", [

@@ -184,9 +184,10 @@ def test_dropped_connection_at_dir_create_leaves_no_half_made_connector(lab):
     lab.advance(30)
 
     # Calibrate on this lab: a check-mode run with the same workaround sends, per server, the audit
-    # command and one read command per connector task (check mode stops after the read).
+    # command and one read command per connector task (check mode stops after the read); the
+    # change plays run on the servers under --check only with xcon_preview_on_servers.
     start = _stats(lab, "EXIN")
-    check = lab.playbook("--check", extra={"xcon_workaround": "reverse_connector"})
+    check = lab.playbook("--check", extra={"xcon_workaround": "reverse_connector", "xcon_preview_on_servers": "true"})
     assert check.returncode == 0, _output(check)[-6000:]
     done = _stats(lab, "EXIN")
     check_commands = done["commands"] - start["commands"]

@@ -134,3 +134,14 @@ def test_rollback_of_an_unknown_run_says_so_and_changes_nothing(lab):
     assert run.returncode != 0
     assert "has no plan at" in run.stdout and "Nothing was changed" in run.stdout, run.stdout[-3000:]
     assert directory_and_firewalls(lab.snapshot()) == before
+
+
+def test_restart_not_allowed_is_left_pending_and_reported(lab):
+    lab.up("kb.yml")
+    lab.advance(30)
+    run = lab.playbook(extra={"xcon_workaround": "reverse_connector", "xcon_allow_mta_restart": "false"})
+    flat = " ".join(run.stdout.split())  # the YAML callback folds long messages
+    assert "EXIN: MSExchangeMTA needs a restart" in flat and "left pending because xcon_allow_mta_restart=false" in flat, run.stdout[-6000:]
+    (link,) = lab.report()["links"]
+    assert link["mta_restart"] == "pending"
+    assert lab.snapshot()["servers"]["EXIN"]["service"]["restarts"] == 0  # left pending: not restarted

@@ -35,7 +35,7 @@ class ActionModule(XconAction):
             if args["fail_on_error"]:
                 raise
             result["xcon_error"] = {"code": error_code(exc), "reason": error_reason(exc)}
-            return result
+            return self._to_file(args, result)
         result["connectors"] = gather.decode_connectors(results["connectors"], server, profile, args.get("names"))
         if args["check_write_access"]:
             result["write_access"] = gather.write_access(results["connectors"], profile)
@@ -55,4 +55,18 @@ class ActionModule(XconAction):
                 "results": {k: {"ok": r.ok, "data": mask(r.data)} for k, r in results.items()},
             }
             write_json_atomic(args["save_raw_to"], saved, mode=0o600)
-        return result
+        return self._to_file(args, result)
+
+    @staticmethod
+    def _to_file(args, result):
+        """With result_file: the full result goes to the file, a summary is returned."""
+        if not args.get("result_file"):
+            return result
+        write_json_atomic(args["result_file"], mask(result), mode=0o600)
+        short = {k: result[k] for k in ("server", "winrm_commands", "xcon_error") if k in result}
+        short["result_file"] = args["result_file"]
+        if "connectors" in result:
+            evidence = result.get("evidence") or {}
+            short["summary"] = {"connectors": len(result["connectors"]), "events": len(evidence.get("events") or []),
+                                "queued": sum((evidence.get("queues") or {}).values())}
+        return short

@@ -15,6 +15,7 @@ from xcon import firewall as fw
 from xcon import plan as xplan
 from xcon import report as xreport
 from xcon.action import XconAction
+from xcon.mask import mask
 from xcon.specs import DIAGNOSE
 
 # Which role carries out a firewall change, by its first step (remediate.yml runs them in this order).
@@ -43,8 +44,9 @@ class ActionModule(XconAction):
                     targets.add(host)
         targets = sorted(targets)
         lines = [link_line(link) for link in links] or ["No X.400 link found between the servers of the inventory."]
+        check_mode = bool(self._task.check_mode) or bool(task_vars.get("ansible_check_mode"))
         report = xreport.build_report(
-            run_id=args["run_id"], check_mode=bool(self._task.check_mode) or bool(task_vars.get("ansible_check_mode")),
+            run_id=args["run_id"], check_mode=check_mode,
             workaround_requested=args["workaround"],
             hosts_scanned=sorted(s for s, d in servers.items() if not d.get("error")),
             hosts_failed=[{"host": s, "reason": d["error"]["reason"], "code": d["error"]["code"]} for s, d in sorted(servers.items()) if d.get("error")],
@@ -52,9 +54,15 @@ class ActionModule(XconAction):
         )
         paths = xreport.write_report(report, os.path.dirname(args["run_dir"]))
         fw.write_json_atomic(os.path.join(args["run_dir"], "plan.json"), {"run_id": args["run_id"], "plan": plan, "firewalls": {f["name"]: f for f in firewalls}})
-        return {"workaround_requested": args["workaround"], "links": links, "plan": plan, "targets": targets, "preflight_errors": preflight, "lines": lines,
-                "report_paths": paths, "servers": {k: {kk: v[kk] for kk in ("name", "inventory_host", "address", "fqdn")} for k, v in servers.items()},
-                "hosts_failed": report["coverage"]["hosts_failed"]}
+        result = {}
+        if check_mode:
+            # --check --diff: what would change, from the audit's read, one entry per planned change
+            # (the change plays do not run on the Exchange servers under --check).
+            result["diff"] = [plan_diff(entry) for entry in plan]
+            result["changed"] = bool(plan)  # under --check, changed = would change
+        return dict(result, workaround_requested=args["workaround"], links=links, plan=plan, targets=targets, preflight_errors=preflight, lines=lines,
+                report_paths=paths, servers={k: {kk: v[kk] for kk in ("name", "inventory_host", "address", "fqdn")} for k, v in servers.items()},
+                hosts_failed=report["coverage"]["hosts_failed"])
 
     def _inputs(self, args, task_vars):
         servers, firewalls = {}, []
@@ -64,7 +72,7 @@ class ActionModule(XconAction):
             if saved:
                 audit = load_saved(saved, host)
             else:
-                audit = self.host_var(task_vars, "xcon_audit_result", {}, host=host) or {}
+                audit = load_result_file(self.host_var(task_vars, "xcon_audit_result", {}, host=host) or {})
             servers[name] = {
                 "name": name,
                 "inventory_host": host,
@@ -80,6 +88,26 @@ class ActionModule(XconAction):
             if facts:
                 firewalls.append(facts)
         return servers, firewalls
+
+
+def plan_diff(entry):
+    """An Ansible diff (shown by --diff) for one plan entry: its before and after, secrets masked."""
+    what = f"{entry['id']} {entry['target']}: {entry.get('action')} {entry.get('object')}"
+    return mask({"before_header": f"{what} (now)", "after_header": f"{what} (planned)",
+                 "before": entry.get("before") or {}, "after": entry.get("after") or {}})
+
+
+def load_result_file(audit):
+    """The full audit result of a host whose registered result names a ``result_file``
+    (xcon_connector_info's option for fleets); a missing or unreadable file makes the host unknown."""
+    path = audit.get("result_file")
+    if not path:
+        return audit
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as exc:
+        return {"xcon_error": {"code": "XCON-OPERATION-FAILED", "reason": f"the audit result {path} could not be read: {exc}"}}
 
 
 def load_saved(run_dir, host):

@@ -1,0 +1,64 @@
+"""Benchmark aid: wall seconds per task (first start to last result over all hosts).
+
+Enabled by tests/bench/bench.py (ANSIBLE_CALLBACK_PLUGINS + ANSIBLE_CALLBACKS_ENABLED); writes
+JSON to $XCON_TASK_TIMES (a list of {play, task, seconds, hosts}) when the playbook ends."""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: xcon_task_times
+type: aggregate
+short_description: Wall time per task, as JSON, for the fix-xcon benchmark
+description:
+  - Records, for each task, the time from its start to its last host result, and how many hosts
+    reported; writes the list as JSON to the file named by C(XCON_TASK_TIMES) at the end of the run.
+requirements:
+  - environment variable XCON_TASK_TIMES
+"""
+
+import json
+import os
+import time
+
+from ansible.plugins.callback import CallbackBase
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "xcon_task_times"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self):
+        super().__init__()
+        self._play = None
+        self._tasks = []
+        self._current = None
+
+    def _close(self):
+        if self._current is not None:
+            self._current["seconds"] = round(self._current.pop("_last", self._current["_start"]) - self._current.pop("_start"), 3)
+            self._tasks.append(self._current)
+            self._current = None
+
+    def v2_playbook_on_play_start(self, play):
+        self._close()
+        self._play = play.get_name()
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._close()
+        now = time.monotonic()
+        self._current = {"play": self._play, "task": task.get_name(), "hosts": 0, "_start": now, "_last": now}
+
+    def _result(self, result, *args, **kwargs):
+        if self._current is not None:
+            self._current["hosts"] += 1
+            self._current["_last"] = time.monotonic()
+
+    v2_runner_on_ok = v2_runner_on_failed = v2_runner_on_skipped = v2_runner_on_unreachable = _result
+
+    def v2_playbook_on_stats(self, stats):
+        self._close()
+        path = os.environ.get("XCON_TASK_TIMES")
+        if path:
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump(self._tasks, handle, indent=1)
