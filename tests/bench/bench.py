@@ -196,6 +196,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10,50,100", help="comma-separated N (links)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per N for audit and fix (median)")
+    parser.add_argument("--fix-repeat", type=int, default=None, help="runs per N of the full fix (default: --repeat)")
     parser.add_argument("--baseline-repeat", type=int, default=1, help="runs per N of the naive baseline (slow)")
     parser.add_argument("--baseline-sizes", default=None, help="N for which the baseline runs (default: every size)")
     parser.add_argument("--skip-fix", action="store_true")
@@ -212,7 +213,7 @@ def main(argv=None):
     started = time.monotonic()
     results = {"version": 1, "started": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                "command": " ".join([os.path.relpath(sys.executable, ROOT), os.path.relpath(os.path.abspath(__file__), ROOT), *(argv or sys.argv[1:])]),
-               "machine": machine(), "repeat": args.repeat, "baseline_repeat": args.baseline_repeat, "sizes": {}}
+               "machine": machine(), "repeat": args.repeat, "fix_repeat": args.repeat if args.fix_repeat is None else args.fix_repeat, "baseline_repeat": args.baseline_repeat, "sizes": {}}
     try:
         for n in sizes:
             topology = os.path.join(workroot, f"topology-{n}.yml")
@@ -224,8 +225,9 @@ def main(argv=None):
                 print(f"N={n}: audit phase alone (playbooks/audit.yml) x1", file=sys.stderr, flush=True)
                 entry["audit_phase"] = median_of([one_run("audit_phase", n, topology, workroot, 0)])
             if not args.skip_fix:
-                print(f"N={n}: fix x{args.repeat}", file=sys.stderr, flush=True)
-                entry["fix"] = median_of([one_run("fix", n, topology, workroot, i) for i in range(args.repeat)])
+                fix_repeat = args.repeat if args.fix_repeat is None else args.fix_repeat
+                print(f"N={n}: fix x{fix_repeat}", file=sys.stderr, flush=True)
+                entry["fix"] = median_of([one_run("fix", n, topology, workroot, i) for i in range(fix_repeat)])
             if not args.skip_baseline and n in baseline_sizes:
                 print(f"N={n}: naive baseline x{args.baseline_repeat}", file=sys.stderr, flush=True)
                 entry["baseline"] = median_of([one_run("baseline", n, topology, workroot, i) for i in range(args.baseline_repeat)])
@@ -245,18 +247,26 @@ def main(argv=None):
                                                      "fix_run": entry["fix"]["http_requests_per_host"]["max"] if "fix" in entry else None,
                                                      "baseline": entry["baseline"]["http_requests_per_host"]["max"] if "baseline" in entry else None}
             results["sizes"][str(n)] = entry
+            results["total_s"] = round(time.monotonic() - started, 1)
+            write_json(args.output, results)  # after each N: a long run stopped early keeps what it measured
+            print(f"N={n} done ({results['total_s']} s so far)", file=sys.stderr, flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(workroot, ignore_errors=True)
     results["total_s"] = round(time.monotonic() - started, 1)
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=2, sort_keys=True)
+    write_json(args.output, results)
     stamp = results["started"].replace(":", "").replace("-", "")
     shutil.copyfile(args.output, os.path.join(os.path.dirname(args.output), f"bench-{stamp}.json"))
     print_table(results)
     print(f"\nwritten: {os.path.relpath(args.output, ROOT)} (and bench-{stamp}.json); total {results['total_s']} s")
     return 0
+
+
+def write_json(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)
 
 
 def fmt(value, spec="{:.1f}"):
