@@ -102,6 +102,13 @@ targets:
   returned: always
   type: list
   elements: str
+planned:
+  description:
+    - Per target host, the groups it joins (C(xcon_targets) and C(xcon_targets_<phase>)) and its own plan entries by phase.
+    - The roles read a server's entries from its host variable C(xcon_diagnose_planned) (set from C(changes) by xcon_diagnose's add_host task).
+  returned: always
+  type: dict
+  sample: {"ex-in-01": {"groups": ["xcon_targets", "xcon_targets_precondition"], "changes": {"precondition": []}}}
 preflight_errors:
   description: Why planned changes could not be completed (no write access, no acknowledgement); empty when all can.
   returned: always

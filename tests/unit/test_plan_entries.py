@@ -6,7 +6,7 @@ import pytest
 
 from test_diagnose import Topology, connector, EXIN_ADDR, EXOUT_ADDR  # noqa: F401  (shared factories)
 from xcon import firewall as fw
-from xcon.actions.diagnose import analyse
+from xcon.actions.diagnose import analyse, planned_by_target
 
 
 def _servers(topo, write_access=True):
@@ -84,3 +84,15 @@ def test_healthy_link_plans_nothing_and_a_fixed_one_replans_nothing():
     kb.out_events, kb.in_events, kb.out_queue = [], [], 0
     _, again, _ = _plan(kb, "firewall_tunnel")
     assert again == []
+
+
+def test_each_target_gets_only_its_own_entries_and_the_groups_of_its_kinds_of_change():
+    _, plan, _ = _plan(Topology.kb(), "firewall_tunnel")
+    planned = planned_by_target(plan, sorted({p["target"] for p in plan} | {"PENDING"}))
+    assert planned["FW1"]["groups"] == ["xcon_targets", "xcon_targets_firewall_tunnel_open", "xcon_targets_firewall_tunnel_close"]
+    assert planned["EXIN"]["groups"] == ["xcon_targets", "xcon_targets_stack_repoint"]
+    assert [e["args"]["name"] for e in planned["EXIN"]["changes"]["stack_repoint"]] == ["TO-OUTSIDE"]
+    assert [e["args"]["name"] for e in planned["EXOUT"]["changes"]["stack_repoint"]] == ["TO-INSIDE"]
+    # A target without planned changes (an MTA restart left pending) is in xcon_targets only.
+    assert planned["PENDING"] == {"groups": ["xcon_targets"], "changes": {}}
+    assert sum(len(v) for t in planned.values() for v in t["changes"].values()) == len(plan)

@@ -43,6 +43,7 @@ class ActionModule(XconAction):
                 if os.path.exists(os.path.join(args["state_dir"], "restart-pending", host)):
                     targets.add(host)
         targets = sorted(targets)
+        planned = planned_by_target(plan, targets)
         lines = [link_line(link) for link in links] or ["No X.400 link found between the servers of the inventory."]
         check_mode = bool(self._task.check_mode) or bool(task_vars.get("ansible_check_mode"))
         report = xreport.build_report(
@@ -60,7 +61,7 @@ class ActionModule(XconAction):
             # (the change plays do not run on the Exchange servers under --check).
             result["diff"] = [plan_diff(entry) for entry in plan]
             result["changed"] = bool(plan)  # under --check, changed = would change
-        return dict(result, workaround_requested=args["workaround"], links=links, plan=plan, targets=targets, preflight_errors=preflight, lines=lines,
+        return dict(result, workaround_requested=args["workaround"], links=links, plan=plan, targets=targets, planned=planned, preflight_errors=preflight, lines=lines,
                 report_paths=paths, servers={k: {kk: v[kk] for kk in ("name", "inventory_host", "address", "fqdn")} for k, v in servers.items()},
                 hosts_failed=report["coverage"]["hosts_failed"])
 
@@ -151,6 +152,23 @@ def analyse(servers, firewalls, workaround, options):
         preflight += preflight_errors(link, changes, servers, options)
         links.append(link)
     return links, plan, preflight
+
+
+def planned_by_target(plan, targets):
+    """Each target's own plan entries by phase, and the groups it joins (remediate.yml's plays).
+
+    ``{host: {"groups": ["xcon_targets", "xcon_targets_<phase>", ...], "changes": {phase: [entry, ...]}}}``.
+    xcon_diagnose's add_host task puts each target in its groups and its changes in the host variable
+    ``xcon_diagnose_planned``, so a change play runs only on the servers that have that kind of change
+    and a server's role reads its own entries, never the whole fleet's plan (README "Performance").
+    """
+    planned = {host: {"groups": ["xcon_targets"], "changes": {}} for host in targets}
+    for entry in plan:
+        target = planned.setdefault(entry["target"], {"groups": ["xcon_targets"], "changes": {}})
+        if entry["phase"] not in target["changes"]:
+            target["groups"].append("xcon_targets_" + entry["phase"])
+        target["changes"].setdefault(entry["phase"], []).append(entry)
+    return planned
 
 
 def to_plan_entry(link, change, index, servers):
