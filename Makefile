@@ -39,4 +39,4 @@ test: setup
 	tests/molecule-all
 
 bench: setup
-	$(VENV)/python tests/bench/bench.py
+	$(VENV)/python tests/bench/bench.py --sizes 10,50,100 --repeat 3 --fix-repeat 1 --baseline-repeat 1

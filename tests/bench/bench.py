@@ -107,7 +107,7 @@ def exchange_hosts(inventory):
 CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
 
 
-def top_tasks(path, count=8):
+def top_tasks(path, count=20):
     """The `count` longest tasks of a run (tests/bench/callback_plugins/xcon_task_times.py)."""
     try:
         with open(path, encoding="utf-8") as handle:
@@ -304,7 +304,7 @@ def print_table(results):
         for kind in ("audit", "fix"):
             if kind in e and e[kind].get("longest_tasks"):
                 print(f"\nWhere the time goes, {kind} at N={n} (last run, wall seconds per task, hosts):")
-                for t in e[kind]["longest_tasks"]:
+                for t in e[kind]["longest_tasks"][:8]:  # the JSON keeps 20
                     print(f"  {t['seconds']:7.2f}  {t['hosts']:4d}  {t['task']}")
 
 
