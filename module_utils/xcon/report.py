@@ -240,7 +240,7 @@ def render_summary(report, width=100):
     counts = ", ".join(f"{summary['links_by_status'].get(s, 0)} {s}" for s in STATUSES)
     lines = [f"fix-xcon {report.get('tool_version')} run {report['run_id']} "
              f"({'check mode' if report.get('check_mode') else 'changes enabled'}, workaround {report.get('workaround_requested')})",
-             f"Links: {summary['links_total']} ({counts}); hosts scanned {summary['hosts_scanned']}, failed {summary['hosts_failed']}"]
+             f"Links as found: {summary['links_total']} ({counts}); hosts scanned {summary['hosts_scanned']}, failed {summary['hosts_failed']}"]
     for link in report["links"]:
         codes = ", ".join(f"{f['code'].replace('XCON-', '')} ({f['severity']})" for f in link["findings"]) or "no findings"
         applied = sum(1 for c in link["changes"] if c.get("applied"))
@@ -249,6 +249,14 @@ def render_summary(report, width=100):
         lines.append(_clip(f"            {codes}", width))
     for failed in report["coverage"]["hosts_failed"]:
         lines.append(f"  not scanned: {failed['host']}: {failed['reason']}"[:width])
+    verified = [link["id"] for link in report["links"] if link["verification"].get("state") == "passed"]
+    unverified = [link["id"] for link in report["links"] if link["verification"].get("state") == "failed"]
+    if verified or unverified:
+        # The status column is the audit's (before any change); this line is the outcome of the run.
+        line = f"After the changes: {len(verified)} link(s) verified, mail flows again"
+        if unverified:
+            line += f"; {len(unverified)} FAILED verification: {', '.join(unverified)}"
+        lines.append(_clip(line, width))
     if summary.get("restart_required"):
         lines.append(f"MTA restart pending on: {', '.join(summary['restart_required'])}")
     return "\n".join(lines)

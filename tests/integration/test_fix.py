@@ -112,6 +112,7 @@ def test_generated_links_behind_one_firewall_all_fixed_then_rolled_back(lab, tmp
         assert "XCON-STACK-ADDRESS" not in {f["code"] for f in link["findings"]}, link["id"]
         assert link["verification"]["state"] == "passed", link["verification"]
         assert len(link["changes"]) == 4 and all(c["applied"] for c in link["changes"]), link["changes"]
+    assert "After the changes: 3 link(s) verified, mail flows again" in " ".join(run.stdout.split()), run.stdout[-3000:]
     fixed_at = lab.snapshot()["time"]
     lab.advance(30)
     after = lab.snapshot()

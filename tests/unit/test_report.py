@@ -136,6 +136,18 @@ def test_write_report_writes_run_and_latest_atomically(tmp_path):
     assert (run_dir / "report.json").exists()
 
 
+def test_summary_states_the_outcome_apart_from_the_status_as_found():
+    links = links_for(Topology.kb(), Topology.kb())
+    links[1]["id"] = "EXIN2<->EXOUT2"
+    for link, state in zip(links, ("passed", "failed")):
+        link["verification"] = {"state": state, "details": {}}
+    text = report.render_summary(report.build_report("run-1", False, "auto", ["EXIN", "EXOUT"], [], links, "0.1.0"))
+    assert "Links as found: 2 (2 error" in text
+    assert "\nAfter the changes: 1 link(s) verified, mail flows again; 1 FAILED verification: EXIN2<->EXOUT2\n" in text
+    audit = report.render_summary(sample_report())
+    assert "After the changes" not in audit
+
+
 def test_summary_fits_one_screen():
     text = report.render_summary(sample_report())
     lines = text.splitlines()
