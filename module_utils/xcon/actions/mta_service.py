@@ -16,18 +16,30 @@ class ActionModule(XconAction):
         client = self.winrm_client(task_vars, args.get("management_host"))
         want = args["state"]
         query = {"id": "svc", "op": "service", "params": {"server": server, "name": args["name"], "action": "query"}}
+        if want == "restarted" and not self._task.check_mode:
+            # A restart needs no decision: the query and the restart travel as one command (the
+            # runner stops at the query's failure, so a service it cannot read is not touched).
+            restart = {"id": "restart", "op": "service", "params": dict(query["params"], action="restart")}
+            results = gather.run(client, [query, restart])
+            for result in (results["svc"], results["restart"]):
+                if not result.ok:
+                    raise OpFailed(result.error_category, result.hresult, result.message)
+            return self._restarted(args, results["restart"].data, 1)
         current = self._one(client, query)
         needs = want == "restarted" or (want == "started" and current.get("state") != "Running")
         if not needs or self._task.check_mode:
             return {"service": current, "changed": needs, "winrm_commands": 1}
-        action = "restart"
-        done = self._one(client, {"id": "svc", "op": "service", "params": {"server": server, "name": args["name"], "action": action}})
+        done = self._one(client, dict(query, params=dict(query["params"], action="restart")))
+        return self._restarted(args, done, 2)
+
+    @staticmethod
+    def _restarted(args, service, commands):
         if args.get("restart_marker"):
             import os
 
             if os.path.exists(args["restart_marker"]):
                 os.unlink(args["restart_marker"])
-        return {"service": done, "changed": True, "winrm_commands": 2, "ansible_facts": {"xcon_restart_pending": False}}
+        return {"service": service, "changed": True, "winrm_commands": commands, "ansible_facts": {"xcon_restart_pending": False}}
 
     @staticmethod
     def _one(client, op):
