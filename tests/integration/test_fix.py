@@ -3,11 +3,14 @@ mail is delivered, the second run changes nothing, and rollback restores the lab
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 
 import pytest
 
-from conftest import directory_and_firewalls
+from conftest import BIN, ROOT, directory_and_firewalls
 
 REFUSALS = {1290, 289, 1294, 1293, 9301}
 
@@ -152,3 +155,25 @@ def test_restart_not_allowed_is_left_pending_and_reported(lab):
     (link,) = lab.report()["links"]
     assert link["mta_restart"] == "pending"
     assert lab.snapshot()["servers"]["EXIN"]["service"]["restarts"] == 0  # left pending: not restarted
+
+
+def _mta_service(lab, *args):
+    cmd = [os.path.join(BIN, "ansible"), "-i", lab.inventory, "EXIN", "-m", "xcon_mta_service", *args]
+    run = subprocess.run(cmd, cwd=ROOT, env=lab.env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    return run.stdout
+
+
+def test_mta_service_restarts_in_one_command_and_never_under_check(lab):
+    lab.up("kb.yml")
+
+    def commands_and_restarts():
+        return json.loads(lab.ctl("stats").stdout)["EXIN"]["commands"], lab.snapshot()["servers"]["EXIN"]["service"]["restarts"]
+
+    start = commands_and_restarts()
+    assert "CHANGED" in _mta_service(lab, "-a", "state=restarted", "--check")
+    assert commands_and_restarts() == (start[0] + 1, start[1])  # query only
+    assert "SUCCESS" in _mta_service(lab, "-a", "state=started")  # running: nothing to do
+    assert commands_and_restarts() == (start[0] + 2, start[1])
+    assert "CHANGED" in _mta_service(lab, "-a", "state=restarted")
+    assert commands_and_restarts() == (start[0] + 3, start[1] + 1)  # query and restart, one command

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from xcon import gather
 from xcon.action import XconAction
 from xcon.ops import OpFailed
@@ -16,10 +18,10 @@ class ActionModule(XconAction):
         client = self.winrm_client(task_vars, args.get("management_host"))
         want = args["state"]
         query = {"id": "svc", "op": "service", "params": {"server": server, "name": args["name"], "action": "query"}}
+        restart = {"id": "restart", "op": "service", "params": dict(query["params"], action="restart")}
         if want == "restarted" and not self._task.check_mode:
             # A restart needs no decision: the query and the restart travel as one command (the
             # runner stops at the query's failure, so a service it cannot read is not touched).
-            restart = {"id": "restart", "op": "service", "params": dict(query["params"], action="restart")}
             results = gather.run(client, [query, restart])
             for result in (results["svc"], results["restart"]):
                 if not result.ok:
@@ -29,21 +31,18 @@ class ActionModule(XconAction):
         needs = want == "restarted" or (want == "started" and current.get("state") != "Running")
         if not needs or self._task.check_mode:
             return {"service": current, "changed": needs, "winrm_commands": 1}
-        done = self._one(client, dict(query, params=dict(query["params"], action="restart")))
-        return self._restarted(args, done, 2)
+        return self._restarted(args, self._one(client, restart), 2)  # started, and it was not running
 
     @staticmethod
     def _restarted(args, service, commands):
         if args.get("restart_marker"):
-            import os
-
             if os.path.exists(args["restart_marker"]):
                 os.unlink(args["restart_marker"])
         return {"service": service, "changed": True, "winrm_commands": commands, "ansible_facts": {"xcon_restart_pending": False}}
 
     @staticmethod
     def _one(client, op):
-        result = gather.run(client, [op])["svc"]
+        result = gather.run(client, [op])[op["id"]]
         if not result.ok:
             raise OpFailed(result.error_category, result.hresult, result.message)
         return result.data
