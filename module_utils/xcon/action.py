@@ -22,6 +22,7 @@ import traceback
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 from xcon.errors import error_code, error_reason
 from xcon.mask import mask
@@ -82,7 +83,8 @@ class XconAction(ActionBase):
         except Exception as exc:  # every failure leaves with a specific message, no traceback noise
             code = error_code(exc)
             result.update(failed=True, msg=f"{self._task.action}: {error_reason(exc)}", xcon_error={"code": code, "reason": error_reason(exc)})
-            if self._play_context.verbosity >= 3:
+            # ansible-core 2.19's PlayContext has no verbosity; Display is the one place that knows -v.
+            if Display().verbosity >= 3:
                 result["exception"] = traceback.format_exc()
         return mask(result)
 
