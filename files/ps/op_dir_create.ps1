@@ -3,7 +3,9 @@
 # every attribute is Put before the single write, so a refusal leaves nothing half-made.
 # Params: server     - Exchange server NetBIOS name (LDAP://SERVER)
 #         parent     - LDAP DN of the container (e.g. cn=Connections,cn=Configuration,ou=SITE,o=ORG)
-#         cn         - the new object's directory name (RDN value, unescaped)
+#         cn         - the new object's directory name (the RDN value after cn=, unescaped); on the
+#                      5.5 directory it becomes the `rdn` (Common-Name) attribute, while LDAP `cn` is
+#                      Display-Name, an ordinary attribute given in `attributes`
 #         class      - object class (e.g. RFC1006-X400-Link)
 #         attributes - @{Name = value or @(values)}; octet strings as hex text
 # Output: @{dn}
@@ -19,7 +21,7 @@ $rdn = 'cn=' + (Get-XconRdnValue $cn)
 $parent = Get-XconEntry $server $parentDn
 $child = $parent.Create($class, $rdn.Replace('/', '\/'))
 foreach ($name in @($attributes.Keys)) {
-    if ([string]$name -eq 'cn') { continue }   # the RDN already sets it
+    if ([string]$name -eq 'rdn') { continue }   # the RDN already sets the directory name
     $value = $attributes[$name]
     if ($value -is [System.Array]) {
         $values = New-Object System.Collections.ArrayList

@@ -293,7 +293,7 @@ def decode_connector(entry: dict, server: str, profile: dict) -> dict:
         "server": server,
         "site": parts["site"],
         "organization": parts["organization"],
-        "display_name": str(_as_scalar(raw("display_name")) or name),
+        "display_name": str(_as_scalar(raw("display_name")) or _as_scalar(raw("admin_display_name")) or name),
         "schedule": _enum_name(spec["schedule"], raw("schedule")),
         "schedule_grid": str(_as_scalar(raw("schedule_grid")) or ""),
         "two_way_alternate": _as_bool(_as_scalar(raw("two_way_alternate", False))),
@@ -394,7 +394,8 @@ def clone_attributes(entry: dict, profile: dict, name: str, display_name: str, s
                      address_type: str, cost: int = 99, schedule: str = "remote",
                      remote_password: str | None = None, home_mta: str | None = None) -> dict:
     """dir_create attributes of a new connector identical to `entry` on every property page except:
-    the name (cn, set by the RDN) and display name, the schedule (Activation-Style), the Stack address
+    the name (the directory name `rdn`, set by the RDN of dir_create) and display name (`cn` =
+    Display-Name, and Admin-Display-Name), the schedule (Activation-Style), the Stack address
     (N-Address + N-Address-Type) and the cost field of every Connected-Domains / Routing-List entry.
 
     `entry` must be the raw (unmasked) dir_search entry. `remote_password` supplies
@@ -403,8 +404,9 @@ def clone_attributes(entry: dict, profile: dict, name: str, display_name: str, s
     attrs = entry.get("attributes") or {}
     spec = profile["attributes"]
     _check_cost(cost, profile)
-    replaced = {spec[k]["name"].lower() for k in ("name", "display_name", "schedule", "stack_address",
-                                                   "address_type", "connected_domains", "routing_list")}
+    replaced = {spec[k]["name"].lower() for k in ("name", "display_name", "admin_display_name", "schedule",
+                                                   "stack_address", "address_type", "connected_domains",
+                                                   "routing_list")}
     out = {}
     for attr_name in property_page_attributes(profile):
         if attr_name.lower() in replaced:
@@ -413,6 +415,7 @@ def clone_attributes(entry: dict, profile: dict, name: str, display_name: str, s
         if value is not None and value != [] and value != "":
             out[attr_name] = value
     out[spec["display_name"]["name"]] = display_name
+    out[spec["admin_display_name"]["name"]] = display_name
     out[spec["schedule"]["name"]] = _enum_value(spec["schedule"], schedule)
     out[spec["stack_address"]["name"]] = encode_stack_address(stack_address, profile)
     out[spec["address_type"]["name"]] = _enum_value(spec["address_type"], address_type)

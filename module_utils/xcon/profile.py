@@ -76,8 +76,12 @@ def _attr(name, syntax, multi=False, secret=False, **extra):
 
 # -- Exchange 4.0/5.0/5.5 (the KB's versions): LDAP names = schema names with hyphens --------------
 _P55_ATTRIBUTES = {
-    "name": _attr("cn", "string"),
-    "display_name": _attr("Admin-Display-Name", "string"),
+    # On the 5.5 directory `rdn` (Common-Name) is the directory name (the value of `cn=` in the DN)
+    # and LDAP `cn` is Display-Name (Q263520: Create(class, "cn=" & alias), then Put "cn", display
+    # name). The administrator's display name lives in Admin-Display-Name as well.
+    "name": _attr("rdn", "string", max=64),
+    "display_name": _attr("cn", "string", max=256),
+    "admin_display_name": _attr("Admin-Display-Name", "string", max=256),
     "schedule": _attr("Activation-Style", "int", values=SCHEDULE_STYLES),
     "schedule_grid": _attr("Activation-Schedule", "octet", min=84, max=84),
     "two_way_alternate": _attr("Two-Way-Alternate-Facility", "bool"),
@@ -143,7 +147,7 @@ PROFILE_55 = {
 
 # -- Exchange 2000/2003 (Active Directory): the same logical properties, lDAPDisplayNames -----------
 _AD_NAMES = {
-    "cn": "cn", "Admin-Display-Name": "adminDisplayName", "Activation-Style": "activationStyle",
+    "rdn": "cn", "cn": "displayName", "Admin-Display-Name": "adminDisplayName", "Activation-Style": "activationStyle",
     "Activation-Schedule": "activationSchedule", "Two-Way-Alternate-Facility": "twoWayAlternateFacility",
     "N-Address": "nAddress", "N-Address-Type": "nAddressType", "Gateway-Local-Desig": "gatewayLocalDesig",
     "Gateway-Local-Cred": "gatewayLocalCred", "MTA-Local-Desig": "mTALocalDesig", "MTA-Local-Cred": "mTALocalCred",

@@ -76,17 +76,21 @@ def test_reverse_connector_equals_the_original_but_for_the_four(lab):
     lab.advance(30)
     run = lab.playbook(extra={"xcon_workaround": "reverse_connector"})
     assert run.returncode == 0, run.stdout[-6000:]
-    links = {e["attributes"]["cn"]: e for e in lab.snapshot()["servers"]["EXIN"]["directory"]
+    # Exchange 5.5: the directory name is `rdn` (Common-Name), LDAP `cn` is Display-Name (Q263520)
+    links = {e["attributes"]["rdn"]: e for e in lab.snapshot()["servers"]["EXIN"]["directory"]
              if "RFC1006-X400-Link" in e["objectClass"]}
     original, reverse = links["TO-OUTSIDE"]["attributes"], links["TO-OUTSIDE-REVERSE"]["attributes"]
+    assert links["TO-OUTSIDE-REVERSE"]["dn"].startswith("cn=TO-OUTSIDE-REVERSE,cn=Connections,")
+    assert original["cn"] == "X.400 to Outside"          # the topology's display name, not the directory name
+    assert reverse["cn"] == reverse["Admin-Display-Name"] == "X.400 to Outside (reverse, remote initiated)"
     assert links["TO-OUTSIDE-REVERSE"]["objectClass"] == links["TO-OUTSIDE"]["objectClass"]
-    # the four differences: name (cn, display name), schedule, Stack address, cost
+    # the four differences: name (rdn, display names cn and Admin-Display-Name), schedule, Stack address, cost
     assert reverse["Activation-Style"] == 3 and original["Activation-Style"] == 2
     assert reverse["N-Address"] == "198.51.100.10" and reverse["N-Address-Type"] == 1
     assert [d.split("\u00a7")[2] for d in reverse["Connected-Domains"]] == ["99"] * len(original["Connected-Domains"])
     assert [d.split("\u00a7")[:2] + d.split("\u00a7")[3:] for d in reverse["Connected-Domains"]] == \
            [d.split("\u00a7")[:2] + d.split("\u00a7")[3:] for d in original["Connected-Domains"]]
-    four = {"cn", "Admin-Display-Name", "Activation-Style", "N-Address", "N-Address-Type", "Connected-Domains", "Routing-List"}
+    four = {"rdn", "cn", "Admin-Display-Name", "Activation-Style", "N-Address", "N-Address-Type", "Connected-Domains", "Routing-List"}
     assert {k: v for k, v in reverse.items() if k not in four} == {k: v for k, v in original.items() if k not in four}
     assert set(reverse) == set(original)  # nothing dropped, nothing added
 

@@ -187,8 +187,9 @@ def test_dn_escaping_round_trip(kb):
     dn = op(kb, "EXIN", "dir_create", parent=IN_PARENT, cn=name, **{"class": "RFC1006-X400-Link"},
             attributes=dict(source, **{"N-Address": b"198.51.100.10".hex(), "Activation-Style": 3}))["dn"]
     assert dn == escaped
-    entry = op(kb, "EXIN", "dir_search", base=dn, scope="base", attributes=["cn"])["entries"][0]
-    assert entry["dn"] == escaped and entry["attributes"]["cn"] == name
+    entry = op(kb, "EXIN", "dir_search", base=dn, scope="base", attributes=["rdn", "cn"])["entries"][0]
+    # 5.5: the directory name is rdn (Common-Name); cn (Display-Name) was not given, so there is none
+    assert entry["dn"] == escaped and entry["attributes"]["rdn"] == name and "cn" not in entry["attributes"]
     assert schema.x500_upper(schema.parse_dn(dn)).endswith('/CN=TO "OUTSIDE", INC.+1 ZÜRICH ')
     op(kb, "EXIN", "dir_delete", dn=dn)
 
@@ -258,7 +259,7 @@ def test_fix_2_reverse_connector(kb):
 
 
 def create_reverse(lab, address):
-    names = [a.name for a in schema.ATTRIBUTE_LIST if not a.system and a.name not in ("cn", "o", "ou")]
+    names = [a.name for a in schema.ATTRIBUTE_LIST if not a.system and a.name not in ("rdn", "o", "ou")]
     source = op(lab, "EXIN", "dir_search", base=IN_CONN, scope="base", attributes=names)["entries"][0]["attributes"]
     attrs = {k: v for k, v in source.items() if k not in ("Computer-Name", "Network-Address")}
     attrs.update({"Activation-Style": 3, "N-Address": address.encode().hex(), "N-Address-Type": 1,
@@ -325,8 +326,8 @@ def test_management_host_serves_its_server():
     endpoints = {e["name"]: e for e in lab.endpoints()}
     assert set(endpoints) == {"EXOUT", "MGMT1"} and endpoints["MGMT1"]["serves"] == ["EXIN"]
     assert endpoints["MGMT1"]["users"][USER]["rights"] == "admin"
-    entries = op(lab, "MGMT1", "dir_search", server="EXIN", base="", classes=["RFC1006-X400-Link"], attributes=["cn"])
-    assert [e["attributes"]["cn"] for e in entries["entries"]] == ["TO-OUTSIDE"]
+    entries = op(lab, "MGMT1", "dir_search", server="EXIN", base="", classes=["RFC1006-X400-Link"], attributes=["rdn"])
+    assert [e["attributes"]["rdn"] for e in entries["entries"]] == ["TO-OUTSIDE"]
     with pytest.raises(OpError) as info:
         lab.execute_op("MGMT1", USER, "event_query", {"server": "EXOUT"})
     assert info.value.category == "ServerUnavailable"

@@ -11,7 +11,7 @@ DN = "cn=TO-OUTSIDE,cn=Connections,cn=Configuration,ou=INSIDE,o=CONTOSO"
 
 def entry(**extra):
     attrs = {
-        "cn": "TO-OUTSIDE", "Admin-Display-Name": "X.400 to Outside", "Activation-Style": 2,
+        "rdn": "TO-OUTSIDE", "cn": "X.400 to Outside", "Admin-Display-Name": "X.400 to Outside (admin)", "Activation-Style": 2,
         "Activation-Schedule": "ff" * 84, "Two-Way-Alternate-Facility": True,
         "N-Address": "3139322e302e322e31", "N-Address-Type": 1, "Gateway-Local-Desig": "EXOUT",
         "Gateway-Local-Cred": "mta-pw", "MTA-Local-Desig": "", "MTA-Local-Cred": "local-pw",
@@ -82,13 +82,13 @@ def test_cost_rewrites_both_lists():
 def test_clone_keeps_everything_but_the_four():
     source = entry()
     attrs = c.clone_attributes(source, P, "TO-OUTSIDE-REVERSE", "Reverse", "198.51.100.10", "ip")
-    assert "cn" not in attrs
-    assert attrs["Admin-Display-Name"] == "Reverse"
+    assert "rdn" not in attrs  # the directory name is set by the RDN of dir_create
+    assert attrs["cn"] == "Reverse" and attrs["Admin-Display-Name"] == "Reverse"  # cn = Display-Name on 5.5
     assert attrs["Activation-Style"] == 3
     assert attrs["N-Address"] == "198.51.100.10".encode().hex() and attrs["N-Address-Type"] == 1
     assert attrs["Connected-Domains"] == [f"CONTOSO{S}OUTSIDE{S}99{S}X400:c=US;a= ;p=CONTOSO;o=OUTSIDE;"]
     assert attrs["Routing-List"] == ["X400:c=US;a= ;p=CONTOSO;o=OUTSIDE;;99"]
-    changed = {"cn", "Admin-Display-Name", "Activation-Style", "N-Address", "N-Address-Type",
+    changed = {"rdn", "cn", "Admin-Display-Name", "Activation-Style", "N-Address", "N-Address-Type",
                "Connected-Domains", "Routing-List"}
     for name, value in source["attributes"].items():
         if name not in changed and value not in ("", []):

@@ -20,7 +20,8 @@ from xcon.ops import OpFailed
 from xcon.specs import CONNECTOR
 
 # Attributes a restore never writes: identity and naming (the DN stays), and anything masked.
-RESTORE_SKIP = {"cn", "objectclass", "distinguishedname", "allowedattributeseffective"}
+# On 5.5 the naming attribute is `rdn` (LDAP `cn` is Display-Name, which a restore may write back).
+RESTORE_SKIP = {"rdn", "name", "objectclass", "distinguishedname", "allowedattributeseffective"}
 
 
 class ActionModule(XconAction):

@@ -79,7 +79,7 @@ class Directory:
         if parent and schema.dn_key(parent) not in self.entries:
             raise DirectoryError("NoSuchObject", f"parent of {schema.format_dn(dn)} missing")
         values = self._decode_attributes(attributes, skip=())
-        values[dn[0][0]] = [dn[0][1]]
+        values[schema.naming_attribute(dn[0][0])] = [dn[0][1]]
         return self._insert(dn, class_name, values)
 
     # -- lookups -------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ class Directory:
             raise DirectoryError("InvalidParameter", "changes must be a non-empty list")
         values = copy.deepcopy(entry.values)
         mandatory, allowed = schema.allowed_attributes(entry.classes)
-        rdn_attr = entry.dn[0][0]
+        rdn_attr = schema.naming_attribute(entry.dn[0][0])
         modified = []
         for change in changes:
             if not isinstance(change, Mapping):
@@ -262,13 +262,15 @@ class Directory:
                                  f"an object of class {definition.name} cannot be created under {parent.classes[-1]}")
         if not isinstance(attributes, Mapping):
             raise DirectoryError("InvalidParameter", "attributes must be an object")
-        schema.decode_value(schema.ATTRIBUTES["cn"], cn)      # length check of the name
+        schema.decode_value(schema.ATTRIBUTES["rdn"], cn)     # length check of the directory name
         dn: Dn = (("cn", cn),) + parent.dn
         if self.find(dn) is not None:
             raise DirectoryError("AlreadyExists", f"The object already exists: '{schema.format_dn(dn)}'.")
         chain = schema.class_chain(definition.name)
-        values = self._decode_attributes(attributes, skip=("cn",), chain=chain)
-        values["cn"] = [cn]
+        # The `cn=` of the new RDN sets `rdn` (Common-Name); `cn` is Display-Name, an ordinary
+        # attribute the caller may Put like any other.
+        values = self._decode_attributes(attributes, skip=("rdn",), chain=chain)
+        values["rdn"] = [cn]
         self._insert(dn, definition.name, values)
         return f"cn={schema.escape_value(cn)},{parent_text}"
 

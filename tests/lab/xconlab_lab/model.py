@@ -277,6 +277,7 @@ class Lab:
             grid = schema.grid_from_slots(slots).hex()
         attrs: Dict[str, Any] = dict(schema.CONNECTOR_DEFAULTS)
         attrs.update({
+            "cn": conn["display_name"],                 # Display-Name (the name is rdn, from the DN)
             "Admin-Display-Name": conn["display_name"],
             "Delivery-Mechanism": 3,
             "Home-MTA": schema.format_dn(server.mta_dn),

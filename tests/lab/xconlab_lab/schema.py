@@ -219,7 +219,11 @@ _OP = {"operational": True}
 
 ATTRIBUTE_LIST: List[AttrDef] = [
     _a("objectClass", "string", multi=True, system=True),
-    _a("cn", "string", min=1, max=64),
+    # Exchange 5.5 over LDAP: `rdn` is Common-Name, the directory name an object is named by (the
+    # value after `cn=` in its DN); `cn` is Display-Name (Q263520 creates a list with
+    # Create(class, "cn=" & alias) and then Put "cn", DisplayName; shared real-world-facts.md).
+    _a("rdn", "string", min=1, max=64),
+    _a("cn", "string", max=256),
     _a("o", "string", min=1, max=64),
     _a("ou", "string", min=1, max=64),
     _a("Admin-Display-Name", "string", max=256),
@@ -274,8 +278,14 @@ ATTRIBUTE_LIST: List[AttrDef] = [
 ]
 ATTRIBUTES: Dict[str, AttrDef] = {a.name.lower(): a for a in ATTRIBUTE_LIST}
 # schema (ldapDisplayName-less) aliases that ADSI also accepts
-ALIASES = {"common-name": "cn", "organization-name": "o", "organizational-unit-name": "ou",
-           "object-class": "objectclass"}
+ALIASES = {"common-name": "rdn", "display-name": "cn", "organization-name": "o",
+           "organizational-unit-name": "ou", "object-class": "objectclass"}
+
+
+def naming_attribute(rdn_type: str) -> str:
+    """The attribute holding an object's name for the RDN type of its DN: `cn=` names `rdn`
+    (Common-Name); `o=` and `ou=` name themselves."""
+    return "rdn" if rdn_type.lower() == "cn" else rdn_type.lower()
 
 
 def attribute(name: str) -> Optional[AttrDef]:
@@ -325,7 +335,7 @@ CONNECTOR_DEFAULTS: Dict[str, Any] = {
 class ClassDef:
     name: str
     superclass: Optional[str]
-    rdn: str = "cn"
+    rdn: str = "cn"           # the RDN type in the DN (the value is stored in naming_attribute(rdn))
     mandatory: FrozenSet[str] = frozenset()
     optional: FrozenSet[str] = frozenset()
     superiors: FrozenSet[str] = frozenset()   # classes it may be created under
@@ -337,32 +347,32 @@ def _names(*names: str) -> FrozenSet[str]:
 
 
 _LINK_OPTIONAL = _names(*[a.name for a in ATTRIBUTE_LIST if a.operational]) | _names(
-    "Admin-Display-Name", "Admin-Description", "Routing-List", "Auth-Orig", "Unauth-Orig",
+    "cn", "Admin-Display-Name", "Admin-Description", "Routing-List", "Auth-Orig", "Unauth-Orig",
     "Deliv-Cont-Length")
 
 CLASS_LIST: List[ClassDef] = [
     ClassDef("top", None, mandatory=_names("objectClass"), creatable=False),
     ClassDef("Organization", "top", rdn="o", mandatory=_names("o"),
-             optional=_names("Admin-Display-Name", "Admin-Description"), creatable=False),
+             optional=_names("cn", "Admin-Display-Name", "Admin-Description"), creatable=False),
     ClassDef("Organizational-Unit", "top", rdn="ou", mandatory=_names("ou"),
-             optional=_names("Admin-Display-Name", "Admin-Description"), superiors=_names("Organization"),
+             optional=_names("cn", "Admin-Display-Name", "Admin-Description"), superiors=_names("Organization"),
              creatable=False),
-    ClassDef("Container", "top", mandatory=_names("cn"),
-             optional=_names("Admin-Display-Name", "Admin-Description"),
+    ClassDef("Container", "top", mandatory=_names("rdn"),
+             optional=_names("cn", "Admin-Display-Name", "Admin-Description"),
              superiors=_names("Organizational-Unit", "Container")),
-    ClassDef("Computer", "top", mandatory=_names("cn"),
-             optional=_names("Admin-Display-Name", "Admin-Description", "Computer-Name", "Network-Address"),
+    ClassDef("Computer", "top", mandatory=_names("rdn"),
+             optional=_names("cn", "Admin-Display-Name", "Admin-Description", "Computer-Name", "Network-Address"),
              superiors=_names("Container"), creatable=False),
-    ClassDef("MTA", "top", mandatory=_names("cn"),
-             optional=_names("Admin-Display-Name", "MTA-Local-Desig", "MTA-Local-Cred",
+    ClassDef("MTA", "top", mandatory=_names("rdn"),
+             optional=_names("cn", "Admin-Display-Name", "MTA-Local-Desig", "MTA-Local-Cred",
                              "Association-Lifetime", "Session-Disconnect-Timer"),
              superiors=_names("Computer"), creatable=False),
-    ClassDef("RFC1006-Stack", "top", mandatory=_names("cn"),
-             optional=_names("Admin-Display-Name", "N-Address", "N-Address-Type", "T-Selector",
+    ClassDef("RFC1006-Stack", "top", mandatory=_names("rdn"),
+             optional=_names("cn", "Admin-Display-Name", "N-Address", "N-Address-Type", "T-Selector",
                              "S-Selector", "P-Selector", "X400-Selector-Syntax"),
              superiors=_names("Computer"), creatable=False),
-    ClassDef("Mail-Gateway", "top", mandatory=_names("cn", "Delivery-Mechanism"),
-             optional=_names("Admin-Display-Name", "Admin-Description", "Routing-List", "Home-MTA"),
+    ClassDef("Mail-Gateway", "top", mandatory=_names("rdn", "Delivery-Mechanism"),
+             optional=_names("cn", "Admin-Display-Name", "Admin-Description", "Routing-List", "Home-MTA"),
              creatable=False),
     ClassDef("X400-Link", "Mail-Gateway", mandatory=_names("Home-MTA"), optional=_LINK_OPTIONAL,
              creatable=False),
