@@ -169,6 +169,49 @@ def infer_address_type(address: str) -> str:
         return "hostname"
 
 
+# -- the schedule grid -----------------------------------------------------------------------------
+SCHEDULE_BYTES = 84
+WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+
+
+def schedule_times(grid_hex) -> list[dict] | None:
+    """Activation-Schedule (PR_EMS_AB_ACTIVATION_SCHEDULE) -> the active periods of the week, GMT.
+
+    The layout is documented: 84 bytes, one byte per two hours, high bit first, from Sunday 00:00
+    GMT; 84 x 8 = 672 bits = 7 days x 96 quarter hours, so bit ``0x80 >> (q % 8)`` of byte ``q // 8``
+    is quarter hour ``q`` of the week. Adjacent quarter hours are merged (a period may run past
+    midnight into the next day). Returns ``[{"day", "start", "end", "text"}, ...]`` with times HH:MM
+    (end "24:00" at a day's end), or None when the value is not 84 bytes of hex."""
+    if not _is_hex(grid_hex) or len(grid_hex) != 2 * SCHEDULE_BYTES:
+        return None
+    data = bytes.fromhex(grid_hex)
+    active = [bool(data[q // 8] & (0x80 >> (q % 8))) for q in range(8 * SCHEDULE_BYTES)]
+    periods, q = [], 0
+    while q < len(active):
+        if not active[q]:
+            q += 1
+            continue
+        start = q
+        while q < len(active) and active[q]:
+            q += 1
+        periods.append((start, q))
+    def clock(quarter):
+        return f"{(quarter % 96) // 4:02d}:{(quarter % 4) * 15:02d}"
+
+    out = []
+    for start, end in periods:
+        day = WEEKDAYS[start // 96]
+        if end - start == len(active):
+            out.append({"day": day, "start": "00:00", "end": "24:00", "text": "the whole week"})
+        elif (end - 1) // 96 == start // 96:
+            finish = "24:00" if end % 96 == 0 else clock(end)
+            out.append({"day": day, "start": clock(start), "end": finish, "text": f"{day} {clock(start)}-{finish} GMT"})
+        else:
+            text = f"{day} {clock(start)} - {WEEKDAYS[(end // 96) % 7]} {clock(end)} GMT"
+            out.append({"day": day, "start": clock(start), "end": clock(end), "text": text})
+    return out
+
+
 def _get(attributes: dict, name: str, default=None):
     """Case-insensitive attribute lookup (LDAP names are case-insensitive)."""
     if name in attributes:
@@ -296,6 +339,7 @@ def decode_connector(entry: dict, server: str, profile: dict) -> dict:
         "display_name": str(_as_scalar(raw("display_name")) or _as_scalar(raw("admin_display_name")) or name),
         "schedule": _enum_name(spec["schedule"], raw("schedule")),
         "schedule_grid": str(_as_scalar(raw("schedule_grid")) or ""),
+        "schedule_times": schedule_times(str(_as_scalar(raw("schedule_grid")) or "")),
         "two_way_alternate": _as_bool(_as_scalar(raw("two_way_alternate", False))),
         "stack_address": hex_to_text(stack_hex, encoding) if stack_hex else "",
         "address_type": address_type,

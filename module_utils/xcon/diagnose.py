@@ -516,14 +516,17 @@ def _check_not_always(ctx):
         if schedule not in ("selected", "remote"):
             continue
         if schedule == "selected":
-            text = "is scheduled at Selected times; mail waits until the next active period"
+            times = side.primary.get("schedule_times")
+            when = "; ".join(t["text"] for t in times[:6]) + (" ..." if len(times) > 6 else "") if times else "none set"
+            text = f"is scheduled at Selected times ({when}); mail waits until the next active period"
         else:
             text = "is Remote initiated; the link depends on the peer connecting"
         findings.append(_finding(
             SCHEDULE_NOT_ALWAYS, "warning", side.host, side.primary.get("name"),
             f"Connector {side.primary.get('name')} on {side.host} {text}. KB Q196381 requires both "
             "connectors scheduled Always.",
-            {"schedule": schedule, "schedule_grid": side.primary.get("schedule_grid")}))
+            {"schedule": schedule, "schedule_grid": side.primary.get("schedule_grid"),
+             "schedule_times": side.primary.get("schedule_times")}))
     return findings
 
 

@@ -23,8 +23,6 @@ import copy
 
 # -- every UNCONFIRMED item, by name ---------------------------------------------------------------
 ASSUMPTIONS = {
-    "schedule_grid_opaque": True,
-    "schedule_grid_bytes": 84,
     "n_address_ip_as_text": True,
     "n_address_encoding": "ascii",
     "cost_min": 1,
@@ -38,9 +36,6 @@ ASSUMPTIONS = {
 }
 
 ASSUMPTION_NOTES = {
-    "schedule_grid_opaque": "Activation-Schedule bit order, first day and time base are UNCONFIRMED: the "
-    "84-byte grid is read as opaque bytes and copied verbatim, never interpreted.",
-    "schedule_grid_bytes": "Activation-Schedule length: 7 days x 24 h x 4 slots = 672 bits = 84 bytes.",
     "n_address_ip_as_text": "An IP Stack address is stored in N-Address as its dotted text in ASCII bytes "
     "(inferred from the host-name case, UNCONFIRMED).",
     "n_address_encoding": "Character encoding of N-Address text (ASCII; 1..50 bytes).",

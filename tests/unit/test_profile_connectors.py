@@ -160,3 +160,16 @@ def test_search_params_name_every_attribute():
     assert params["classes"] == ["RFC1006-X400-Link"]
     for name in ("Activation-Style", "N-Address", "Connected-Domains", "Routing-List", "Gateway-Local-Cred", "Home-MTA"):
         assert name in params["attributes"]
+
+
+def test_schedule_times_high_bit_first_from_sunday_gmt():
+    # 84 bytes, one byte per two hours, high bit first, from Sunday 00:00 GMT
+    grid = bytearray(84)
+    grid[0] = 0x80                    # Sunday 00:00-00:15
+    grid[11], grid[12] = 0x0F, 0xFF   # Sunday 23:00 through Monday 02:00
+    grid[83] = 0x01                   # the last quarter hour of Saturday
+    assert [t["text"] for t in c.schedule_times(bytes(grid).hex())] == [
+        "Sunday 00:00-00:15 GMT", "Sunday 23:00 - Monday 02:00 GMT", "Saturday 23:45-24:00 GMT"]
+    assert c.schedule_times("ff" * 84) == [{"day": "Sunday", "start": "00:00", "end": "24:00", "text": "the whole week"}]
+    assert c.schedule_times("00" * 84) == [] and c.schedule_times("ff" * 83) is None and c.schedule_times("") is None
+    assert c.decode_connector(entry(), "EXIN", P)["schedule_times"][0]["text"] == "the whole week"

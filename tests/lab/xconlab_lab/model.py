@@ -31,9 +31,8 @@ name), is deterministic:
 5. 659/660 when a connector queue reaches ``backlog_threshold`` / falls to half of it (666/667 for
    the work queue).
 
-Schedule grid bit order chosen by the lab (the real one is UNCONFIRMED): slot 0 = Sunday
-00:00-00:15 UTC, one bit per 15 minutes, slot s = bit ``s % 8`` (least significant first) of byte
-``s // 8`` of the 84-byte Activation-Schedule (``schema.slot_active``).
+Activation-Schedule as documented (PR_EMS_AB_ACTIVATION_SCHEDULE): 84 bytes, one byte per two hours,
+high bit first, from Sunday 00:00 GMT; the emulated clock is GMT (``schema.slot_active``).
 
 Changes to the directory and the firewall take effect at the next emulated minute (the GWART is
 rebuilt automatically); an MTA restart additionally clears every connector's retry timer.

@@ -479,26 +479,27 @@ def values_equal(attr: AttrDef, left: Any, right: Any) -> bool:
 
 
 # -- the schedule grid --------------------------------------------------------------------------
+# Activation-Schedule (PR_EMS_AB_ACTIVATION_SCHEDULE): 84 bytes, one byte per two hours, high bit
+# first, from Sunday 00:00 GMT (shared real-world-facts.md). 84 bytes x 8 bits = 672 quarter hours =
+# 7 days x 96; so each bit is one quarter hour and byte b covers hours 2b..2b+2 of the week.
 SCHEDULE_BYTES = 84
 SLOTS_PER_DAY = 96
 
 
 def schedule_slot(weekday_sunday0: int, hour: int, minute: int) -> int:
-    """Slot index of a time in the 672-slot week grid (the lab's bit order, see :func:`slot_active`)."""
+    """Quarter hour of the week (0 = Sunday 00:00-00:15 GMT) of a GMT time."""
     return weekday_sunday0 * SLOTS_PER_DAY + hour * 4 + minute // 15
 
 
 def slot_active(grid: bytes, slot: int) -> bool:
-    """The lab's reading of Activation-Schedule (the real order is UNCONFIRMED): slot 0 = Sunday
-    00:00-00:15 in the MTA's (emulated UTC) clock, slot s is bit ``s % 8`` (least significant bit
-    first) of byte ``s // 8``."""
+    """Whether quarter hour ``slot`` is set: bit ``0x80 >> (slot % 8)`` of byte ``slot // 8``."""
     if len(grid) != SCHEDULE_BYTES:
         return False
-    return bool(grid[slot // 8] & (1 << (slot % 8)))
+    return bool(grid[slot // 8] & (0x80 >> (slot % 8)))
 
 
 def grid_from_slots(slots) -> bytes:
     data = bytearray(SCHEDULE_BYTES)
     for slot in slots:
-        data[slot // 8] |= 1 << (slot % 8)
+        data[slot // 8] |= 0x80 >> (slot % 8)
     return bytes(data)
