@@ -19,6 +19,11 @@ import jinja2
 
 from xcon import mask as xmask
 
+# docs/contracts/report.schema.json: minor grows with each compatible extension.
+SCHEMA_VERSION = "1.1"
+# Tests set this to the schema's path: every report written is then validated before it is written
+# (tests/conftest.py), so no report the suite produces can drift from the shipped schema.
+SCHEMA_ENV = "XCON_REPORT_SCHEMA"
 STATUSES = ("error", "unknown", "warning", "ok")  # worst first: the overview's order
 SEVERITIES = ("error", "unknown", "warning", "info")
 LINK_DEFAULTS = {
@@ -58,11 +63,32 @@ def _now():
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _normalize_link(link):
+def _normalize_link(link, check_mode):
     full = copy.deepcopy(LINK_DEFAULTS)
     full.update(copy.deepcopy(link))
     full["verification"] = dict(LINK_DEFAULTS["verification"], **(full.get("verification") or {}))
+    for change in full["changes"]:
+        # the plan's back-reference to its link: inside the link it would say the same thing twice
+        if change.get("link") == full["id"]:
+            del change["link"]
+    full["status_after"] = status_after(full, check_mode)
     return full
+
+
+def status_after(link, check_mode):
+    """The link's status after this run's changes: ``None`` under --check (nothing ran); ``ok`` when
+    verification passed, ``error`` when it failed; ``unknown`` when a change was made but not
+    verified; else the status as found (nothing was changed on the link)."""
+    if check_mode:
+        return None
+    state = (link.get("verification") or {}).get("state")
+    if state == "passed":
+        return "ok"
+    if state == "failed":
+        return "error"
+    if any(c.get("applied") for c in link.get("changes") or []):
+        return "unknown"
+    return link.get("status", "unknown")
 
 
 def _summary(links, hosts_scanned, hosts_failed):
@@ -79,7 +105,12 @@ def _summary(links, hosts_scanned, hosts_failed):
         verification[state] = verification.get(state, 0) + 1
     changes = [c for link in links for c in link["changes"]]
     worst = next((s for s in STATUSES if by_status.get(s)), "ok")
+    after = {s: 0 for s in STATUSES}
+    for link in links:
+        final = link.get("status_after") or link["status"]
+        after[final] = after.get(final, 0) + 1
     return {
+        "links_by_status_after": after, "worst_status_after": next((s for s in STATUSES if after.get(s)), "ok"),
         "links_total": len(links), "links_by_status": by_status, "worst_status": worst,
         "findings_by_severity": by_severity, "findings_by_code": dict(sorted(by_code.items())),
         "changes_planned": len(changes), "changes_applied": sum(1 for c in changes if c.get("applied")),
@@ -91,12 +122,13 @@ def _summary(links, hosts_scanned, hosts_failed):
 
 def build_report(run_id, check_mode, workaround_requested, hosts_scanned, hosts_failed, links, tool_version, secrets=()):
     """The report dict of report.md (plus ``summary``), masked; `secrets` are extra values to hide."""
-    links = sorted((_normalize_link(l) for l in links or []),
+    links = sorted((_normalize_link(l, check_mode) for l in links or []),
                    key=lambda l: (STATUSES.index(l["status"]) if l["status"] in STATUSES else 0, l["id"]))
     failed = [dict({"host": f.get("host"), "reason": f.get("reason", "")}, **f) if isinstance(f, dict) else {"host": str(f), "reason": ""}
               for f in hosts_failed or []]
     scanned = list(hosts_scanned or [])
     report = {
+        "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "generated_at": _now(),
         "tool_version": tool_version,
@@ -107,6 +139,24 @@ def build_report(run_id, check_mode, workaround_requested, hosts_scanned, hosts_
         "summary": _summary(links, scanned, failed),
     }
     return mask_report(report, secrets)
+
+
+def validate_if_asked(report):
+    """Validate `report` against the JSON Schema named by $XCON_REPORT_SCHEMA (set by the tests);
+    raises ValueError naming the first violation.  Without the variable: nothing (no dependency)."""
+    schema_path = os.environ.get(SCHEMA_ENV)
+    if not schema_path:
+        return
+    import jsonschema  # pylint: disable=import-outside-toplevel  (tests only)
+
+    with open(schema_path, encoding="utf-8") as handle:
+        schema = json.load(handle)
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(report), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path) or "(top)"
+        raise ValueError(f"report {report.get('run_id')} does not match {schema_path} at {where}: {first.message}"
+                         f" ({len(errors)} violation(s))")
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -128,6 +178,7 @@ def _write_atomic(path, text):
 def write_report(report, report_dir, secrets=()):
     """Write <dir>/<run_id>/report.{json,html} and copies under <dir>/latest/; return the paths."""
     report = mask_report(report, secrets)
+    validate_if_asked(report)
     texts = {"json": json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
              "html": render_html(report)}
     paths = {}
