@@ -14,9 +14,8 @@ Drivers:
 from __future__ import annotations
 
 import copy
-import json
-import os
-import tempfile
+
+from xcon import state as xstate
 
 STEP_ACTIONS = ("remove_passer", "add_passer", "add_routed_path", "remove_routed_path", "set_transparency")
 NFT_TABLE = "xcon"
@@ -64,10 +63,7 @@ def _as_bool(value):
 
 def load_state(state_file):
     """The toolkit's record of confirmed changes for one firewall, or None."""
-    if not state_file or not os.path.exists(state_file):
-        return None
-    with open(state_file, encoding="utf-8") as handle:
-        return json.load(handle)
+    return xstate.read_json(state_file)
 
 
 def facts_with_state(name, declared, state_file, driver="raptor"):
@@ -162,24 +158,7 @@ def record_confirmed(state_file, facts_after, record):
     state = load_state(state_file) or {"records": []}
     state["firewall"] = {k: facts_after[k] for k in ("passers", "routed_paths", "client_transparency")}
     state["records"].append({"run_id": record.get("run_id"), "steps": record.get("steps", [])})
-    os.makedirs(os.path.dirname(os.path.abspath(state_file)), exist_ok=True)
-    write_json_atomic(state_file, state)
-
-
-def write_json_atomic(path, data, mode=0o644):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True, ensure_ascii=False)
-            handle.write("\n")
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    xstate.write_json_atomic(state_file, state)
 
 
 # -- nftables (automated) driver ------------------------------------------------------------------

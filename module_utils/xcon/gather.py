@@ -134,32 +134,6 @@ def decode_evidence(results, server, window_minutes, not_before=None):
     return xev.build_evidence(server, since, {"now": now, "events": in_window}, results["counters"].data, results["service"].data)
 
 
-def evidence_baseline(path, server):
-    """The server's clock time of the last verified change (written by xcon_verify), or None."""
-    import json
-    import os
-
-    if not path or not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return (json.load(handle) or {}).get(server.upper())
-
-
-def record_baseline(path, times):
-    """Remember, per server (upper-case name), the server time at which a change was verified."""
-    import json
-    import os
-
-    from xcon.firewall import write_json_atomic
-
-    current = {}
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as handle:
-            current = json.load(handle) or {}
-    current.update({k.upper(): v for k, v in times.items()})
-    write_json_atomic(path, current)
-
-
 def read_evidence(client, server, version, window_minutes):
     """One command: events, counters, service of `server` -> evidence dict (raises on failure)."""
     profile = get_profile(version)

@@ -13,11 +13,11 @@ import copy
 import datetime as _dt
 import json
 import os
-import tempfile
 
 import jinja2
 
 from xcon import mask as xmask
+from xcon import state as xstate
 
 # docs/contracts/report.schema.json: minor grows with each compatible extension.
 SCHEMA_VERSION = "1.1"
@@ -160,21 +160,6 @@ def validate_if_asked(report):
 
 
 # -- writing --------------------------------------------------------------------------------------
-def _write_atomic(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_report(report, report_dir, secrets=()):
     """Write <dir>/<run_id>/report.{json,html} and copies under <dir>/latest/; return the paths."""
     report = mask_report(report, secrets)
@@ -185,7 +170,7 @@ def write_report(report, report_dir, secrets=()):
     for folder, prefix in ((str(report["run_id"]), ""), ("latest", "latest_")):
         for kind, text in texts.items():
             path = os.path.join(report_dir, folder, f"report.{kind}")
-            _write_atomic(path, text)
+            xstate.write_text_atomic(path, text)
             paths[prefix + kind] = path
     return paths
 

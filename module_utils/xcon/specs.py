@@ -108,3 +108,11 @@ REPORT = {
     "firewall_hosts": {"type": "list", "elements": "str", "default": []},
     "state_dir": {"type": "path", "required": True},
 }
+
+RUN_LOCK = {
+    "run_id": {"type": "str", "required": True},
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+    "state_dir": {"type": "path"},
+    "shared": {"type": "bool", "default": False},
+    "wait_seconds": {"type": "int", "default": 0},
+}

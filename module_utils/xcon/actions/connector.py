@@ -14,6 +14,7 @@ from ansible.errors import AnsibleActionFail
 
 from xcon import connectors as xconn
 from xcon import gather
+from xcon import state as xstate
 from xcon.action import XconAction
 from xcon.mask import MASK, is_secret_key, mask
 from xcon.ops import OpFailed
@@ -61,11 +62,7 @@ class ActionModule(XconAction):
         result["ansible_facts"] = {"xcon_restart_pending": True}
         if args.get("restart_marker"):
             # Survives an interrupted run: the next run's xcon_mta_restart still restarts.
-            import os
-
-            os.makedirs(os.path.dirname(os.path.abspath(args["restart_marker"])), exist_ok=True)
-            with open(args["restart_marker"], "a", encoding="utf-8") as handle:
-                handle.write(f"{op['op']} {args['name']}\n")
+            xstate.note_restart(args["restart_marker"], f"{op['op']} {args['name']}")
         return result
 
     # -- planning -------------------------------------------------------------------------------

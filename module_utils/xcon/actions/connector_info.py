@@ -6,7 +6,7 @@ import datetime as _dt
 
 from xcon import gather
 from xcon.errors import error_code, error_reason
-from xcon.firewall import write_json_atomic
+from xcon import state as xstate
 from xcon.mask import mask
 from xcon.specs import CONNECTOR_INFO
 from xcon.action import XconAction
@@ -40,7 +40,7 @@ class ActionModule(XconAction):
         if args["check_write_access"]:
             result["write_access"] = gather.write_access(results["connectors"], profile)
         if args.get("evidence_window_minutes"):
-            not_before = gather.evidence_baseline(args.get("evidence_baseline_file"), server)
+            not_before = xstate.evidence_baseline(args.get("evidence_baseline_file"), server)
             result["evidence"] = gather.decode_evidence(results, server, args["evidence_window_minutes"], not_before)
         raw = [mask(e) for e in results["connectors"].data.get("entries", [])]
         if args["include_raw"]:
@@ -54,7 +54,7 @@ class ActionModule(XconAction):
                 "raw": raw,
                 "results": {k: {"ok": r.ok, "data": mask(r.data)} for k, r in results.items()},
             }
-            write_json_atomic(args["save_raw_to"], saved, mode=0o600)
+            xstate.write_json_atomic(args["save_raw_to"], saved, mode=0o600, checksum=True)
         return self._to_file(args, result)
 
     @staticmethod
@@ -62,7 +62,7 @@ class ActionModule(XconAction):
         """With result_file: the full result goes to the file, a summary is returned."""
         if not args.get("result_file"):
             return result
-        write_json_atomic(args["result_file"], mask(result), mode=0o600)
+        xstate.write_json_atomic(args["result_file"], mask(result), mode=0o600)
         short = {k: result[k] for k in ("server", "winrm_commands", "xcon_error") if k in result}
         short["result_file"] = args["result_file"]
         if "connectors" in result:

@@ -14,6 +14,7 @@ from xcon import diagnose as xdiag
 from xcon import firewall as fw
 from xcon import plan as xplan
 from xcon import report as xreport
+from xcon import state as xstate
 from xcon.action import XconAction
 from xcon.mask import mask
 from xcon.specs import DIAGNOSE
@@ -40,7 +41,7 @@ class ActionModule(XconAction):
         if args.get("state_dir"):
             # A server whose MTA restart an interrupted run left pending takes part again.
             for host in args["exchange_hosts"]:
-                if os.path.exists(os.path.join(args["state_dir"], "restart-pending", host)):
+                if xstate.restart_pending(xstate.restart_marker(args["state_dir"], host)):
                     targets.add(host)
         targets = sorted(targets)
         planned = planned_by_target(plan, targets)
@@ -54,7 +55,9 @@ class ActionModule(XconAction):
             links=links, tool_version=self.host_var(task_vars, "xcon_tool_version", "0.1.0"),
         )
         paths = xreport.write_report(report, os.path.dirname(args["run_dir"]))
-        fw.write_json_atomic(os.path.join(args["run_dir"], "plan.json"), {"run_id": args["run_id"], "plan": plan, "firewalls": {f["name"]: f for f in firewalls}})
+        # Rollback trusts the plan only with its checksum; check_mode tells it a --check run changed nothing.
+        xstate.write_json_atomic(os.path.join(args["run_dir"], "plan.json"), {"run_id": args["run_id"], "check_mode": check_mode, "plan": plan,
+                                 "firewalls": {f["name"]: f for f in firewalls}}, checksum=True)
         result = {}
         if check_mode:
             # --check --diff: what would change, from the audit's read, one entry per planned change

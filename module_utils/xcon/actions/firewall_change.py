@@ -14,6 +14,7 @@ from ansible.errors import AnsibleActionFail
 
 from xcon import firewall as fw
 from xcon import plan as xplan
+from xcon import state as xstate
 from xcon.action import XconAction
 from xcon.specs import FIREWALL_CHANGE
 
@@ -44,7 +45,7 @@ class ActionModule(XconAction):
             result["status"] = "awaiting_operator"
             return result
         record_path = os.path.join(args["record_dir"], f"{name}-{len(os.listdir(args['record_dir'])) if os.path.isdir(args['record_dir']) else 0:02d}.json")
-        fw.write_json_atomic(record_path, record)
+        xstate.write_json_atomic(record_path, record)
         with open(record_path[:-5] + ".txt", "w", encoding="utf-8") as handle:
             handle.write(instructions + "\n")
         result["record_path"] = record_path

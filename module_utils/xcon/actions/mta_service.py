@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 from xcon import gather
+from xcon import state as xstate
 from xcon.action import XconAction
 from xcon.ops import OpFailed
 from xcon.specs import MTA_SERVICE
@@ -35,9 +34,7 @@ class ActionModule(XconAction):
 
     @staticmethod
     def _restarted(args, service, commands):
-        if args.get("restart_marker"):
-            if os.path.exists(args["restart_marker"]):
-                os.unlink(args["restart_marker"])
+        xstate.clear_restart(args.get("restart_marker"))
         return {"service": service, "changed": True, "winrm_commands": commands, "ansible_facts": {"xcon_restart_pending": False}}
 
     @staticmethod

@@ -17,6 +17,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.utils.display import Display
 
 from xcon import gather
+from xcon import state as xstate
 from xcon.action import XconAction
 from xcon.specs import VERIFY
 
@@ -86,7 +87,7 @@ class ActionModule(XconAction):
             # Evidence older than a verified change describes a configuration that no longer runs:
             # later audits start their evidence window here (per server, on the server's clock).
             passed_hosts = {link[side]["host"] for link in links if states[link["id"]]["state"] == "passed" for side in ("inside", "outside")}
-            gather.record_baseline(os.path.join(args["state_dir"], "evidence-baseline.json"),
+            xstate.record_baseline(os.path.join(args["state_dir"], xstate.BASELINE_FILE),
                                    {h: self.last_now.get(h) for h in passed_hosts if self.last_now.get(h)})
         return {"verification": states, "passed": ok, "minutes_waited": waited}
 

@@ -1,0 +1,300 @@
+"""The toolkit's files on the controller: one owner for everything fix-xcon keeps between tasks and runs.
+
+* atomic JSON writes (temporary file + rename, so a reader never sees half a file);
+* checksums: a ``<file>.sha256`` sidecar in ``sha256sum`` format, written with the file and verified
+  before the file is trusted (backups, the change journal, the plan rollback reads);
+* the state directory (``xcon_state_dir``; its default is :func:`default_state_dir`, nowhere else);
+* per-server MTA restart markers (``<state dir>/restart-pending/<host>``): written with a change
+  that needs a restart, removed by the restart, so an interrupted run's restart is not lost;
+* per-server verified-change times (``<state dir>/evidence-baseline.json``);
+* the run's change journal (``<run dir>/journal/<host>.json``): what each write changed, attribute by
+  attribute, before and after, recorded before the write is sent (rollback restores from it);
+* the run lock (``<state dir>/lock/``): one changing run at a time; audits may share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno
+import hashlib
+import json
+import os
+import socket
+import tempfile
+import time
+
+RESTART_DIR = "restart-pending"
+BASELINE_FILE = "evidence-baseline.json"
+LOCK_DIR = "lock"
+EXCLUSIVE = "exclusive"
+SHARED = "shared"
+
+
+class StateError(Exception):
+    """A state file is missing, damaged or in use."""
+
+
+class LockBusy(StateError):
+    """Another live run holds the lock."""
+
+
+def default_state_dir(config_file=None):
+    """``xcon_state_dir`` when the operator sets none: ``reports/state`` beside ansible.cfg."""
+    base = os.path.dirname(os.path.abspath(config_file)) if config_file else os.getcwd()
+    return os.path.join(base, "reports", "state")
+
+
+def now_utc():
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- files ------------------------------------------------------------------------------------------
+def _dumps(data):
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_text_atomic(path, text, mode=0o644):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json_atomic(path, data, mode=0o644, checksum=False):
+    """Write `data` as JSON atomically; with `checksum`, also its ``.sha256`` sidecar."""
+    text = _dumps(data)
+    write_text_atomic(path, text, mode)
+    if checksum:
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        write_text_atomic(checksum_path(path), f"{digest}  {os.path.basename(path)}\n", mode)
+
+
+def read_json(path, default=None):
+    if not path or not os.path.exists(path):
+        return default
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def checksum_path(path):
+    return path + ".sha256"
+
+
+def verify_checksum(path):
+    """Raise StateError unless `path` matches the SHA-256 recorded when it was written."""
+    sidecar = checksum_path(path)
+    if not os.path.exists(path):
+        raise StateError(f"{path} is missing")
+    if not os.path.exists(sidecar):
+        raise StateError(f"{path} has no checksum ({os.path.basename(sidecar)} is missing): it cannot be trusted")
+    with open(sidecar, encoding="utf-8") as handle:
+        recorded = (handle.read().split() or [""])[0].lower()
+    with open(path, "rb") as handle:
+        actual = hashlib.sha256(handle.read()).hexdigest()
+    if recorded != actual:
+        raise StateError(f"{path} does not match its checksum (SHA-256 {actual}, recorded {recorded or 'nothing'}): "
+                         "the file was changed or truncated after it was written")
+
+
+def read_verified_json(path):
+    verify_checksum(path)
+    try:
+        return read_json(path)
+    except ValueError as exc:  # checksum matched but the writer wrote garbage: still say which file
+        raise StateError(f"{path} is not valid JSON: {exc}") from exc
+
+
+# -- restart markers --------------------------------------------------------------------------------
+def restart_marker(state_dir, host):
+    return os.path.join(state_dir, RESTART_DIR, host)
+
+
+def note_restart(marker, what):
+    """Remember that a change on this server needs an MTA restart (survives an interrupted run)."""
+    os.makedirs(os.path.dirname(os.path.abspath(marker)), exist_ok=True)
+    with open(marker, "a", encoding="utf-8") as handle:
+        handle.write(f"{what}\n")
+
+
+def restart_pending(marker):
+    return bool(marker) and os.path.exists(marker)
+
+
+def clear_restart(marker):
+    with contextlib.suppress(FileNotFoundError):
+        if marker:
+            os.unlink(marker)
+
+
+# -- verified-change times --------------------------------------------------------------------------
+def evidence_baseline(path, server):
+    """The server's clock time of the last verified change (written by xcon_verify), or None."""
+    return (read_json(path, {}) or {}).get(server.upper())
+
+
+def record_baseline(path, times):
+    """Remember, per server (upper-case name), the server time at which a change was verified."""
+    current = read_json(path, {}) or {}
+    current.update({k.upper(): v for k, v in times.items()})
+    write_json_atomic(path, current)
+
+
+# -- the change journal -----------------------------------------------------------------------------
+def journal_path(run_dir, host):
+    return os.path.join(run_dir, "journal", f"{host}.json")
+
+
+def journal_append(path, entry):
+    """Add one write to a host's journal (before it is sent: a write that then fails is harmless,
+    rollback finds the object as it was).  One host's tasks run one after another."""
+    entries = read_verified_json(path) if os.path.exists(path) else []
+    entries.append(entry)
+    write_json_atomic(path, entries, mode=0o600, checksum=True)
+
+
+# -- the run lock -----------------------------------------------------------------------------------
+def _boot_id():
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def _process_start(pid):
+    """The process's start time (clock ticks since boot) on Linux, to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    return True
+
+
+def identity(run_id, mode, pid=None):
+    """Who takes the lock: the run, this controller, and the ansible-playbook process (`pid`)."""
+    pid = pid or os.getpid()
+    return {"run_id": run_id, "mode": mode, "host": socket.gethostname(), "pid": pid,
+            "pid_start": _process_start(pid), "boot_id": _boot_id(), "since": now_utc()}
+
+
+def stale_reason(holder):
+    """Why a holder's lock is stale (its process is gone), or None while it may still be running."""
+    if holder.get("host") != socket.gethostname():
+        return None  # another controller: its processes cannot be seen from here
+    boot = _boot_id()
+    if holder.get("boot_id") and boot and holder["boot_id"] != boot:
+        return f"{holder['host']} has restarted since the lock was taken (boot id changed)"
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or not _pid_alive(pid):
+        return f"process {pid} is no longer running (the run ended without releasing the lock: it failed or was interrupted)"
+    start = _process_start(pid)
+    if holder.get("pid_start") and start and holder["pid_start"] != start:
+        return f"process {pid} is no longer that run (the pid now belongs to another process)"
+    return None
+
+
+def describe(holder):
+    what = "a --check audit" if holder.get("mode") == SHARED else "a changing run"
+    return (f"run {holder.get('run_id')} ({what}, pid {holder.get('pid')} on {holder.get('host')}, "
+            f"since {holder.get('since')})")
+
+
+@contextlib.contextmanager
+def _guard(lock_dir):
+    import fcntl
+
+    os.makedirs(lock_dir, exist_ok=True)
+    with open(os.path.join(lock_dir, ".guard"), "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _holders(lock_dir):
+    holders = []
+    for name in sorted(os.listdir(lock_dir)):
+        if name.endswith(".json") and (name == f"{EXCLUSIVE}.json" or name.startswith(f"{SHARED}-")):
+            path = os.path.join(lock_dir, name)
+            try:
+                holder = read_json(path, {}) or {}
+            except ValueError:
+                holder = {}
+            holders.append((path, holder))
+    return holders
+
+
+def _own_file(lock_dir, run_id, mode):
+    return os.path.join(lock_dir, f"{EXCLUSIVE}.json" if mode == EXCLUSIVE else f"{SHARED}-{run_id}.json")
+
+
+def acquire_lock(state_dir, run_id, mode=EXCLUSIVE, wait_seconds=0, pid=None, sleep=time.sleep, clock=time.monotonic):
+    """Take the run lock of `state_dir`: `exclusive` (a run that changes servers, a rollback) or
+    `shared` (a --check audit: audits run side by side, never beside a changing run).
+
+    Waits up to `wait_seconds` for live holders; a stale holder (its process gone, its host
+    restarted) is removed and explained.  Returns {"lock_file", "mode", "waited", "stale": [...]}.
+    Raises LockBusy naming the holder when the wait runs out."""
+    lock_dir = os.path.join(state_dir, LOCK_DIR)
+    me = identity(run_id, mode, pid)
+    start = clock()
+    stale = []
+    while True:
+        with _guard(lock_dir):
+            blocking = []
+            for path, holder in _holders(lock_dir):
+                if holder.get("run_id") == run_id and holder.get("pid") == me["pid"] and holder.get("host") == me["host"]:
+                    continue  # our own (a re-entry)
+                reason = stale_reason(holder) if holder else "the lock file is unreadable"
+                if reason:
+                    stale.append(f"took over the stale lock of {describe(holder)}: {reason}")
+                    os.unlink(path)
+                elif mode == EXCLUSIVE or holder.get("mode") == EXCLUSIVE:
+                    blocking.append((path, holder))
+            if not blocking:
+                own = _own_file(lock_dir, run_id, mode)
+                write_json_atomic(own, me)
+                return {"lock_file": own, "mode": mode, "waited": round(clock() - start, 1), "stale": stale, "holder": me}
+        waited = clock() - start
+        if waited >= wait_seconds:
+            names = "; ".join(describe(h) for _, h in blocking)
+            files = ", ".join(p for p, _ in blocking)
+            raise LockBusy(
+                f"another fix-xcon run holds the lock of {state_dir}: {names}. "
+                + (f"Waited {int(waited)} s. " if wait_seconds else "")
+                + "Wait for it to finish (or give -e xcon_lock_wait_seconds=N to wait up to N seconds) and run again; "
+                f"if that run is certainly gone (e.g. it was started from another controller that crashed), remove {files}."
+            )
+        sleep(min(2.0, max(0.1, wait_seconds - waited)))
+
+
+def release_lock(state_dir, run_id, pid=None):
+    """Give the lock back (only this run's own files); True when something was released."""
+    lock_dir = os.path.join(state_dir, LOCK_DIR)
+    if not os.path.isdir(lock_dir):
+        return False
+    released = False
+    with _guard(lock_dir):
+        for path, holder in _holders(lock_dir):
+            if holder.get("run_id") == run_id and (pid is None or holder.get("pid") == pid):
+                os.unlink(path)
+                released = True
+    return released
