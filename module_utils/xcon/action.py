@@ -7,8 +7,9 @@ module (DOCUMENTATION / EXAMPLES / RETURN, argument spec for ansible-doc); this 
 every action plugin needs:
 
 * argument validation against the spec in `xcon.specs` (the same dict the library stub uses);
-* the WinRM connection built from Ansible's own Windows connection variables of the endpoint
-  host (the target itself, or its `xcon_management_host`), so an existing inventory works;
+* the WinRM connection settings of the endpoint host (the target itself, or its
+  `xcon_management_host`), resolved by Ansible's own winrm connection plugin from that host's
+  variables and the task's keywords (`-u`, `-k`), so an existing inventory works unchanged;
 * uniform error mapping: unreachable / bad credentials / access denied become result keys that
   the audit can report (`xcon_error`) instead of aborting the play, when the task asks for that;
 * masking of secrets in everything returned.
@@ -26,22 +27,6 @@ from ansible.utils.display import Display
 
 from xcon.errors import error_code, error_reason
 from xcon.mask import mask
-
-# The connection variables Ansible's winrm connection plugin reads; we read exactly these.
-CONNECTION_VARS = (
-    "ansible_host",
-    "ansible_port",
-    "ansible_user",
-    "ansible_password",
-    "ansible_winrm_scheme",
-    "ansible_winrm_transport",
-    "ansible_winrm_server_cert_validation",
-    "ansible_winrm_ca_trust_path",
-    "ansible_winrm_message_encryption",
-    "ansible_winrm_operation_timeout_sec",
-    "ansible_winrm_read_timeout_sec",
-)
-
 
 def plain(value):
     """The same data as plain dict/list/str/number/bool/None.
@@ -105,17 +90,29 @@ class XconAction(ActionBase):
         return plain(value) if isinstance(value, (dict, list)) else value
 
     def connection_for(self, task_vars, endpoint=None):
-        """The WinRM connection variables of `endpoint` (an inventory host), templated."""
-        endpoint = endpoint or task_vars.get("inventory_hostname")
-        if endpoint not in task_vars.get("hostvars", {}):
-            raise AnsibleActionFail(f"management host {endpoint!r} is not in the inventory")
-        conn = {}
-        for key in CONNECTION_VARS:
-            value = self.host_var(task_vars, key, host=endpoint)
-            if value is not None:
-                conn[key] = value
-        conn.setdefault("ansible_host", endpoint)
-        return conn
+        """The WinRM settings of `endpoint` (an inventory host; default the task's host), as
+        Ansible's winrm connection plugin resolves them (`xcon.winrm_options`).
+
+        The task's own host is resolved from the task's variables, exactly as TaskExecutor does
+        for its connection; another host (a management host) from its own variables, with the
+        command line's user and password as for `delegate_to`.  Cached per endpoint."""
+        from xcon import winrm_options
+
+        inventory_hostname = task_vars.get("inventory_hostname")
+        endpoint = endpoint or inventory_hostname
+        cache = self.__dict__.setdefault("_xcon_settings", {})
+        if endpoint in cache:
+            return cache[endpoint]
+        if endpoint == inventory_hostname:
+            variables, endpoint_vars = task_vars, None
+        else:
+            hostvars = task_vars.get("hostvars", {})
+            if endpoint not in hostvars:
+                raise AnsibleActionFail(f"management host {endpoint!r} is not in the inventory")
+            variables = endpoint_vars = hostvars[endpoint]
+        keys = winrm_options.task_keys_for(self._task, self._play_context, task_vars, endpoint_vars, self._templar)
+        cache[endpoint] = winrm_options.resolve(variables, self._templar, keys, self._play_context)
+        return cache[endpoint]
 
     def winrm_client(self, task_vars, management_host=None):
         from xcon.winrm_client import WinRMClient

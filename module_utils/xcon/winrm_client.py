@@ -1,24 +1,36 @@
 """One WinRS command per call over pywinrm's `winrm.protocol.Protocol`, payload on stdin.
 
-`WinRMClient` is built from Ansible's own Windows connection variables (the same names and
-defaults as Ansible's winrm connection plugin), so an existing Windows inventory works unchanged.
-`run()` performs exactly one Create shell / Command / Send(End) / Receive... / Signal / Delete
-sequence with code page 65001 and maps every failure to a typed exception:
+`WinRMClient` connects with the settings Ansible's own winrm connection plugin resolves for the
+endpoint (`xcon.winrm_options`), so an existing Windows inventory works unchanged: the same
+options, aliases, defaults, `ansible_winrm_<kwarg>` pass-through to pywinrm, transport list
+(tried in order, as the plugin does) and Kerberos ticket handling (`ansible_winrm_kinit_mode`:
+with a password and no manual mode, kinit runs once per client into a credential cache of its
+own, `-f` with `ansible_winrm_kerberos_delegation`, by the plugin's own code).
 
-* `XconUnreachable`   - connection refused, timeout, DNS failure, TLS failure (`XconTLSError`)
-* `XconAuthError`     - the credentials were rejected (HTTP 401 / pywinrm InvalidCredentialsError)
-* `XconProtocolError` - a SOAP fault or an unexpected HTTP answer; `.code` = the WSManFault code
-                        (or the HTTP status when there is no fault)
+`run()` performs exactly one Create shell / Command / Send(End) / Receive... / Signal / Delete
+sequence with code page 65001 and maps every failure to one typed exception (`xcon.errors`):
+
+* `XconUnreachable`          - connection refused, timeout, DNS failure, connection dropped
+* `XconTLSError`             - TLS handshake or certificate validation failed, CA trust path missing
+* `XconAuthError`            - the credentials were rejected (HTTP 401, pywinrm
+                               InvalidCredentialsError, a KDC that refuses kinit)
+* `XconClientLibraryMissing` - the transport needs pykerberos / requests-credssp / kinit
+* `XconProtocolError`        - a SOAP fault or an unexpected HTTP answer; `.code` = the WSManFault code
+                               (or the HTTP status when there is no fault)
+* `XconSettingsError`        - settings pywinrm refuses (e.g. read timeout not above operation timeout)
 
 all subclasses of `XconError`.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 
 import requests
 
+import winrm.transport as winrm_transport
 from winrm.exceptions import (
     AuthenticationError,
     WinRMError,
@@ -28,112 +40,161 @@ from winrm.exceptions import (
 )
 from winrm.protocol import Protocol
 
+from xcon.errors import (  # noqa: F401 - re-exported: the transport layer's exception types
+    XconAuthError,
+    XconClientLibraryMissing,
+    XconError,
+    XconProtocolError,
+    XconSettingsError,
+    XconTLSError,
+    XconUnreachable,
+)
+from xcon.winrm_options import WinRMSettings, from_vars
+
 CODEPAGE_UTF8 = 65001
 WSMAN_OPERATION_TIMEOUT = 2150858793
 # Largest raw stdin chunk per Send (base64 grows it by 4/3; old hosts cap envelopes at 150 KB).
 STDIN_CHUNK = 64 * 1024
+# pywinrm's own flags for its optional transports (read at call time).
+_LIBRARY_FLAG = {"kerberos": "HAVE_KERBEROS", "credssp": "HAVE_CREDSSP", "ntlm": "HAVE_NTLM"}
+# Transports that send a user name and password (pywinrm refuses them without both).
+_PASSWORD_TRANSPORTS = ("basic", "plaintext", "ntlm", "credssp")
 
 
-class XconError(Exception):
-    """Base class of every failure talking to a Windows host."""
-
-
-class XconUnreachable(XconError):
-    """The host could not be reached (refused, timed out, name not resolved, connection dropped)."""
-
-
-class XconTLSError(XconUnreachable):
-    """The TLS handshake or the server certificate validation failed (never retried)."""
-
-
-class XconAuthError(XconError):
-    """The host rejected the credentials."""
-
-
-class XconProtocolError(XconError):
-    """The host answered with a WS-Management fault or an unexpected HTTP status."""
-
-    def __init__(self, message, code=None):
-        super().__init__(message)
-        self.code = code
-
-
-def _as_bool(value, default):
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("1", "true", "yes", "on", "validate")
+def _kinit_failure(text: str) -> XconError:
+    """kinit's own diagnostics (MIT krb5 error texts) for a KDC that cannot be reached."""
+    lowered = text.lower()
+    if "cannot contact any kdc" in lowered or "cannot find kdc" in lowered or "cannot resolve" in lowered:
+        return XconUnreachable(text)
+    return XconAuthError(text)
 
 
 class WinRMClient:
-    """A WinRM endpoint described by Ansible's Windows connection variables.
+    """A WinRM endpoint, as Ansible's winrm connection plugin resolves it.
 
-    `conn` keys (all optional but ansible_host): ansible_host, ansible_port (default 5986),
-    ansible_user, ansible_password, ansible_winrm_scheme (default http when the port is 5985,
-    else https), ansible_winrm_transport (default ssl over https, plaintext over http - as
-    Ansible without kerberos), ansible_winrm_server_cert_validation (validate|ignore, default
-    validate), ansible_winrm_ca_trust_path, ansible_winrm_message_encryption (auto|always|never),
-    ansible_winrm_operation_timeout_sec, ansible_winrm_read_timeout_sec (pywinrm defaults 20/30).
+    `conn` is a `WinRMSettings` (`xcon.winrm_options.resolve`, what the action plugins build
+    from the endpoint's inventory variables and the task's keywords) or a plain dict of Ansible
+    connection variables (resolved by the same plugin, without templating).
 
     `command_timeout_sec` bounds the whole wait for one command's output (pywinrm alone would
     poll forever on OperationTimeout); `retries` is the number of extra attempts allowed for a
     connection drop before the command was accepted (see `run`).
     """
 
-    def __init__(self, conn: dict, command_timeout_sec: int = 3600, retries: int = 1):
-        conn = dict(conn or {})
-        if not conn.get("ansible_host"):
-            raise ValueError("ansible_host is required")
-        self.host = str(conn["ansible_host"])
-        self.port = int(conn.get("ansible_port") or 5986)
-        scheme = conn.get("ansible_winrm_scheme")
-        self.scheme = str(scheme) if scheme else ("http" if self.port == 5985 else "https")
-        transport = conn.get("ansible_winrm_transport")
-        if isinstance(transport, (list, tuple)):
-            transport = transport[0] if transport else None
-        if isinstance(transport, str) and "," in transport:
-            transport = transport.split(",")[0].strip()
-        self.transport = transport or ("ssl" if self.scheme == "https" else "plaintext")
-        self.username = conn.get("ansible_user")
-        self._password = conn.get("ansible_password")
-        validation = conn.get("ansible_winrm_server_cert_validation")
-        self.cert_validation = "ignore" if str(validation).lower() == "ignore" else "validate"
-        self.ca_trust_path = conn.get("ansible_winrm_ca_trust_path") or "legacy_requests"
-        self.message_encryption = conn.get("ansible_winrm_message_encryption") or "auto"
-        op_timeout = conn.get("ansible_winrm_operation_timeout_sec")
-        read_timeout = conn.get("ansible_winrm_read_timeout_sec")
-        self.operation_timeout_sec = int(op_timeout) if op_timeout else 20
-        self.read_timeout_sec = int(read_timeout) if read_timeout else max(30, self.operation_timeout_sec + 10)
+    def __init__(self, conn, command_timeout_sec: int = 3600, retries: int = 1):
+        self.settings = conn if isinstance(conn, WinRMSettings) else from_vars(conn)
+        self.host = self.settings.host
+        self.port = self.settings.port
+        self.scheme = self.settings.scheme
+        self.username = self.settings.username
+        self._password = self.settings.password
         self.command_timeout_sec = int(command_timeout_sec)
         self.retries = max(0, int(retries))
+        self._working = None  # the transport that opened a shell (tried first next time)
+        self._ccache = None  # KRB5CCNAME of the ticket kinit obtained for this client
 
     @property
     def endpoint(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
-        return f"{self.scheme}://{host}:{self.port}/wsman"
+        return self.settings.endpoint
+
+    @property
+    def transport(self) -> str:
+        return self._working or self.settings.transports[0]
+
+    @property
+    def cert_validation(self) -> str:
+        value = str(self.settings.kwargs.get("server_cert_validation", "validate")).lower()
+        return "ignore" if value == "ignore" else "validate"
 
     def __repr__(self):  # never shows the password
         return f"WinRMClient({self.endpoint!r}, transport={self.transport!r}, user={self.username!r})"
 
-    def _protocol(self) -> Protocol:
+    # -- before the first byte: libraries, CA file, Kerberos ticket -------------------------------
+    def _check_ca_trust_path(self):
+        """A CA trust path that does not exist is a TLS failure, found before connecting."""
+        if self.scheme != "https" or self.cert_validation == "ignore":
+            return
+        path = self.settings.kwargs.get("ca_trust_path", "legacy_requests")
+        source = "ansible_winrm_ca_trust_path"
+        if path in (None, "", "legacy_requests"):  # pywinrm then uses requests' environment variables
+            source = next((name for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE") if os.environ.get(name)), None)
+            path = os.environ.get(source) if source else None
+        if path and not os.path.exists(str(path)):
+            raise XconTLSError(
+                f"{self.endpoint}: the CA trust path {path!r} ({source}) does not exist on the controller, so "
+                "the server certificate cannot be validated")
+
+    def _prepare(self, transport: str):
+        flag = _LIBRARY_FLAG.get(transport)
+        if flag and not getattr(winrm_transport, flag, False):
+            raise XconClientLibraryMissing(
+                transport, f"{self.endpoint}: WinRM transport {transport!r} needs a Python library that is not installed")
+        if transport in _PASSWORD_TRANSPORTS:
+            missing = [what for what, value in (("user name", self.username), ("password", self._password)) if not value]
+            if missing:
+                raise XconAuthError(
+                    f"{self.endpoint}: transport {transport!r} needs a {' and a '.join(missing)}: none is set "
+                    "(ansible_user / ansible_winrm_user or -u; ansible_password / ansible_winrm_password / "
+                    "ansible_winrm_pass or -k)")
+        if transport == "kerberos" and self.settings.kerberos_managed and self._ccache is None:
+            self._kinit()
+        if transport == "kerberos" and self._ccache:
+            os.environ["KRB5CCNAME"] = self._ccache  # this client's ticket, also after another's kinit
+
+    def _kinit(self):
+        """A ticket for this client, by the connection plugin's own kinit (private ccache)."""
+        from ansible.errors import AnsibleError
+
+        command = self.settings.kinit_cmd
+        if shutil.which(command) is None:
+            raise XconClientLibraryMissing("kinit", f"{self.endpoint}: Kerberos needs {command!r} to obtain a ticket, "
+                                                    "and it is not on PATH")
         try:
-            return Protocol(
-                self.endpoint,
-                transport=self.transport,
-                username=self.username,
-                password=self._password,
-                server_cert_validation=self.cert_validation,
-                ca_trust_path=self.ca_trust_path,
-                message_encryption=self.message_encryption,
-                operation_timeout_sec=self.operation_timeout_sec,
-                read_timeout_sec=self.read_timeout_sec,
-            )
-        except (WinRMError, ValueError) as exc:
-            raise XconProtocolError(f"{self.endpoint}: invalid WinRM settings: {exc}") from exc
+            self.settings.plugin._kerb_auth(self.username, self._password)
+        except AnsibleError as exc:
+            text = str(exc)
+            if self._password:
+                text = text.replace(str(self._password), "********")
+            raise _kinit_failure(f"{self.endpoint}: {text}") from None
+        self._ccache = os.environ.get("KRB5CCNAME")
+
+    def _protocol(self, transport: str) -> Protocol:
+        try:
+            return Protocol(self.endpoint, transport=transport, username=self.username, password=self._password,
+                            **self.settings.kwargs)
+        except (WinRMError, ValueError, TypeError) as exc:
+            raise XconSettingsError(f"{self.endpoint}: invalid WinRM settings: {exc}") from exc
+
+    def _open(self):
+        """Open a shell with the first transport that works, in the plugin's order.
+
+        Returns (protocol, shell_id).  A host that cannot be reached is not tried again with
+        another transport (the same address and port would not answer either)."""
+        self._check_ca_trust_path()
+        order = [self._working] if self._working else list(self.settings.transports)
+        failures = []
+        for transport in order:
+            protocol = None
+            try:
+                self._prepare(transport)
+                protocol = self._protocol(transport)
+                shell_id = protocol.open_shell(codepage=CODEPAGE_UTF8)
+            except Exception as exc:  # noqa: BLE001 - every failure leaves typed
+                error = self._translate(exc, f"open shell, transport {transport}")
+                if protocol is not None:
+                    self._close(protocol, None, None)
+                if isinstance(error, XconUnreachable) or len(order) == 1:
+                    raise error from exc
+                failures.append((transport, error))
+                continue
+            self._working = transport
+            return protocol, shell_id
+        first = failures[0][1]
+        first.args = ("; ".join(f"{transport}: {error}" for transport, error in failures),)
+        raise first
 
     def _translate(self, exc: BaseException, step: str) -> XconError:
-        """Map a pywinrm/requests failure to the typed exceptions."""
+        """Map a pywinrm/requests failure to the typed exceptions (the only place that does)."""
         where = f"{self.endpoint} ({step})"
         if isinstance(exc, XconError):
             return exc
@@ -150,7 +211,7 @@ class WinRMClient:
             return XconTLSError(f"{where}: TLS failure (certificate validation?): {exc}")
         if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
             return XconUnreachable(f"{where}: cannot reach the host: {exc}")
-        if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        if isinstance(exc, OSError):  # socket errors that requests did not wrap
             return XconUnreachable(f"{where}: cannot reach the host: {exc}")
         if isinstance(exc, WinRMError):
             return XconProtocolError(f"{where}: {exc}")
@@ -171,16 +232,16 @@ class WinRMClient:
         """
         attempts = 1 + self.retries
         for attempt in range(1, attempts + 1):
-            protocol = self._protocol()
-            shell_id = command_id = None
+            protocol = shell_id = command_id = None
             try:
                 step = "open shell"
-                shell_id = protocol.open_shell(codepage=CODEPAGE_UTF8)
+                protocol, shell_id = self._open()
                 step = "command"
                 command_id = protocol.run_command(shell_id, command_line, console_mode_stdin=False)
             except Exception as exc:  # noqa: BLE001 - every failure leaves typed
                 error = self._translate(exc, step)
-                self._close(protocol, shell_id, None)
+                if protocol is not None:
+                    self._close(protocol, shell_id, None)
                 if type(error) is XconUnreachable and attempt < attempts:
                     time.sleep(min(2.0, 0.5 * attempt))
                     continue
