@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from xcon.winrm_client import XconError
+from xcon.errors import ACCESS_DENIED, XconError
 
 OPS_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "files", "ps"))
 BOOTSTRAP = "bootstrap.ps1"
@@ -35,7 +35,16 @@ PROTOCOL_VERSION = 1
 
 
 class OpFailed(XconError):
-    """An operation ran and failed on the host (a design error category and HRESULT)."""
+    """An operation ran and failed on the host (a design error category and HRESULT).
+
+    The runner's error category is part of the wire protocol (docs/design.md): `AccessDenied`
+    makes the exception an `OpAccessDenied` (report code XCON-ACCESS-DENIED) wherever it is
+    raised; every other category stays XCON-OPERATION-FAILED."""
+
+    def __new__(cls, category=None, *args, **kwargs):
+        if cls is OpFailed and category == "AccessDenied":
+            cls = OpAccessDenied
+        return super().__new__(cls, category, *args)
 
     def __init__(self, category: str, hresult: str | None, message: str, op_id: str | None = None, op: str | None = None):
         self.category = category or "OperationFailed"
@@ -45,6 +54,12 @@ class OpFailed(XconError):
         self.op = op
         where = f"{op} " if op else ""
         super().__init__(f"{where}failed: {self.category} ({hresult}): {self.message}".strip())
+
+
+class OpAccessDenied(OpFailed):
+    """The host refused the operation to this account (runner category AccessDenied)."""
+
+    report_code = ACCESS_DENIED
 
 
 class RunnerError(XconError):
