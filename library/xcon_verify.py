@@ -11,7 +11,7 @@ module: xcon_verify
 short_description: Verify by observation that mail flows again on the changed links
 description:
   - For every link with applied changes, observes both servers (one WinRM command per server per poll)
-    until the outside server's queue for the link is empty and no new 1290/289/1294, 1293 or 9301 has
+    until the outside server's queue for the link is empty and no new 1290/289/1294 or 1293 has
     appeared since the change (after O(settle_minutes)), or O(timeout_minutes) pass. Progress is printed
     at every poll.
   - With O(lab_control) (the emulated lab) the waiting advances the lab's emulated clock instead of

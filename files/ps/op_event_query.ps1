@@ -8,7 +8,11 @@
 #         ids    - event ids to keep (optional: all)
 #         since  - ISO-8601 time; older entries are not read (optional)
 #         max    - at most this many entries (default 1000)
-# Output: @{now = ISO UTC time of this host; events = @(@{record; id; time; type; category; source; message})}
+# Output: @{now = ISO UTC time of this host;
+#           events = @(@{record; id; time; type; category; source; message; strings})}
+#         strings = the entry's insertion strings (EventLogEntry.ReplacementStrings), in order: they
+#         survive when the message DLL cannot be loaded (then message is .NET's "The description for
+#         Event ID ... cannot be found" text), so the controller parses them first.
 param($Params)
 
 $server = [string](Get-XconParam $Params 'server' -Required)
@@ -45,6 +49,7 @@ try {
             record = $entry.Index; id = $id; time = (ConvertTo-XconIso $entry.TimeGenerated)
             type = $entry.EntryType.ToString(); category = $entry.Category
             source = $entry.Source; message = $entry.Message
+            strings = @($entry.ReplacementStrings)
         })
     }
 } finally {

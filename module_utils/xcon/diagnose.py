@@ -379,6 +379,22 @@ class Side:
         found += [e.get("address") for e in self.events((NO_MATCH_ID,)) if e.get("address")]
         return sorted({norm(a) for a in found if a})
 
+    def decoded_9301(self, outside_identities=()):
+        """Each distinct 9301 address as logged (hex) and decoded, and whether it is the peer's."""
+        seen, out = set(), []
+        for event in self.events((NO_MATCH_ID,)):
+            address = event.get("address")
+            if not address or norm(address) in seen:
+                continue
+            seen.add(norm(address))
+            out.append({"hex": event.get("address_hex"), "address": address,
+                        "outside_server": norm(address) in outside_identities})
+        for address in (self.evidence or {}).get("addresses_9301") or []:
+            if norm(address) not in seen:
+                seen.add(norm(address))
+                out.append({"hex": None, "address": address, "outside_server": norm(address) in outside_identities})
+        return out
+
     def queue(self, connector):
         queues = (self.evidence or {}).get("queues") or {}
         for name, value in queues.items():
@@ -637,15 +653,28 @@ def _check_transparency(ctx):
         "firewall": ctx.firewall.get("name"),
         "configuration": config,
     }
+    evidence["addresses_9301_decoded"] = ctx.inside.decoded_9301(ctx.outside.identities)
     inside_refuses = inside_1293 > 0 or bool(seen)
     if ctx.inside.evidence is not None and ctx.outside.evidence is not None:
         if inside_refuses and (triple > 0 or queue > 0):
             evidence["basis"] = "observed"
+            evidence["confirmed_by_9301"] = bool(seen)
+            evidence["basis_detail"] = _observed_basis(ctx, triple, queue, inside_1293, seen)
+            decoded = ", ".join(f"{d['hex']} = {d['address']}" if d.get("hex") else d["address"]
+                                for d in evidence["addresses_9301_decoded"] if d["outside_server"])
+            others = ", ".join(d["address"] for d in evidence["addresses_9301_decoded"])
+            if seen:
+                no_9301 = f"event 9301 with {ctx.outside.host}'s own address {decoded}"
+            elif others:
+                no_9301 = f"event 9301 only with other addresses ({others})"
+            else:
+                no_9301 = ("no event 9301 (not needed: since Exchange 5.5 SP2 the MTA logs it only after a failed "
+                           "reverse lookup, and some builds never do)")
             return [_finding(
                 TRANSPARENCY_REFUSAL, "error", ctx.outside.host, ctx.outside.primary.get("name"),
                 f"{ctx.inside.host} refuses every association that {ctx.outside.host} opens "
                 f"({triple} refusal events on {ctx.outside.host}, {inside_1293} event 1293 and "
-                f"9301 addresses {', '.join(seen) or 'none'} on {ctx.inside.host}; {queue} messages "
+                f"{no_9301} on {ctx.inside.host}; {queue} messages "
                 f"queued on {ctx.outside.host}). Firewall {ctx.firewall.get('name')} passes "
                 f"{ctx.outside.host}'s real address (client-side transparency) while connector "
                 f"{ctx.inside.primary.get('name')} expects the firewall's internal address "
@@ -665,6 +694,32 @@ def _check_transparency(ctx):
         f"{ctx.firewall.get('name')}'s interfaces) and the fault is expected "
         f"({evidence['basis']}), but the MTA evidence needed to confirm it is missing.",
         evidence)]
+
+
+def _observed_basis(ctx, triple, queue, inside_1293, seen):
+    """The facts the KB fault was named from, in words (finding evidence ``basis_detail``)."""
+    parts = []
+    if triple:
+        parts.append(f"{triple} events 1290/289/1294 on {ctx.outside.host} for connector "
+                     f"{ctx.outside.primary.get('name')}")
+    if queue:
+        parts.append(f"{queue} messages queued on {ctx.outside.host}")
+    if inside_1293:
+        parts.append(f"{inside_1293} events 1293 on {ctx.inside.host}")
+    parts.append(f"connector {ctx.inside.primary.get('name')} on {ctx.inside.host} points at firewall "
+                 f"{ctx.firewall.get('name')}'s internal address {ctx.inside.primary.get('stack_address')}")
+    if seen:
+        parts.append(f"event 9301 on {ctx.inside.host} names {ctx.outside.host}'s own address ({', '.join(seen)})")
+    elif ctx.inside.addresses_9301():
+        parts.append(f"event 9301 on {ctx.inside.host} names only other addresses "
+                     f"({', '.join(ctx.inside.addresses_9301())}); the fault is named without it")
+    else:
+        mta = (ctx.inside.evidence or {}).get("mta") or {}
+        build = f" (MTA build {mta['build']})" if mta.get("build") else ""
+        parts.append(f"no event 9301 on {ctx.inside.host}{build}: not required, since Exchange 5.5 SP2 the "
+                     "MTA logs it only after a failed reverse lookup (KB Q189345) and builds 2354-2620 never "
+                     "log it (KB Q234962)")
+    return "; ".join(parts) + "."
 
 
 def _check_facts(ctx):

@@ -15,9 +15,7 @@ from xcon import ops as xops
 from xcon import profile as xprofile
 from xcon.winrm_client import WinRMClient
 
-# MSExchangeMTA events that count as evidence (design.md "MTA event texts").
-EVIDENCE_EVENT_IDS = [1290, 289, 1294, 1293, 9301, 37, 659, 660, 9298]
-MAX_EVENTS = 2000
+# The MSExchangeMTA event ids and the evidence ops live in one place: xcon.evidence.
 
 
 def client_for(connection_vars):
@@ -76,11 +74,8 @@ def connector_search_op(server, profile, with_secrets=False, with_rights=False, 
 
 
 def evidence_ops(server, profile):
-    return [
-        {"id": "events", "op": "event_query", "params": {"server": server, "log": "Application", "source": "MSExchangeMTA", "ids": EVIDENCE_EVENT_IDS, "max": MAX_EVENTS}},
-        {"id": "counters", "op": "perf_counters", "params": {"server": server, "paths": counter_paths(profile, server)}},
-        {"id": "service", "op": "service", "params": {"server": server, "name": "MSExchangeMTA", "action": "query"}},
-    ]
+    """The evidence ops (events, counters, service): xcon.evidence.evidence_ops, the one copy."""
+    return xev.evidence_ops(server, profile)
 
 
 def run(client, ops):

@@ -16,7 +16,7 @@ IN_CONN = "cn=TO-OUTSIDE,cn=Connections,cn=Configuration,ou=INSIDE,o=CONTOSO"
 OUT_CONN = "cn=TO-INSIDE,cn=Connections,cn=Configuration,ou=OUTSIDE,o=CONTOSO"
 IN_PARENT = "cn=Connections,cn=Configuration,ou=INSIDE,o=CONTOSO"
 TRIPLE = {1290, 289, 1294}
-HEX_EXOUT = "3139382E35312E3130302E3130"
+HEX_EXOUT = "C633640A"                       # 198.51.100.10 as four octets (KB Q193380)
 
 
 def topo(name):

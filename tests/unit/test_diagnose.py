@@ -5,6 +5,7 @@ import them from here."""
 from __future__ import annotations
 
 import copy
+import ipaddress
 import os
 
 import pytest
@@ -37,20 +38,24 @@ def connector(name, server, site, remote_mta, stack, schedule="always", twa=True
     return data
 
 
-MESSAGES = {
-    1290: "A locally initiated association to {dn} was refused. The failure reason provider was 0 and the reason was 0.",
+MESSAGES = {  # the wording the KB articles quote (tests/fixtures/kb_events.yml)
+    1290: "A locally initiated association to {dn} was refused. The failure reason provider was 0 and the reason was 0. "
+          "Control block index 202. Type 1. [PLATFORM KERNEL 20 130] (12)",
     289: "A connection to {dn} could not be opened. [MTA XFER-IN 17 26] (12)",
     1294: "An association with entity {dn} ended abnormally. [198 1 0 1 PLATFORM KERNEL 20 130] (10)",
-    1293: "A remotely-initiated association from {dn} was refused.",
-    9301: "An incoming connection from network address {hex} did not match the Stack address of any X.400 connector on this server.",
-    37: "An association to {dn} was refused because the connector is not scheduled to be active (schedule Never).",
-    659: "The queue for {dn} is backlogged: 23 messages are waiting.",
+    1293: "A remotely-initiated association from {dn} was refused. The failure reason provider is 0 and the reason is 0. "
+          "Control block index 1. Type 1. [PLATFORM KERNEL 26 128] (12)",
+    9301: "The message transfer gateway that uses the network address {hex} and the transport stack "
+          "/o=CONTOSO/ou=INSIDE/cn=Configuration/cn=Servers/cn=EXIN/cn=TCP (EXIN) could not be found. Check the "
+          "configuration of the mail gateway. [BASE IL TCP/IP DRVR 8 218] (10)",
+    37: "The {dn} (Adjacent-MTA) entity attempted to open an association while suspended. [MTA XFER-IN 22 35] (14)",
+    659: "The queue for {dn} is backlogged with 23 messages in the queue. [MTA GATEWAY 45 512] (14)",
 }
 
 
 def event(event_id, conn=None, address=None, minute=0):
     dn = conn["x500_dn"] if conn else ""
-    hexaddr = (address or "").encode().hex().upper()
+    hexaddr = ipaddress.IPv4Address(address).packed.hex().upper() if address else ""
     return {"id": event_id, "time": f"2024-01-01T11:{minute:02d}:00Z", "type": "Warning", "category": "X.400 Service",
             "dn": dn or None, "connector": conn["name"] if conn else None, "address": address,
             "message": MESSAGES[event_id].format(dn=dn, hex=hexaddr)}
@@ -387,7 +392,7 @@ def test_kb_finding_evidence_is_complete():
     assert evidence["addresses_9301"] == [EXOUT_ADDR]
     assert evidence["outside_queue"] == 23
     assert any("was refused" in sample["message"] for sample in evidence["outside_samples"])
-    assert any("did not match the Stack address" in sample["message"] for sample in evidence["inside_samples"])
+    assert any("could not be found" in sample["message"] for sample in evidence["inside_samples"])
     assert "KB Q196381" in finding["message"]
 
 
@@ -483,3 +488,81 @@ def test_unknown_workaround_is_rejected():
     topo, _ = kb()
     with pytest.raises(ValueError):
         dx.select_workaround(run(topo), "magic", topo.servers(), topo.firewall)
+
+
+# -- the diagnosis on the real texts the KB articles quote (tests/fixtures/kb_events.yml) ----------
+def _kb_article_events():
+    import yaml
+
+    from xcon import evidence as ev
+
+    path = os.path.join(os.path.dirname(__file__), "..", "fixtures", "kb_events.yml")
+    with open(path, encoding="utf-8") as handle:
+        fixtures = yaml.safe_load(handle)
+
+    def parsed(article, event_id, index=0):
+        found = [f for f in fixtures if f["article"] == article and f["id"] == event_id][index]
+        return ev.parse_event({"id": event_id, "time": NOW, "type": found["type"], "category": found["category"],
+                               "message": found["message"]})
+    return parsed
+
+
+def kb_article_topology(with_9301):
+    """Q196381's link with the article's own events: the outside logs the 1290/289/1294 triple for
+    ConnectorName, the inside 1293 (Q196381) and, when `with_9301`, Q193380's 9301 whose address
+    91F5C11B is 145.245.193.27, here the outside server's address."""
+    parsed = _kb_article_events()
+    topo = Topology.kb()
+    topo.out_conn = connector("ConnectorName", "EXOUT", "SiteName", "EXIN", FW_EXTERNAL)
+    topo.in_conn = connector("ConnectorName", "EXIN", "SiteName", "EXOUT", FW_INTERNAL)
+    topo.out_events = [parsed("Q196381", i) for _ in range(3) for i in (1290, 289, 1294)]
+    topo.in_events = [parsed("Q196381", 1293)] + ([parsed("Q193380", 9301)] if with_9301 else [])
+    servers = topo.servers()
+    servers["EXOUT"]["address"] = "145.245.193.27"
+    return topo, servers
+
+
+def test_kb_article_texts_name_the_fault_with_9301():
+    topo, servers = kb_article_topology(with_9301=True)
+    link = dx.diagnose(servers, [topo.firewall])[0]
+    kb_finding = next(f for f in link["findings"] if f["code"] == dx.TRANSPARENCY_REFUSAL)
+    assert kb_finding["severity"] == "error" and link["status"] == "error"
+    evidence = kb_finding["evidence"]
+    assert evidence["basis"] == "observed" and evidence["confirmed_by_9301"] is True
+    assert evidence["addresses_9301_decoded"] == [{"hex": "91F5C11B", "address": "145.245.193.27", "outside_server": True}]
+    assert "91F5C11B = 145.245.193.27" in kb_finding["message"]
+    assert evidence["outside_events"] == {"1290": 3, "289": 3, "1294": 3}
+    assert link["recommended_workaround"] == "firewall_tunnel"
+
+
+def test_kb_article_texts_name_the_fault_without_9301():
+    """5.5 SP2 and later log 9301 only after a failed reverse lookup (Q189345), builds 2354-2620
+    never (Q234962): the same fault is named from 1290/289/1294 + 1293 + the Stack, basis stated."""
+    topo, servers = kb_article_topology(with_9301=False)
+    link = dx.diagnose(servers, [topo.firewall])[0]
+    with_9301 = dx.diagnose(kb_article_topology(with_9301=True)[1], [topo.firewall])[0]
+    assert pairs(link) == pairs(with_9301) and link["recommended_workaround"] == with_9301["recommended_workaround"]
+    kb_finding = next(f for f in link["findings"] if f["code"] == dx.TRANSPARENCY_REFUSAL)
+    evidence = kb_finding["evidence"]
+    assert kb_finding["severity"] == "error" and evidence["basis"] == "observed"
+    assert evidence["confirmed_by_9301"] is False and evidence["addresses_9301_decoded"] == []
+    detail = evidence["basis_detail"]
+    for part in ("9 events 1290/289/1294 on EXOUT", "1 events 1293 on EXIN", "internal address 192.0.2.1",
+                 "no event 9301", "Q189345"):
+        assert part in detail, part
+    assert "no event 9301" in kb_finding["message"]
+
+
+def test_kb_article_never_side_logs_37_and_1293():
+    """Q169716: the side scheduled Never logs 37 (category Security) with 1293; the peer logs the
+    triple. That is XCON-SCHEDULE-NEVER, never the firewall fault."""
+    parsed = _kb_article_events()
+    topo, servers = kb_article_topology(with_9301=False)
+    servers["EXIN"]["connectors"][0]["schedule"] = "never"
+    never = parsed("Q169716", 37)
+    assert never["category"] == "Security" and never["connector"] == "ConnectorName"
+    servers["EXIN"]["evidence"] = evidence("EXIN", [never, parsed("Q196381", 1293)])
+    link = dx.diagnose(servers, [topo.firewall])[0]
+    assert dx.SCHEDULE_NEVER in codes(link) and dx.TRANSPARENCY_REFUSAL not in codes(link)
+    finding = next(f for f in link["findings"] if f["code"] == dx.SCHEDULE_NEVER)
+    assert finding["evidence"]["events_37"] == 1

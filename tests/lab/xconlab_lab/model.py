@@ -60,29 +60,84 @@ HISTORY_CAP = 10080               # per flow: minutes with deliveries kept (one 
 LISTENING_PORTS = (135, 389, 445)  # besides 102 (MTA) and WinRM
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 
-# -- events (docs/design.md "MTA event texts") --------------------------------------------------
+# -- events --------------------------------------------------------------------------------------
+# The lab's copy of the MTA's message file: per event id its type, category and message format with
+# insertion strings %1..%n, written from the texts the KB articles quote (docs/facts.md "MTA events";
+# the article is named per row). The lab logs insertion strings, as the MTA does, and formats the
+# message when it is read; which insertion string holds which value is documented only for 9301
+# (Q256844: %1 the transport stack, %2 the address); elsewhere the lab numbers them in the order the
+# sentence shows them (ASSUMED).
 EVENTS: Dict[int, Tuple[str, str, str]] = {
+    # Q196381, Q169716
     1290: ("Warning", "X.400 Service",
-           "A locally initiated association to {dn} was refused. The failure reason provider was 0 and the reason "
-           "was 0. Control block index 202. Type 1. [PLATFORM KERNEL 20 130] (12)"),
-    289: ("Warning", "X.400 Service", "A connection to {dn} could not be opened. [MTA XFER-IN 17 26] (12)"),
+           "A locally initiated association to %1 was refused. The failure reason provider was %2 and the reason "
+           "was %3. Control block index %4. Type %5. [PLATFORM KERNEL 20 130] (12)"),
+    289: ("Warning", "X.400 Service", "A connection to %1 could not be opened. [MTA XFER-IN 17 26] (12)"),
     1294: ("Warning", "X.400 Service",
-           "An association with entity {dn} ended abnormally. [198 1 0 1 PLATFORM KERNEL 20 130] (10)"),
+           "An association with entity %1 ended abnormally. [198 1 0 1 PLATFORM KERNEL 20 130] (10)"),
+    # Q196381, Q169716, Q194031
     1293: ("Warning", "X.400 Service",
-           "A remotely-initiated association from {dn} was refused. The failure reason provider is 0 and the reason "
-           "is 0. Control block index 1. Type 1. [PLATFORM KERNEL 26 128] (12)"),
+           "A remotely-initiated association from %1 was refused. The failure reason provider is %2 and the reason "
+           "is %3. Control block index %4. Type %5. [PLATFORM KERNEL 26 128] (12)"),
+    # Q193380, Q189345, Q256844, Q169113
     9301: ("Information", "Configuration",
-           "An incoming connection from network address {hex} did not match the Stack address of any X.400 "
-           "connector on this server. The connection was refused. [MTA BASE 17 9301] (14)"),
-    37: ("Warning", "X.400 Service",
-         "An association to {dn} was refused because the connector is not scheduled to be active (schedule "
-         "Never). [MTA DISPATCHER 13 37] (12)"),
-    659: ("Warning", "X.400 Service", "The queue for {dn} is backlogged: {n} messages are waiting."),
-    660: ("Information", "X.400 Service", "The backlog of the queue for {dn} has subsided."),
-    666: ("Warning", "X.400 Service", "The MTA work queue is backlogged: {n} messages are waiting."),
-    667: ("Information", "X.400 Service", "The backlog of the MTA work queue has subsided."),
-    9298: ("Information", "Operating System", "The MTA service was restarted."),
+           "The message transfer gateway that uses the network address %2 and the transport stack %1 could not be "
+           "found. Check the configuration of the mail gateway. [BASE IL TCP/IP DRVR 8 218] (10)"),
+    # Q169716
+    37: ("Warning", "Security",
+         "The %1 (Adjacent-MTA) entity attempted to open an association while suspended. [MTA XFER-IN 22 35] (14)"),
+    # Q163085
+    659: ("Warning", "Resource", "The queue for %1 is backlogged with %2 messages in the queue. [MTA GATEWAY 45 512] (14)"),
+    660: ("Warning", "Resource",
+          "The queue backlog for %1 has subsided leaving %2 messages in the queue. [MTA GATEWAY 45 512] (14)"),
+    666: ("Warning", "Resource", "The MTA work queue is backlogged with %1 messages in the queue. [MTA SUBMIT 18 231] (14)"),
+    667: ("Warning", "Resource",
+          "The MTA work queue backlog has subsided leaving %1 messages in the queue. [MTA DISP:RESULT 23 234] (14)"),
+    # Q146397, Q174695, Q193049
+    9298: ("Information", "X.400 Service",
+           "Microsoft Exchange Server MTA Service startup complete, version %1 (build %2). [BASE IL MAIN BASE 31 490] (14)"),
+    9299: ("Information", "X.400 Service",
+           "Service closedown complete, version %1 (build %2). [BASE IL MAIN BASE 31 490] (16)"),
 }
+# What .NET's EventLogEntry.Message returns when the source's message DLL cannot be loaded (the op
+# reads the log with System.Diagnostics.EventLog): the resource string MessageNotFormatted with the
+# entry's event identifier and source, then every insertion string quoted, comma-separated. The
+# MTA's identifiers are taken to carry no qualifier bits, so the number is the event id (ASSUMED).
+MESSAGE_NOT_FORMATTED = ("The description for Event ID '{id}' in Source '{source}' cannot be found.  The local "
+                         "computer may not have the necessary registry information or message DLL files to display "
+                         "the message, or you may not have permission to access them.  The following information "
+                         "is part of the event:")
+# MTA builds (Q163294) and what each logs as 9301 (docs/facts.md): before the Q189345 fix a 9301 at
+# every address miss and a second one when the reverse lookup fails too (Q193380); builds 2354-2620
+# (5.5 SP2 is 2448.1) log none (Q234962); 2621 and later only the one after the failed lookup.
+DEFAULT_BUILDS = {"4.0": ("4", "996.72"), "5.0": ("5.0", "1460.13"), "5.5": ("5.5", "2653.23")}
+
+
+def format_message(event_id: int, strings: List[str]) -> str:
+    """The message the MTA's message file gives for ``event_id`` with these insertion strings."""
+    return re.sub(r"%(\d+)", lambda m: strings[int(m.group(1)) - 1] if 0 < int(m.group(1)) <= len(strings)
+                  else m.group(0), EVENTS[event_id][2])
+
+
+def message_not_formatted(event_id: int, source: str, strings: List[str]) -> str:
+    return MESSAGE_NOT_FORMATTED.format(id=event_id, source=source) + ", ".join(f"'{s}'" for s in strings)
+
+
+def event_9301_mode(build: str) -> str:
+    """"every_miss" (builds before 2354), "none" (2354-2620, Q234962), "after_lookup" (2621 on)."""
+    number = int(str(build).split(".")[0])
+    if number < 2354:
+        return "every_miss"
+    return "none" if number <= 2620 else "after_lookup"
+
+
+def address_hex(address: str) -> str:
+    """9301's address field: an IP address as its octets in hex (Q193380: 145.245.193.27 is 91F5C11B),
+    a name as the hex of its ASCII text (52656d6f74654d5441 is RemoteMTA)."""
+    literal = _ip(address)
+    if literal is not None:
+        return literal.packed.hex().upper()
+    return address.encode("ascii").hex().upper()
 
 
 class OpError(Exception):
@@ -175,6 +230,12 @@ class Server:
         self.peaks: Dict[str, int] = {}                # connector name -> highest queue length seen
         self.events: List[Dict[str, Any]] = []
         self.next_record = 1
+        exchange = spec.get("exchange", "5.5")
+        self.mta_version, default_build = DEFAULT_BUILDS.get(exchange, DEFAULT_BUILDS["5.5"])
+        self.mta_build = spec.get("mta_build") or default_build
+        self.mode_9301 = event_9301_mode(self.mta_build)
+        self.reverse_lookup = dict(spec.get("reverse_lookup") or {})   # address -> name | None (fails)
+        self.messages_formatted = spec.get("message_dll", "reachable") != "unreachable"
         self.state = "Running"
         self.restarts = 0
         self.associations = {"outbound_ok": 0, "outbound_failed": 0, "inbound_ok": 0, "inbound_refused": 0}
@@ -190,13 +251,51 @@ class Server:
                  if e.get("Home-MTA") is not None and schema.dn_key(e.get("Home-MTA")) == key]
         return sorted(found, key=lambda link: link.key)
 
-    def log(self, event_id: int, moment: _dt.datetime, **fields: Any) -> None:
-        kind, category, template = EVENTS[event_id]
-        self.events.append({"record": self.next_record, "id": event_id, "time": _iso(moment), "type": kind,
-                            "category": category, "source": MTA_SERVICE, "message": template.format(**fields)})
+    def stack_x500(self) -> str:
+        """The transport stack's DN as 9301 names it (Q193380: /o=Org/ou=Site/cn=Configuration/
+        cn=Servers/cn=LocalMTA/cn=TCP (LocalMTA), case as in the directory)."""
+        return "".join(f"/{kind}={value}" for kind, value in reversed(self.stack_dn))
+
+    def log(self, event_id: int, moment: _dt.datetime, *strings: Any) -> None:
+        """Log ``event_id`` with its insertion strings (the message is formatted from them)."""
+        kind, category, _template = EVENTS[event_id]
+        values = [str(v) for v in strings]
+        self._append({"id": event_id, "time": _iso(moment), "type": kind, "category": category,
+                      "source": MTA_SERVICE, "message": format_message(event_id, values), "strings": values})
+
+    def replay(self, recorded: Mapping[str, Any], moment: _dt.datetime) -> None:
+        """A recorded entry (topology ``event_log``), kept exactly as recorded."""
+        entry = {"id": recorded["id"], "time": _iso(moment), "type": recorded["type"],
+                 "category": recorded["category"], "source": recorded["source"], "message": recorded["message"],
+                 "strings": list(recorded.get("strings") or []), "recorded": True}
+        self._append(entry)
+
+    def _append(self, entry: Dict[str, Any]) -> None:
+        entry["record"] = self.next_record
+        self.events.append(entry)
         self.next_record += 1
         if len(self.events) > EVENT_LOG_CAP:
             del self.events[: len(self.events) - EVENT_LOG_CAP]
+
+    def served(self, event: Mapping[str, Any]) -> Dict[str, Any]:
+        """An event as EventLogEntry shows it: without the message DLL only the insertion strings
+        survive, in .NET's "description ... cannot be found" text (recorded entries stay as recorded)."""
+        out = {k: v for k, v in event.items() if k != "recorded"}
+        if not self.messages_formatted and not event.get("recorded"):
+            out["message"] = message_not_formatted(event["id"], event["source"], event["strings"])
+        return out
+
+    def lookup(self, address: str, lab: "Lab") -> Optional[str]:
+        """This server's reverse lookup of ``address`` (hosts file / DNS PTR): the topology's
+        ``reverse_lookup`` entry when there is one (null: the lookup fails), else the name of the lab
+        host at that address (its fqdn, else its NetBIOS name), else None."""
+        for key, name in self.reverse_lookup.items():
+            if _ip(key) == _ip(address):
+                return name
+        host = lab._server_at(address)
+        if host is not None:
+            return host.fqdn or host.name
+        return None
 
 
 class Lab:
@@ -262,6 +361,11 @@ class Lab:
                                                           "count": count}
                 if count:
                     self._flow(name, conn["remote_mta"])["sent"] += count
+        for name, spec in self.topology["servers"].items():
+            # a recorded Application log, replayed as it was recorded (minutes_ago before start_time)
+            recorded = sorted(enumerate(spec.get("event_log") or []), key=lambda e: (-e[1]["minutes_ago"], e[0]))
+            for _index, entry in recorded:
+                self.servers[name].replay(entry, self.start - _dt.timedelta(minutes=entry["minutes_ago"]))
         for name, spec in self.topology["firewalls"].items():
             state = copy.deepcopy({k: v for k, v in spec.items() if k != "documented"})
             state["name"] = name
@@ -450,7 +554,7 @@ class Lab:
                 continue
             if wanted and event["id"] not in wanted:
                 continue
-            found.append(dict(event))
+            found.append(server.served(event))
         found.reverse()
         return {"now": _iso(self.time), "events": found}
 
@@ -512,10 +616,12 @@ class Lab:
         return {"name": canonical, "state": state, "restarted": False}
 
     def _restart_mta(self, server: Server) -> None:
+        # Q174695: the MTA logs 9299 when it stops and 9298 when it has started, with its build
+        server.log(9299, self.time, server.mta_version, server.mta_build)
         server.state = "Running"
         server.restarts += 1
         server.retry_at.clear()
-        server.log(9298, self.time)
+        server.log(9298, self.time, server.mta_version, server.mta_build)
 
     def _op_tcp_probe(self, endpoint, _serves, _rights, params):
         host = self._param(params, "host")
@@ -773,17 +879,33 @@ class Lab:
             self._refused(caller, link)
             return
         source_ip = _ip(source) if source else None
-        matches = [c for c in links[callee.name]
-                   if source_ip is not None and c.address and _ip(self._resolve(c.address, c.address_type) or "") == source_ip]
-        usable = [c for c in matches if c.style != 0]
         caller_mta = caller.mta_name().casefold()
+        # Q193380 / Q189345: the callee compares the caller's address with each connector's Stack
+        # address; failing that it reverse-looks-up the address and compares the name.
+        by_address = [c for c in links[callee.name]
+                      if source_ip is not None and c.address and _ip(c.address.strip()) == source_ip]
+        by_name: List[Link] = []
+        name = None
+        if not by_address and source_ip is not None:
+            if callee.mode_9301 == "every_miss":
+                callee.log(9301, self.time, callee.stack_x500(), address_hex(str(source_ip)))
+            name = callee.lookup(str(source_ip), self)
+            if name is not None:
+                by_name = [c for c in links[callee.name]
+                           if c.address and _ip(c.address.strip()) is None and c.address_type != 1
+                           and (c.address.strip().rstrip(".").lower() == name.lower()
+                                or _ip(self._resolve(c.address, c.address_type) or "") == source_ip)]
+        matches = by_address or by_name
+        usable = [c for c in matches if c.style != 0]
         if not usable:
+            own = next((c for c in links[callee.name] if c.remote == caller_mta), None)
             if matches:
-                callee.log(37, self.time, dn=matches[0].x500)
-            else:
-                callee.log(9301, self.time, hex=(source or "").encode("ascii").hex().upper())
-                own = next((c for c in links[callee.name] if c.remote == caller_mta), None)
-                callee.log(1293, self.time, dn=own.x500 if own else schema.x500_upper(callee.connections_dn))
+                # Q169716: the side whose connector is Never logs 37 and 1293 together
+                callee.log(37, self.time, matches[0].x500)
+                own = matches[0]
+            elif callee.mode_9301 != "none" and source_ip is not None:
+                callee.log(9301, self.time, callee.stack_x500(), address_hex(name or str(source_ip)))
+            callee.log(1293, self.time, own.x500 if own else schema.x500_upper(callee.connections_dn), 0, 0, 1, 1)
             callee.associations["inbound_refused"] += 1
             self._refused(caller, link)
             return
@@ -791,7 +913,7 @@ class Lab:
         matched = usable[0]
         if link.remote != callee.mta_name().casefold():
             # the association names another MTA than the one that answered
-            callee.log(1293, self.time, dn=matched.x500)
+            callee.log(1293, self.time, matched.x500, 0, 0, 1, 1)
             callee.associations["inbound_refused"] += 1
             self._refused(caller, link)
             return
@@ -817,8 +939,9 @@ class Lab:
                 del history[min(history)]
 
     def _refused(self, caller: Server, link: Link) -> None:
-        for event_id in (1290, 289, 1294):
-            caller.log(event_id, self.time, dn=link.x500)
+        caller.log(1290, self.time, link.x500, 0, 0, 202, 1)
+        caller.log(289, self.time, link.x500)
+        caller.log(1294, self.time, link.x500)
         caller.associations["outbound_failed"] += 1
         caller.retry_at[link.key] = self.time + _dt.timedelta(seconds=link.retry)
 
@@ -834,17 +957,17 @@ class Lab:
                 dn = dns.get(key) or schema.x500_upper((("cn", queue["name"]),) + server.connections_dn)
                 if count >= high and key not in server.backlogged:
                     server.backlogged.add(key)
-                    server.log(659, self.time, dn=dn, n=count)
+                    server.log(659, self.time, dn, count)
                 elif count <= low and key in server.backlogged:
                     server.backlogged.discard(key)
-                    server.log(660, self.time, dn=dn)
+                    server.log(660, self.time, dn, count)
             work = sum(server.work.values())
             if work >= high and "*work*" not in server.backlogged:
                 server.backlogged.add("*work*")
-                server.log(666, self.time, n=work)
+                server.log(666, self.time, work)
             elif work <= low and "*work*" in server.backlogged:
                 server.backlogged.discard("*work*")
-                server.log(667, self.time)
+                server.log(667, self.time, work)
         for (src, dst), flow in self.flows.items():
             flow["peak_queued"] = max(flow["peak_queued"], self._queued(src, dst))
 

@@ -14,6 +14,12 @@ Keys added to the spec's format (all optional):
 * ``servers.X.connectors[]``: ``routing_list`` (list of ``TYPE:address;cost``), ``local_mta_name``,
   ``local_mta_password`` (Override page), ``schedule_grid`` (168 hex chars; default for
   ``selected``: the first quarter hour of every hour), ``open_retry_interval`` (seconds);
+* ``servers.X``: ``mta_build`` (the MTA's build, KB Q163294, e.g. ``"2448.1"`` = 5.5 SP2; it decides
+  which 9301 events the MTA logs), ``reverse_lookup`` (``{address: name | null}``: what this server's
+  resolver answers for an address; default the lab host's fqdn), ``message_dll`` (``reachable`` |
+  ``unreachable``: event messages cannot be formatted, only insertion strings survive),
+  ``event_log`` (recorded Application log entries served as recorded: ``[{id, source, type,
+  category, minutes_ago, message, strings}]``, ``minutes_ago`` before ``start_time``);
 * ``management_hosts: {MGMT1: {winrm: {...}, manages: [EXIN], address: 192.0.2.20}}``;
 * ``firewalls.F.passers[].address``: an alias address on that interface the GSP listens on
   (default: the interface address), so one firewall can carry several GSP links;
@@ -233,8 +239,8 @@ def _winrm(c: _Checker, value: Any, key: str) -> Dict[str, Any]:
 
 def _server(c: _Checker, name: str, value: Any, servers: Mapping, managers: Mapping) -> Dict[str, Any]:
     key = f"servers.{name}"
-    s = c.mapping(value, key, ["site", "address", "fqdn", "exchange", "winrm", "managed_by", "connectors", "queued"],
-                  required=["site", "address"])
+    s = c.mapping(value, key, ["site", "address", "fqdn", "exchange", "winrm", "managed_by", "connectors", "queued"]
+                  + list(EVENT_KEYS), required=["site", "address"])
     out: Dict[str, Any] = {"site": c.string(s["site"], f"{key}.site", 64, SITE_RE, "a site name (no '/', '=')"),
                            "address": c.ip(s["address"], f"{key}.address")}
     fqdn = s.get("fqdn")
@@ -266,6 +272,54 @@ def _server(c: _Checker, name: str, value: Any, servers: Mapping, managers: Mapp
         if conn_name.casefold() not in seen:
             c.fail(f"{key}.queued.{conn_name}", "the name of one of this server's connectors", conn_name)
         out["queued"][conn_name] = c.integer(count, f"{key}.queued.{conn_name}", 0, 10_000_000)
+    out.update(_event_keys(c, key, s))
+    return out
+
+
+EVENT_KEYS = ("mta_build", "reverse_lookup", "message_dll", "event_log")
+EVENT_TYPES = ("Error", "Warning", "Information", "SuccessAudit", "FailureAudit")
+
+
+def _event_keys(c: _Checker, key: str, s: Mapping) -> Dict[str, Any]:
+    """The MTA's build, its reverse lookups, its message DLL and a recorded Application log."""
+    out: Dict[str, Any] = {}
+    build = s.get("mta_build")
+    if build is not None:
+        if not isinstance(build, str) or not re.fullmatch(r"\d{3,5}\.\d{1,3}", build):
+            c.fail(f"{key}.mta_build", "an MTA build like '2653.23' (KB Q163294)", build)
+        out["mta_build"] = build
+    lookups = c.mapping(s.get("reverse_lookup") or {}, f"{key}.reverse_lookup")
+    out["reverse_lookup"] = {}
+    for address, name in lookups.items():
+        where = f"{key}.reverse_lookup.{address}"
+        address = c.ip(address, where)
+        if name is not None:
+            c.string(name, where, 253, HOST_RE, "a host name, or null (the lookup fails)")
+        out["reverse_lookup"][address] = name
+    out["message_dll"] = c.enum(s.get("message_dll", "reachable"), f"{key}.message_dll", ("reachable", "unreachable"))
+    log = s.get("event_log") or []
+    if not isinstance(log, list):
+        c.fail(f"{key}.event_log", "a list of {id, source, type, category, minutes_ago, message, strings}", log)
+    out["event_log"] = []
+    for index, entry in enumerate(log):
+        ekey = f"{key}.event_log[{index}]"
+        e = c.mapping(entry, ekey, ["id", "source", "type", "category", "minutes_ago", "message", "strings"],
+                      required=["id", "minutes_ago", "message"])
+        strings = e.get("strings") or []
+        if not isinstance(strings, list) or not all(isinstance(v, str) for v in strings):
+            c.fail(f"{ekey}.strings", "a list of strings (the insertion strings)", strings)
+        if not isinstance(e["message"], str):
+            c.fail(f"{ekey}.message", "a string (the description as recorded)", e["message"])
+        category = e.get("category", "None")
+        if not isinstance(category, str):
+            c.fail(f"{ekey}.category", "a string", category)
+        out["event_log"].append({
+            "id": c.integer(e["id"], f"{ekey}.id", 0, 65535),
+            "source": c.string(e.get("source", "MSExchangeMTA"), f"{ekey}.source", 256),
+            "type": c.enum(e.get("type", "Information"), f"{ekey}.type", EVENT_TYPES),
+            "category": category,
+            "minutes_ago": c.integer(e["minutes_ago"], f"{ekey}.minutes_ago", 0, 10_000_000),
+            "message": e["message"], "strings": list(strings)})
     return out
 
 
