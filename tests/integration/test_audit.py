@@ -27,7 +27,10 @@ def test_kb_audit_names_the_fault_and_changes_nothing(lab):
     assert link["id"] == "EXIN<->EXOUT" and link["status"] == "error"
     kb = _codes(link)["XCON-TRANSPARENCY-REFUSAL"]
     assert kb["severity"] == "error"
-    assert "198.51.100.10" in str(kb["evidence"])  # 9301 carried the outside server's own address
+    # 9301 carried the outside server's own address as four octets (KB Q193380), shown decoded
+    assert kb["evidence"]["addresses_9301_decoded"] == [
+        {"hex": "C633640A", "address": "198.51.100.10", "outside_server": True}]
+    assert "C633640A = 198.51.100.10" in kb["message"]
     assert link["recommended_workaround"] in ("firewall_tunnel", "reverse_connector")
     assert link["changes"] and not any(c["applied"] for c in link["changes"])
     assert link["verification"]["state"] == "not_run"
