@@ -40,7 +40,7 @@ from winrm.exceptions import (
 )
 from winrm.protocol import Protocol
 
-from xcon.errors import (  # noqa: F401 - re-exported: the transport layer's exception types
+from .errors import (  # noqa: F401 - re-exported: the transport layer's exception types
     XconAuthError,
     XconClientLibraryMissing,
     XconError,
@@ -49,7 +49,7 @@ from xcon.errors import (  # noqa: F401 - re-exported: the transport layer's exc
     XconTLSError,
     XconUnreachable,
 )
-from xcon.winrm_options import WinRMSettings, from_vars
+from .winrm_options import WinRMSettings, from_vars
 
 CODEPAGE_UTF8 = 65001
 WSMAN_OPERATION_TIMEOUT = 2150858793

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from xcon.errors import XconSettingsError
+from .errors import XconSettingsError
 
 PLUGIN = "winrm"
 # The pywinrm Protocol arguments that are numbers (inventory and -e k=v may give strings).

@@ -48,6 +48,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.xcon.winrm_client import WinRMClient
+from ansible.module_utils.xcon.winrm_options import WinRMSettings
 
 SEPARATOR = "\0\0\0\0"
 POWERSHELL = "powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand "
@@ -83,10 +84,14 @@ def main():
         transport=dict(type="str", default="ntlm"), cert_validation=dict(type="str", default="validate"),
         ca_trust_path=dict(type="str")), supports_check_mode=True)
     p = module.params
-    client = WinRMClient({"ansible_host": p["host"], "ansible_port": p["port"], "ansible_user": p["user"],
-                          "ansible_password": p["password"], "ansible_winrm_scheme": p["scheme"],
-                          "ansible_winrm_transport": p["transport"], "ansible_winrm_server_cert_validation": p["cert_validation"],
-                          "ansible_winrm_ca_trust_path": p["ca_trust_path"]})
+    # A module runs where Ansible's connection plugins are not importable: the settings are given
+    # explicitly (the toolkit's action plugins resolve them through the winrm connection plugin).
+    kwargs = {"server_cert_validation": p["cert_validation"]}
+    if p["ca_trust_path"]:
+        kwargs["ca_trust_path"] = p["ca_trust_path"]
+    client = WinRMClient(WinRMSettings(host=p["host"], port=p["port"], scheme=p["scheme"], path="/wsman",
+                                       transports=[p["transport"]], username=p["user"], password=p["password"],
+                                       kwargs=kwargs))
     server, what = p["server"], p["what"]
     search = {"server": server, "base": "", "scope": "subtree"}
     try:
