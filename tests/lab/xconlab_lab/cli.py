@@ -16,7 +16,8 @@ Usage (from the repository root)::
 
 State lives in ``.xconlab/`` at the repository root (env ``XCONLAB_STATE_DIR`` overrides):
 ``lab.pid``, ``control.json`` (control port and token), ``certs/`` (the lab CA ``ca.pem``, NTLM user files),
-``lab.log``. Every error is one line on stderr (``xconlab: error: ...``) and a non-zero exit;
+``lab.log``, ``kdc/`` (the domain's Kerberos KDC when a host accepts Kerberos: ``krb5.conf`` to
+point ``KRB5_CONFIG`` at, keytabs, database; its ``krb5kdc`` stops with the lab). Every error is one line on stderr (``xconlab: error: ...``) and a non-zero exit;
 ``status`` of a stopped lab prints ``down`` and exits 3.
 """
 from __future__ import annotations
@@ -101,6 +102,9 @@ TOOLKIT_STATE = "toolkit-state"
 
 
 def _clean_state(directory: str) -> None:
+    from .kdc import stop_leftover
+
+    stop_leftover(os.path.join(directory, ctl.KDC_DIR))   # a KDC whose lab was killed
     for name in (ctl.CONTROL_FILE, ctl.PID_FILE):
         try:
             os.unlink(os.path.join(directory, name))
@@ -274,6 +278,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"up: pid {status['pid']}, emulated time {status['time']} (time_scale {status['time_scale']:g}), "
           f"topology {status['topology']}")
     print(f"inventory {status['inventory']}, CA {status['ca_path']}")
+    if status.get("kerberos"):
+        krb = status["kerberos"]
+        print(f"kerberos realm {krb['realm']}, KDC {krb['kdc']}, KRB5_CONFIG={krb['krb5_config']}")
     width = max([len(ep["name"]) for ep in status["endpoints"]] + [4])
     for ep in status["endpoints"]:
         serves = ",".join(ep["serves"])

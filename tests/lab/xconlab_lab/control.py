@@ -6,7 +6,9 @@ Started in the background by ``xconlab up`` as ``python -m xconlab_lab.control -
 1. loads the topology with the model (``Lab.from_file``);
 2. starts one ``WsmanServer`` listener for every ``lab.endpoints()`` entry, with
    ``handler.CommandHandler`` answering the commands; the server keeps the lab CA (``ca.pem``) and
-   the NTLM account files (``ntlm_users.N``) under ``DIR/certs``;
+   the NTLM account files (``ntlm_users.N``) under ``DIR/certs``; when a host accepts Kerberos, the
+   domain's MIT KDC (``kdc.py``) runs first, its realm, database, keytabs and ``krb5.conf`` under
+   ``DIR/kdc`` (``status`` names them), stopped with the lab;
 3. starts the clock: a ticker thread advancing the model by whole emulated minutes at the topology's
    ``time_scale`` emulated seconds per wall-clock second (0 = frozen; ``advance`` still works);
 4. starts the control server: JSON over HTTP on ``127.0.0.1`` (random port), every request
@@ -50,6 +52,7 @@ PID_FILE = "lab.pid"
 LOG_FILE = "lab.log"
 STARTUP_ERROR_FILE = "startup-error"
 CERT_DIR = "certs"
+KDC_DIR = "kdc"
 TOKEN_HEADER = "X-Xconlab-Token"
 
 # CLI fault kind -> (WsmanServer fault name, name of its one argument or None, argument type)
@@ -100,6 +103,7 @@ class LabProcess:
         self.stop_event = threading.Event()
         self.lab = None
         self.wsman = None
+        self.kdc = None
         self.ports: Dict[str, int] = {}
         self.endpoints: List[Dict[str, Any]] = []
         self.control_server: Optional[ThreadingHTTPServer] = None
@@ -132,11 +136,13 @@ class LabProcess:
                      for user, entry in (ep.get("users") or {}).items()}
             configs.append(EndpointConfig(ep["name"], scheme=ep.get("scheme", "http"),
                                           port=int(ep.get("port") or 0),
-                                          auth=tuple(ep.get("auth") or ("basic", "ntlm")), users=users))
+                                          auth=tuple(ep.get("auth") or ("basic", "ntlm")), users=users,
+                                          fqdn=ep.get("fqdn")))
+        kerberos = self._start_kdc()
         handler = CommandHandler(self.lab, load_manifest())
         cert_dir = os.path.join(self.state_dir, CERT_DIR)
         os.makedirs(cert_dir, exist_ok=True)
-        self.wsman = WsmanServer(configs, handler, cert_dir)
+        self.wsman = WsmanServer(configs, handler, cert_dir, kerberos=kerberos)
         self.ports = dict(self.wsman.start())
         for ep in self.endpoints:
             ep["port"] = self.ports[ep["name"]]
@@ -153,6 +159,20 @@ class LabProcess:
         write_private(os.path.join(self.state_dir, CONTROL_FILE), json.dumps(
             {"pid": os.getpid(), "port": self.control_server.server_address[1], "token": self.token}))
         LOG.info("lab ready in %.2fs (time_scale %s)", time.monotonic() - begin, self.time_scale)
+
+    def _start_kdc(self):
+        """The domain's KDC when a WinRM host accepts Kerberos (MIT krb5kdc on loopback; the lab
+        process itself then uses its krb5.conf, as a domain member uses its domain's)."""
+        from .kdc import LabKdc
+        from .wsman import KerberosSetup
+
+        hosts = [ep["fqdn"] for ep in self.endpoints if "kerberos" in (ep.get("auth") or [])]
+        if not hosts:
+            return None
+        users = {user: entry["password"] for user, entry in self.lab.domain_accounts().items()}
+        self.kdc = LabKdc(os.path.join(self.state_dir, KDC_DIR), self.lab.realm, users, hosts).start()
+        os.environ["KRB5_CONFIG"] = self.kdc.krb5_conf
+        return KerberosSetup(self.kdc.keytab, {self.lab.realm: self.lab.netbios_domain})
 
     @property
     def ca_path(self) -> str:
@@ -263,8 +283,10 @@ class LabProcess:
             "time_scale": self.time_scale,
             "uptime_seconds": round(time.time() - self.started_at, 1),
             "endpoints": [{"name": ep["name"], "scheme": ep.get("scheme", "http"), "host": "127.0.0.1",
-                           "port": ep["port"], "auth": list(ep.get("auth") or []),
+                           "port": ep["port"], "auth": list(ep.get("auth") or []), "fqdn": ep.get("fqdn"),
                            "serves": list(ep.get("serves") or [ep["name"]])} for ep in self.endpoints],
+            "kerberos": None if self.kdc is None else {
+                "realm": self.kdc.realm, "kdc": f"127.0.0.1:{self.kdc.port}", "krb5_config": self.kdc.krb5_conf},
         }
 
     def fault(self, server: str, kind: str, args: List[Any]) -> Dict[str, Any]:
@@ -309,6 +331,11 @@ class LabProcess:
                 self.wsman.stop()
             except Exception:
                 LOG.exception("stopping the WS-Management endpoints failed")
+        if self.kdc is not None:
+            try:
+                self.kdc.stop()
+            except Exception:
+                LOG.exception("stopping the KDC failed")
         if self.control_server is not None:
             self.control_server.shutdown()
             self.control_server.server_close()

@@ -42,7 +42,7 @@ def connection_vars(endpoint: Mapping[str, Any], ca_path: str) -> Dict[str, Any]
     username = next(iter(users), "")
     entry = users.get(username, {}) if username else {}
     password = entry.get("password", "") if isinstance(entry, Mapping) else str(entry)
-    return {
+    result = {
         "ansible_connection": "winrm",
         "ansible_host": "127.0.0.1",
         "ansible_port": int(endpoint["port"]),
@@ -53,6 +53,13 @@ def connection_vars(endpoint: Mapping[str, Any], ca_path: str) -> Dict[str, Any]
         "ansible_winrm_server_cert_validation": "validate",
         "ansible_winrm_ca_trust_path": ca_path,
     }
+    if "kerberos" in [a.lower() for a in endpoint.get("auth") or []] and endpoint.get("fqdn"):
+        # The host is reached by address; Kerberos needs its name (service principal HTTP/<fqdn>),
+        # as with any Windows host an inventory addresses by IP. kinit runs with a blank
+        # environment unless told: let it see the lab's krb5.conf (KRB5_CONFIG).
+        result["ansible_winrm_kerberos_hostname_override"] = endpoint["fqdn"]
+        result["ansible_winrm_kinit_env_vars"] = ["KRB5_CONFIG"]
+    return result
 
 
 def _plain(value: Any) -> Any:

@@ -418,18 +418,52 @@ class Lab:
             out = []
             for name, spec in self.topology["servers"].items():
                 if spec.get("winrm"):
-                    out.append(self._endpoint(name, spec["winrm"], [name]))
+                    out.append(self._endpoint(name, spec["winrm"], [name], self.fqdn(name)))
             for name, host in self.topology["management_hosts"].items():
-                out.append(self._endpoint(name, host["winrm"], list(host["manages"])))
+                out.append(self._endpoint(name, host["winrm"], list(host["manages"]), self.fqdn(name)))
             return out
 
     @staticmethod
-    def _endpoint(name: str, winrm: Mapping[str, Any], serves: List[str]) -> Dict[str, Any]:
+    def _endpoint(name: str, winrm: Mapping[str, Any], serves: List[str], fqdn: str) -> Dict[str, Any]:
         users = {winrm["username"]: {"password": winrm["password"], "rights": winrm["rights"]}}
         for user in winrm.get("extra_users") or []:
             users[user["username"]] = {"password": user["password"], "rights": user["rights"]}
         return {"name": name, "scheme": winrm["scheme"], "port": winrm["port"], "auth": list(winrm["auth"]),
-                "users": users, "serves": serves}
+                "users": users, "serves": serves, "fqdn": fqdn}
+
+    # -- the domain ----------------------------------------------------------------------------
+    # The site's Windows domain is the organisation's name (its accounts are ORG\user); its
+    # Kerberos realm and DNS domain are the lab's: ORG.EXAMPLE / org.example.
+    @property
+    def netbios_domain(self) -> str:
+        return str(self.organization).upper()
+
+    @property
+    def realm(self) -> str:
+        from .kdc import realm_for
+
+        return realm_for(self.netbios_domain)
+
+    def fqdn(self, host: str) -> str:
+        """A WinRM host's DNS name (its Kerberos service principal is HTTP/<fqdn>)."""
+        spec = self.topology["servers"].get(host) or self.topology["management_hosts"].get(host) or {}
+        return (spec.get("fqdn") or f"{host}.{self.realm}").lower()
+
+    def domain_accounts(self) -> Dict[str, Dict[str, str]]:
+        """The domain's accounts (``DOMAIN\\user`` of every WinRM host, the first password and
+        rights given for a name): ``{"user": {"password", "rights"}}``. Local accounts (no domain
+        part, or another one) are not the domain's."""
+        accounts: Dict[str, Dict[str, str]] = {}
+        winrms = [s["winrm"] for s in self.topology["servers"].values() if s.get("winrm")]
+        winrms += [h["winrm"] for h in self.topology["management_hosts"].values()]
+        for winrm in winrms:
+            users = [(winrm["username"], winrm["password"], winrm["rights"])]
+            users += [(u["username"], u["password"], u["rights"]) for u in winrm.get("extra_users") or []]
+            for login, password, rights in users:
+                domain, _, user = login.rpartition("\\")
+                if domain.upper() == self.netbios_domain and user.lower() not in accounts:
+                    accounts[user.lower()] = {"password": password, "rights": rights}
+        return accounts
 
     def _endpoint_spec(self, name: str) -> Optional[Tuple[Mapping[str, Any], List[str]]]:
         spec = self.topology["servers"].get(name)

@@ -26,6 +26,8 @@ from spnego.exceptions import SpnegoError
 
 ENCRYPTED_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
 ENCRYPTED_CONTENT_TYPE = f'multipart/encrypted;protocol="{ENCRYPTED_PROTOCOL}";boundary="Encrypted Boundary"'
+CREDSSP_PROTOCOL = "application/HTTP-CredSSP-session-encrypted"
+CREDSSP_CHUNK = 16384          # [MS-WSMV] 2.2.9.1.3: CredSSP encrypts at most 16 KiB per part
 _BOUNDARY = b"--Encrypted Boundary"
 _OCTET_HEADER = b"\tContent-Type: application/octet-stream\r\n"
 
@@ -174,9 +176,20 @@ class NtlmAcceptor:
 
 
 def is_encrypted(content_type: str) -> bool:
-    """Whether a request's Content-Type announces WinRM NTLM/SPNEGO message encryption."""
+    """Whether a request's Content-Type announces WinRM message encryption (NTLM/Kerberos
+    ``HTTP-SPNEGO-session-encrypted`` or CredSSP ``HTTP-CredSSP-session-encrypted``)."""
+    return encryption_protocol(content_type) is not None
+
+
+def encryption_protocol(content_type: str) -> Optional[str]:
+    """The ``protocol=`` of an encrypted WinRM body (lower case), None when it is not one."""
     lowered = (content_type or "").lower()
-    return lowered.startswith("multipart/encrypted") and ENCRYPTED_PROTOCOL.lower() in lowered
+    if not (lowered.startswith("multipart/encrypted") or lowered.startswith("multipart/x-multi-encrypted")):
+        return None
+    for protocol in (ENCRYPTED_PROTOCOL, CREDSSP_PROTOCOL):
+        if protocol.lower() in lowered:
+            return protocol.lower()
+    return None
 
 
 def _parts(body: bytes) -> Iterable[Tuple[bytes, bytes]]:
@@ -188,8 +201,9 @@ def _parts(body: bytes) -> Iterable[Tuple[bytes, bytes]]:
         yield chunks[index], chunks[index + 1]
 
 
-def unwrap_request(acceptor: NtlmAcceptor, body: bytes) -> bytes:
-    """Decrypt an encrypted WinRM request body with the connection's context."""
+def unwrap_request(acceptor, body: bytes) -> bytes:
+    """Decrypt an encrypted WinRM request body with the connection's context (any acceptor with
+    ``unseal``: NTLM, Kerberos, CredSSP)."""
     message = b""
     for header, payload in _parts(body):
         if b"Length=" not in header:
@@ -210,14 +224,25 @@ def unwrap_request(acceptor: NtlmAcceptor, body: bytes) -> bytes:
     return message
 
 
-def wrap_response(acceptor: NtlmAcceptor, message: bytes) -> bytes:
-    """Encrypt a SOAP response for the client, framed the way pywinrm parses it."""
-    return (
-        _BOUNDARY + b"\r\n"
-        + b"\tContent-Type: " + ENCRYPTED_PROTOCOL.encode() + b"\r\n"
-        + b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length="
-        + str(len(message)).encode() + b"\r\n"
-        + _BOUNDARY + b"\r\n"
-        + _OCTET_HEADER + acceptor.seal(message)
-        + _BOUNDARY + b"--\r\n"
-    )
+def content_type_for(protocol: str, size: int) -> str:
+    """The Content-Type of an encrypted response of ``size`` plain bytes."""
+    kind = "multipart/encrypted"
+    if protocol == CREDSSP_PROTOCOL and size > CREDSSP_CHUNK:
+        kind = "multipart/x-multi-encrypted"
+    return f'{kind};protocol="{protocol}";boundary="Encrypted Boundary"'
+
+
+def wrap_response(acceptor, message: bytes, protocol: str = ENCRYPTED_PROTOCOL) -> bytes:
+    """Encrypt a SOAP response for the client, framed the way pywinrm parses it (CredSSP: one
+    header/payload pair per 16 KiB)."""
+    step = CREDSSP_CHUNK if protocol == CREDSSP_PROTOCOL else max(1, len(message))
+    out = b""
+    for start in range(0, max(1, len(message)), step):
+        chunk = message[start:start + step]
+        out += (_BOUNDARY + b"\r\n"
+                + b"\tContent-Type: " + protocol.encode() + b"\r\n"
+                + b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length="
+                + str(len(chunk)).encode() + b"\r\n"
+                + _BOUNDARY + b"\r\n"
+                + _OCTET_HEADER + acceptor.seal(chunk))
+    return out + _BOUNDARY + b"--\r\n"

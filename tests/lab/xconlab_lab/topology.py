@@ -10,6 +10,7 @@ Keys added to the spec's format (all optional):
 * top level: ``start_time`` (ISO-8601 UTC, default 2026-01-05T09:00:00Z), ``backlog_threshold``
   (queue length that logs 659, default 10), ``description``, ``management_hosts``;
 * ``servers.X.winrm``: ``port`` (0 = the lab picks), ``rights`` (admin | read-only),
+  ``auth`` also ``kerberos`` (domain accounts, the lab's KDC) and ``credssp``,
   ``extra_users`` (``[{username, password, rights}]``); ``winrm: null`` with ``managed_by: MGMT``;
 * ``servers.X.connectors[]``: ``routing_list`` (list of ``TYPE:address;cost``), ``local_mta_name``,
   ``local_mta_password`` (Override page), ``schedule_grid`` (168 hex chars; default for
@@ -20,7 +21,8 @@ Keys added to the spec's format (all optional):
   ``unreachable``: event messages cannot be formatted, only insertion strings survive),
   ``event_log`` (recorded Application log entries served as recorded: ``[{id, source, type,
   category, minutes_ago, message, strings}]``, ``minutes_ago`` before ``start_time``);
-* ``management_hosts: {MGMT1: {winrm: {...}, manages: [EXIN], address: 192.0.2.20}}``;
+* ``management_hosts: {MGMT1: {winrm: {...}, manages: [EXIN], address: 192.0.2.20}}`` (``fqdn``
+  optional: the host's DNS name, default ``<name>.<realm's DNS domain>``);
 * ``firewalls.F.passers[].address``: an alias address on that interface the GSP listens on
   (default: the interface address), so one firewall can carry several GSP links;
 * ``firewalls.F.documented``: the facts an out-of-date record claims (same keys as the firewall).
@@ -39,7 +41,7 @@ DEFAULT_START = "2026-01-05T09:00:00Z"
 SCHEDULES = ("always", "never", "selected", "remote")
 ADDRESS_TYPES = ("ip", "hostname")
 RIGHTS = ("admin", "read-only")
-AUTHS = ("basic", "ntlm")
+AUTHS = ("basic", "ntlm", "kerberos", "credssp")
 SCHEMES = ("http", "https")
 EXCHANGE_VERSIONS = ("4.0", "5.0", "5.5")
 PRODUCT_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
@@ -182,13 +184,15 @@ def validate(data: Any, source: str = "<topology>") -> Dict[str, Any]:
         c.string(name, key, 15, NAME_RE, "a NetBIOS host name")
         if name in servers:
             c.fail(key, "a name that is not also an Exchange server's", name)
-        host = c.mapping(host, key, ["winrm", "manages", "address"], required=["winrm", "manages"])
+        host = c.mapping(host, key, ["winrm", "manages", "address", "fqdn"], required=["winrm", "manages"])
         entry = {"winrm": _winrm(c, host["winrm"], f"{key}.winrm"),
                  "manages": c.names(host["manages"], f"{key}.manages", servers, "server")}
         if not entry["manages"]:
             c.fail(f"{key}.manages", "at least one server")
         if host.get("address") is not None:
             entry["address"] = c.ip(host["address"], f"{key}.address")
+        if host.get("fqdn") is not None:
+            entry["fqdn"] = c.string(host["fqdn"], f"{key}.fqdn", 255)
         out["management_hosts"][name] = entry
     for name, server in out["servers"].items():
         manager = server.get("managed_by")
@@ -209,7 +213,7 @@ def _winrm(c: _Checker, value: Any, key: str) -> Dict[str, Any]:
     out = {"scheme": c.enum(w.get("scheme", "http"), f"{key}.scheme", SCHEMES)}
     auth = w.get("auth", ["basic", "ntlm"])
     if not isinstance(auth, list) or not auth:
-        c.fail(f"{key}.auth", "a non-empty list of basic | ntlm", auth)
+        c.fail(f"{key}.auth", "a non-empty list of " + " | ".join(AUTHS), auth)
     for index, item in enumerate(auth):
         c.enum(item, f"{key}.auth[{index}]", AUTHS)
     out["auth"] = list(auth)

@@ -7,8 +7,15 @@ Command, Send, Receive, Signal, Delete) and hands every command to a *handler*::
 
     handler(endpoint_name, username, command_line, stdin) -> (stdout, stderr, exit_code)
 
-which plays the Windows side (``handler.py`` for the lab). What it does the way Windows does, per
-``shared/domain/winrm.md``:
+(with ``logon=Logon(method, delegated)`` as a keyword too when the handler has a true
+``takes_logon`` attribute: the logon the command's shell was created with), which plays the Windows
+side (``handler.py`` for the lab). What it does the way Windows does, per ``shared/domain/winrm.md``:
+
+* Kerberos (``Negotiate``/``Kerberos`` with a raw Kerberos token, one leg, the AP-REP back in the
+  200 for mutual authentication; the lab's MIT KDC, :mod:`.kdc`, keys ``HTTP/<fqdn>``) and CredSSP
+  (``CredSSP`` legs of 401 until the delegated credentials arrived), with their message encryption
+  over http (:mod:`.kerbauth`); whether the logon delegated the user's identity goes with every
+  command (:class:`Logon`).
 
 * Basic authentication (preemptive; allowed over http, as with AllowUnencrypted) and NTLM (three
   legs of 401 on one keep-alive connection; the connection stays authenticated), each endpoint
@@ -47,10 +54,11 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from . import soap
 from .certs import LabCertificates, make_lab_certificates
-from .ntlmauth import (ENCRYPTED_CONTENT_TYPE, AuthError, NtlmAcceptor, UserTable, is_encrypted,
-                       unwrap_request, wrap_response)
+from .kerbauth import CredsspAcceptor, KerberosAcceptor, is_kerberos_token
+from .ntlmauth import (CREDSSP_PROTOCOL, ENCRYPTED_PROTOCOL, AuthError, NtlmAcceptor, UserTable,
+                       content_type_for, encryption_protocol, unwrap_request, wrap_response)
 
-__all__ = ["EndpointConfig", "WsmanServer", "clixml_error", "CMD_LINE_LIMIT", "FAULT_KINDS"]
+__all__ = ["EndpointConfig", "KerberosSetup", "Logon", "WsmanServer", "clixml_error", "CMD_LINE_LIMIT", "FAULT_KINDS"]
 
 LOG = logging.getLogger("xconlab.wsman")
 
@@ -64,7 +72,7 @@ MAX_REQUEST_BYTES = 32 * 1024 * 1024     # sanity limit on one HTTP body
 IDLE_CONNECTION_TIMEOUT = 120.0          # seconds an idle keep-alive connection is kept
 TLS_HANDSHAKE_TIMEOUT = 10.0
 FAULT_KINDS = ("drop_after", "operation_timeout", "slow", "refuse_credentials")
-AUTH_METHODS = ("basic", "ntlm")
+AUTH_METHODS = ("basic", "ntlm", "kerberos", "credssp")
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 
 
@@ -90,6 +98,26 @@ def clixml_error(text: str) -> bytes:
             f'<S S="Error">{body}</S></Objs>').encode("utf-8")
 
 
+# ---- logons -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Logon:
+    """How a session logged on: ``method`` (basic | ntlm | kerberos | credssp) and ``delegated``:
+    whether the host holds something to act as the user on another machine (a forwarded TGT, or
+    the password CredSSP delegated). Basic and NTLM never do: the second hop is anonymous."""
+
+    method: str
+    delegated: bool = False
+
+
+@dataclass
+class KerberosSetup:
+    """What the acceptors need from the lab's KDC: the keytab holding a host's ``HTTP/<fqdn>`` key
+    and the realms with the NetBIOS domain of their accounts (``{"CONTOSO.EXAMPLE": "CONTOSO"}``)."""
+
+    keytab_for: Callable[[str], str]
+    realms: Dict[str, str]
+
+
 # ---- configuration ----------------------------------------------------------------------------
 @dataclass
 class EndpointConfig:
@@ -105,6 +133,7 @@ class EndpointConfig:
     auth: Tuple[str, ...] = ("basic", "ntlm")
     users: Dict[str, str] = field(default_factory=lambda: {"CONTOSO\\xcon": "S3cret!"})
     bind: str = "127.0.0.1"
+    fqdn: Optional[str] = None      # the host's DNS name: its Kerberos service principal HTTP/<fqdn>
 
     def __post_init__(self) -> None:
         self.scheme = str(self.scheme).lower()
@@ -116,6 +145,8 @@ class EndpointConfig:
         unknown = [a for a in self.auth if a not in AUTH_METHODS]
         if unknown or not self.auth:
             raise ValueError(f"endpoint {self.name}: auth must be among {AUTH_METHODS}, not {self.auth!r}")
+        if "kerberos" in self.auth and not self.fqdn:
+            raise ValueError(f"endpoint {self.name}: Kerberos needs the host's fqdn (its HTTP/ service principal)")
         self.port = int(self.port or 0)
         self.users = {str(k): str(v) for k, v in (self.users or {}).items()}
 
@@ -152,6 +183,7 @@ class _Shell:
                  codepage: str) -> None:
         self.id = shell_id
         self.owner = owner
+        self.logon = Logon("anonymous", False)   # the logon of the request that created it
         self.input_streams = input_streams
         self.output_streams = output_streams
         self.codepage = codepage
@@ -181,11 +213,16 @@ class _Endpoint:
 
     def challenge_headers(self) -> List[str]:
         """``WWW-Authenticate`` values for a 401, in Windows' order."""
+        auth = self.config.auth
         values = []
-        if "ntlm" in self.config.auth:
+        if "ntlm" in auth or "kerberos" in auth:
             values.append("Negotiate")
-        if "basic" in self.config.auth:
+        if "kerberos" in auth:
+            values.append("Kerberos")
+        if "basic" in auth:
             values.append('Basic realm="WSMAN"')
+        if "credssp" in auth:
+            values.append("CredSSP")
         return values
 
 
@@ -206,8 +243,13 @@ class _ConnectionHandler(http.server.BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         self.wsman, self.endpoint = self.server  # type: ignore[misc]
-        self.ntlm: Optional[NtlmAcceptor] = None      # handshake in progress or done
-        self.ntlm_user: Optional[str] = None          # the connection's authenticated account
+        # The connection's security context (NTLM, Kerberos or CredSSP acceptor): handshake in
+        # progress or done; the account it authenticated; the logon it gave the session.
+        self.ntlm = None
+        self.ntlm_user: Optional[str] = None
+        self.logon = Logon("anonymous", False)
+        self.auth_protocol = ENCRYPTED_PROTOCOL      # the encryption protocol of self.ntlm
+        self.reply_headers: List[Tuple[str, str]] = []  # the final leg's token (mutual authentication)
         super().setup()
 
     # quiet, Windows-looking server identity
@@ -238,9 +280,10 @@ class _ConnectionHandler(http.server.BaseHTTPRequestHandler):
         username = self._authenticate()
         if username is None:
             return                               # a 401 has been sent
-        encrypted = is_encrypted(self.headers.get("Content-Type", ""))
+        protocol = encryption_protocol(self.headers.get("Content-Type", ""))
+        encrypted = protocol is not None
         if encrypted:
-            if self.ntlm is None or not self.ntlm.complete:
+            if self.ntlm is None or not self.ntlm.complete or protocol != self.auth_protocol.lower():
                 self._unauthorized()
                 return
             try:
@@ -254,11 +297,14 @@ class _ConnectionHandler(http.server.BaseHTTPRequestHandler):
             # pywinrm's first authenticated POST (it sets up message encryption): empty 200.
             status, payload = 200, b""
         else:
-            status, payload = self.wsman._dispatch(endpoint, username, body, self.client_address[0])
+            status, payload = self.wsman._dispatch(endpoint, username, body, self.client_address[0],
+                                                   self.logon)
+        headers, self.reply_headers = self.reply_headers, []
         if encrypted and payload:
-            self._reply(status, wrap_response(self.ntlm, payload), ENCRYPTED_CONTENT_TYPE)
+            self._reply(status, wrap_response(self.ntlm, payload, self.auth_protocol),
+                        content_type_for(self.auth_protocol, len(payload)), headers=headers)
         else:
-            self._reply(status, payload, SOAP_CONTENT_TYPE)
+            self._reply(status, payload, SOAP_CONTENT_TYPE, headers=headers)
 
     def _not_allowed(self) -> None:
         self.endpoint.count("http_requests")
@@ -313,8 +359,12 @@ class _ConnectionHandler(http.server.BaseHTTPRequestHandler):
         self._reply(401, b"", "text/plain", headers=headers)
 
     def _authenticate(self) -> Optional[str]:
-        """The configured account of the request's user, or None after sending a 401."""
+        """The configured account of the request's user, or None after sending a 401.
+
+        Sets ``self.logon``: how the session logged on and whether the logon can reach another
+        machine as the user (see :class:`Logon`)."""
         endpoint = self.endpoint
+        auth = endpoint.config.auth
         with endpoint.lock:
             refuse = endpoint.faults.refuse_credentials
         header = self.headers.get("Authorization", "")
@@ -322,10 +372,10 @@ class _ConnectionHandler(http.server.BaseHTTPRequestHandler):
         scheme_l = scheme.lower()
         if not header:
             if self.ntlm_user is not None and not refuse:
-                return self.ntlm_user            # NTLM authenticates the connection
+                return self.ntlm_user            # NTLM/Kerberos/CredSSP authenticate the connection
             self._unauthorized()
             return None
-        if scheme_l == "basic" and "basic" in endpoint.config.auth:
+        if scheme_l == "basic" and "basic" in auth:
             self.ntlm = self.ntlm_user = None
             try:
                 login, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
@@ -336,36 +386,61 @@ class _ConnectionHandler(http.server.BaseHTTPRequestHandler):
                 LOG.info("%s: Basic logon of %r refused", endpoint.name, login)
                 self._unauthorized()
                 return None
+            self.logon = Logon("basic", False)
             return name
-        if scheme_l in ("negotiate", "ntlm") and "ntlm" in endpoint.config.auth:
-            try:
-                token = base64.b64decode(value.strip())
-            except binascii.Error:
-                token = b""
-            try:
-                if token[8:12] == b"\x01\x00\x00\x00" or self.ntlm is None or self.ntlm.complete:
-                    # NEGOTIATE_MESSAGE: a new handshake on this connection
-                    self.ntlm_user = None
-                    self.ntlm = NtlmAcceptor(endpoint.users, endpoint.ntlm_file,
-                                             self.wsman._cbt_hash(endpoint))
-                out = self.ntlm.step(token)
-            except AuthError as exc:
-                LOG.info("%s: NTLM logon refused: %s", endpoint.name, exc)
-                self.ntlm = None
-                self._unauthorized()
-                return None
-            if not self.ntlm.complete:
-                self._unauthorized((scheme, out or b""))
-                return None
-            if refuse:
-                LOG.info("%s: NTLM logon of %s refused (refuse_credentials)", endpoint.name, self.ntlm.username)
-                self.ntlm = None
-                self._unauthorized()
-                return None
-            self.ntlm_user = self.ntlm.username
-            return self.ntlm_user
-        self._unauthorized()
-        return None
+        try:
+            token = base64.b64decode(value.strip())
+        except binascii.Error:
+            token = b""
+        kind = None
+        if scheme_l in ("negotiate", "ntlm") and token[:8] == b"NTLMSSP\x00" and "ntlm" in auth:
+            kind = "ntlm"
+        elif scheme_l in ("negotiate", "kerberos") and "kerberos" in auth and is_kerberos_token(token):
+            kind = "kerberos"
+        elif scheme_l == "credssp" and "credssp" in auth:
+            kind = "credssp"
+        elif scheme_l in ("negotiate", "ntlm") and "ntlm" in auth and self.ntlm is not None \
+                and isinstance(self.ntlm, NtlmAcceptor) and not self.ntlm.complete:
+            kind = "ntlm"                          # a later leg of an NTLM handshake
+        if kind is None:
+            self._unauthorized()
+            return None
+        try:
+            if kind == "ntlm" and (token[8:12] == b"\x01\x00\x00\x00" or not isinstance(self.ntlm, NtlmAcceptor)
+                                   or self.ntlm.complete):
+                # NEGOTIATE_MESSAGE: a new handshake on this connection
+                self.ntlm_user = None
+                self.ntlm = NtlmAcceptor(endpoint.users, endpoint.ntlm_file, self.wsman._cbt_hash(endpoint))
+                self.auth_protocol = ENCRYPTED_PROTOCOL
+            elif kind == "kerberos":               # one leg: every token starts a new logon
+                self.ntlm_user = None
+                self.ntlm = self.wsman._kerberos_acceptor(endpoint)
+                self.auth_protocol = ENCRYPTED_PROTOCOL
+            elif kind == "credssp" and (not isinstance(self.ntlm, CredsspAcceptor) or self.ntlm.complete):
+                self.ntlm_user = None
+                self.ntlm = CredsspAcceptor(endpoint.users, endpoint.ntlm_file)
+                self.auth_protocol = CREDSSP_PROTOCOL
+            out = self.ntlm.step(token)
+        except AuthError as exc:
+            LOG.info("%s: %s logon refused: %s", endpoint.name, kind, exc)
+            self.ntlm = None
+            self._unauthorized()
+            return None
+        if not self.ntlm.complete:
+            self._unauthorized((scheme, out or b""))
+            return None
+        if refuse:
+            LOG.info("%s: %s logon of %s refused (refuse_credentials)", endpoint.name, kind, self.ntlm.username)
+            self.ntlm = None
+            self._unauthorized()
+            return None
+        if out:                                    # Kerberos: the AP-REP (mutual authentication)
+            self.reply_headers = [("WWW-Authenticate", f"{scheme} {base64.b64encode(out).decode()}")]
+        self.ntlm_user = self.ntlm.username
+        self.logon = Logon(kind, bool(getattr(self.ntlm, "delegated", False)))
+        LOG.info("%s: %s logon of %s%s", endpoint.name, kind, self.ntlm_user,
+                 " (credentials delegated)" if self.logon.delegated else "")
+        return self.ntlm_user
 
 
 # ---- the server -------------------------------------------------------------------------------
@@ -381,7 +456,8 @@ class WsmanServer:
 
     def __init__(self, endpoints: Iterable[EndpointConfig], handler: Handler, cert_dir: str,
                  max_shells_per_user: int = MAX_SHELLS_PER_USER,
-                 max_operations_per_shell: int = MAX_OPERATIONS_PER_SHELL) -> None:
+                 max_operations_per_shell: int = MAX_OPERATIONS_PER_SHELL,
+                 kerberos: Optional["KerberosSetup"] = None) -> None:
         #: every thread of this server has a name starting with this
         self.thread_prefix = f"wsman{next(self._instances)}-"
         self.endpoints: Dict[str, _Endpoint] = {}
@@ -393,6 +469,10 @@ class WsmanServer:
         self.cert_dir = cert_dir
         self.max_shells_per_user = int(max_shells_per_user)
         self.max_operations_per_shell = int(max_operations_per_shell)
+        self.kerberos = kerberos
+        for endpoint in self.endpoints.values():
+            if "kerberos" in endpoint.config.auth and kerberos is None:
+                raise ValueError(f"endpoint {endpoint.name} accepts Kerberos but the server has no KDC setup")
         self.certs: Optional[LabCertificates] = None
         self._ssl: Optional[ssl.SSLContext] = None
         self._stopping = threading.Event()
@@ -402,6 +482,7 @@ class WsmanServer:
         self._wake_w: Optional[socket.socket] = None
         self._accept_thread: Optional[threading.Thread] = None
         self._threads_lock = threading.Lock()
+        self._logon = threading.local()          # the logon of the request a connection thread answers
         self._connections: Dict[threading.Thread, socket.socket] = {}
         self._workers: List[threading.Thread] = []
 
@@ -426,7 +507,7 @@ class WsmanServer:
         self._stopping.clear()
         try:
             for index, endpoint in enumerate(self.endpoints.values()):
-                if "ntlm" in endpoint.config.auth:
+                if "ntlm" in endpoint.config.auth or "credssp" in endpoint.config.auth:
                     endpoint.ntlm_file = endpoint.users.write_ntlm_file(
                         os.path.join(self.cert_dir, f"ntlm_users.{index}"))
                 sock = socket.socket(socket.AF_INET6 if ":" in endpoint.config.bind else socket.AF_INET)
@@ -586,6 +667,11 @@ class WsmanServer:
         if seconds > 0:
             self._stopping.wait(seconds)
 
+    def _kerberos_acceptor(self, endpoint: _Endpoint) -> KerberosAcceptor:
+        fqdn = endpoint.config.fqdn or ""
+        return KerberosAcceptor(endpoint.users, fqdn, self.kerberos.keytab_for(fqdn), self.kerberos.realms,
+                                self._cbt_hash(endpoint))
+
     def _cbt_hash(self, endpoint: _Endpoint) -> Optional[bytes]:
         if endpoint.config.scheme == "https" and self.certs is not None:
             return self.certs.tls_server_end_point
@@ -646,8 +732,10 @@ class WsmanServer:
                 self._connections.pop(threading.current_thread(), None)
 
     # ---- WS-Management operations -------------------------------------------------------------
-    def _dispatch(self, endpoint: _Endpoint, username: str, body: bytes, client_ip: str) -> Tuple[int, bytes]:
+    def _dispatch(self, endpoint: _Endpoint, username: str, body: bytes, client_ip: str,
+                  logon: Optional[Logon] = None) -> Tuple[int, bytes]:
         """Answer one SOAP request: ``(HTTP status, response envelope)``."""
+        self._logon.value = logon or Logon("anonymous", False)
         relates_to = ""
         try:
             req = soap.parse_request(body)
@@ -690,6 +778,8 @@ class WsmanServer:
                 raise soap.fault_shell_quota(self.max_shells_per_user)
             shell = _Shell(str(uuid.uuid4()).upper(), username, child("InputStreams", "stdin"),
                            child("OutputStreams", "stdout stderr"), req.options.get("WINRS_CODEPAGE", "437"))
+            # The shell runs with the logon that created it (its token), whatever later requests use.
+            shell.logon = getattr(self._logon, "value", None) or shell.logon
             endpoint.shells[shell.id] = shell
             endpoint.counters["shells"] += 1
         host = endpoint.config.bind
@@ -741,10 +831,16 @@ class WsmanServer:
                     cmd.started = True
                     start = cmd
         if start is not None:
-            self._run(endpoint, req.shell_id, start, username)
+            self._run(endpoint, req.shell_id, start, username, self._shell_logon(endpoint, req))
         return soap.send_response(req)
 
-    def _run(self, endpoint: _Endpoint, shell_id: str, cmd: _Command, username: str) -> None:
+    def _shell_logon(self, endpoint: _Endpoint, req: soap.Request) -> Logon:
+        with endpoint.lock:
+            shell = endpoint.shells.get((req.shell_id or "").upper())
+            return shell.logon if shell is not None else Logon("anonymous", False)
+
+    def _run(self, endpoint: _Endpoint, shell_id: str, cmd: _Command, username: str,
+             logon: Optional[Logon] = None) -> None:
         """Run the command (``cmd.started`` already set) on a worker thread."""
         stdin = b"".join(cmd.stdin)
         cmd.stdin = []
@@ -755,7 +851,10 @@ class WsmanServer:
 
         def work() -> None:
             try:
-                out, err, code = self.handler(endpoint.name, username, cmd.command_line, stdin)
+                if getattr(self.handler, "takes_logon", False):
+                    out, err, code = self.handler(endpoint.name, username, cmd.command_line, stdin, logon=logon)
+                else:
+                    out, err, code = self.handler(endpoint.name, username, cmd.command_line, stdin)
                 cmd.stdout = out.encode("utf-8") if isinstance(out, str) else bytes(out or b"")
                 cmd.stderr = err.encode("utf-8") if isinstance(err, str) else bytes(err or b"")
                 cmd.exit_code = int(code)
@@ -787,7 +886,7 @@ class WsmanServer:
             if not cmd.started:                  # no (complete) stdin: EOF now
                 cmd.started = start = True
         if start:
-            self._run(endpoint, req.shell_id, cmd, username)
+            self._run(endpoint, req.shell_id, cmd, username, self._shell_logon(endpoint, req))
         deadline = time.monotonic() + max(0.0, req.operation_timeout)
         while not cmd.done.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
             if self._stopping.is_set() or time.monotonic() >= deadline:
