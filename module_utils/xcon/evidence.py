@@ -88,9 +88,8 @@ def connector_from_dn(dn: str | None) -> str | None:
 def decode_hex_address(value: str) -> str:
     """Event 9301's network address -> text: eight hex digits are an IPv4 address's four octets
     (91F5C11B -> 145.245.193.27, Q193380); other lengths are the hex of a name's ASCII text
-    (52656d6f74654d5441 -> RemoteMTA).  32 hex digits that are not printable text are read as an
-    IPv6 address (no source: 5.5 predates IPv6; the lab's large topologies use it).  A value that
-    is not hex is returned unchanged."""
+    (52656d6f74654d5441 -> RemoteMTA).  Hex that is not printable text, and a value that is not
+    hex, are returned as logged (nothing is guessed)."""
     text = str(value or "").strip()
     if not _HEX.match(text):
         return text
@@ -103,9 +102,7 @@ def decode_hex_address(value: str) -> str:
         decoded = None
     if decoded is not None and decoded.isprintable():
         return decoded
-    if len(raw) == 16:
-        return str(ipaddress.IPv6Address(raw))
-    return raw.decode("latin-1")
+    return text
 
 
 def _clean_dn(dn: str) -> str:

