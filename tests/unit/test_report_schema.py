@@ -14,9 +14,10 @@ import os
 import jsonschema
 import pytest
 
-from conftest import REPORT_SCHEMA
 from test_report import sample_report
 from xcon import report
+
+REPORT_SCHEMA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs", "contracts", "report.schema.json")
 
 
 def _schema():

@@ -15,6 +15,7 @@ from xcon import firewall as fw
 from xcon import plan as xplan
 from xcon import report as xreport
 from xcon import state as xstate
+from xcon import topology as xtopology
 from xcon.action import XconAction
 from xcon.mask import mask
 from xcon.specs import DIAGNOSE
@@ -142,6 +143,7 @@ def analyse(servers, firewalls, workaround, options):
         firewall = by_name.get(xdiag.norm(discovered.get("firewall")))
         link = xdiag.diagnose_link(discovered, servers, firewall, options)
         add_write_access_findings(link, servers)
+        link["topology"] = {"before": xtopology.picture(link, servers, firewall)}
         chosen, why = xdiag.select_workaround(link, workaround, servers, firewall, options)
         link["workaround_chosen"], link["workaround_reason"] = chosen, why
         try:
