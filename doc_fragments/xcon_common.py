@@ -23,8 +23,9 @@ options:
       - Default - host variable C(xcon_management_host), else the server itself.
     type: str
 notes:
-  - The connection is Ansible's own Windows connection variables (C(ansible_host), C(ansible_port),
-    C(ansible_user), C(ansible_password), C(ansible_winrm_*)) of the server or of its management host,
-    https with certificate validation by default, so an existing Windows inventory works unchanged.
+  - The connection settings are those Ansible's winrm connection plugin resolves for the server or
+    its management host (its variables and aliases such as C(ansible_winrm_password), C(-u)/C(-k),
+    every C(ansible_winrm_*) argument pywinrm accepts, Kerberos kinit), https with certificate
+    validation by default, so an existing Windows inventory works unchanged.
   - Runs on the controller as an action plugin; one WinRM command per phase (the script on stdin).
 """

@@ -17,10 +17,10 @@ description:
   - With O(evidence_window_minutes) it also reads, in the same WinRM command, the MTA evidence - the
     MSExchangeMTA events of that window (1290, 289, 1294, 1293, 9301 with its address decoded, 37, 659,
     660), the queue length of every connection, the work queue and the MTA service state.
-  - Runs on the controller as an action plugin. The connection is Ansible's own Windows connection
-    variables (C(ansible_host), C(ansible_port), C(ansible_user), C(ansible_password),
-    C(ansible_winrm_*)) of the server or of its management host, so an existing Windows inventory works
-    unchanged; https with certificate validation is the default, as with the winrm connection plugin.
+  - Runs on the controller as an action plugin. The connection settings are those Ansible's winrm
+    connection plugin resolves for the server or its management host (C(ansible_host),
+    C(ansible_user), C(ansible_password) and their aliases, C(-u)/C(-k), C(ansible_winrm_*)), so an
+    existing Windows inventory works unchanged; https with certificate validation is the default.
   - A read-only module, it runs the same under check mode.
 version_added: "0.1.0"
 author: fix-xcon maintainers
@@ -120,7 +120,7 @@ raw:
   type: list
   elements: dict
 xcon_error:
-  description: Why the server could not be read (code XCON-UNREACHABLE or XCON-ACCESS-DENIED, and a reason).
+  description: Why the server could not be read (code XCON-UNREACHABLE, XCON-TLS-FAILED, XCON-ACCESS-DENIED, XCON-CLIENT-LIBRARY-MISSING or XCON-OPERATION-FAILED, and a reason).
   returned: when the read failed and fail_on_error is false
   type: dict
   sample: {code: XCON-UNREACHABLE, reason: "connection refused by 127.0.0.1:5986"}
