@@ -7,9 +7,9 @@ _password/_pass); no credentials in the inventory but `-u` and `--connection-pas
 command line (how AWX passes a machine credential); credentials in group_vars/; a `constructed`
 inventory composing them from other variables.  Then failures that both must see alike: a wrong
 password (given through an alias), a CA file that does not exist, Kerberos and CredSSP without
-their Python library.
+their Python library.  And the management-host path: its own settings, the command line's password.
 
-Cost: about 60 s (5 check-mode audits, 5 raw runs, 8 ad-hoc module runs against one lab).
+Cost: about 90 s (5 check-mode audits, 5 raw runs, 10 ad-hoc module runs, two labs).
 """
 
 from __future__ import annotations
@@ -231,3 +231,30 @@ def test_failures_agree_with_ansible_raw(styles_lab, tmp_path):
         error = ours["EXIN"]["xcon_error"]
         assert error["code"] == "XCON-CLIENT-LIBRARY-MISSING", error
         assert package in error["reason"] and extras in error["reason"], error
+
+
+def test_a_management_host_is_reached_with_its_own_settings_and_the_command_line_password(lab, tmp_path):
+    """EXIN (NT 4.0) is read through MGMT1: MGMT1's variables count, never EXIN's own; with no
+    password in the inventory at all, the command line's reaches the management host."""
+    lab.up("mgmt.yml")
+    inventory = _inventory(lab)
+    hosts = inventory["all"]["children"]["xcon_exchange"]["hosts"]
+    assert hosts["EXIN"]["xcon_management_host"] == "MGMT1"
+    # EXIN's own connection variables are wrong: they must not be used for MGMT1
+    broken = copy.deepcopy(inventory)
+    broken["all"]["children"]["xcon_exchange"]["hosts"]["EXIN"].update(
+        ansible_port=1, ansible_password="not-mgmt1s-password", ansible_winrm_transport="basic")
+    ours = adhoc(lab, _write(str(tmp_path / "broken.yml"), broken), [], "xcon_connector_info", "fail_on_error=false",
+                 limit="EXIN")
+    assert "xcon_error" not in ours["EXIN"] and ours["EXIN"]["connectors"], ours
+    # no password anywhere: -u and the connection password file (AWX) reach MGMT1 and EXOUT
+    bare = copy.deepcopy(inventory)
+    for group in ("xcon_exchange", "xcon_management_hosts"):
+        for host in bare["all"]["children"][group]["hosts"].values():
+            host.pop("ansible_user", None)
+            host.pop("ansible_password", None)
+    password_file = _write(str(tmp_path / "conn-pass"), PASSWORD + "\n")
+    ours = adhoc(lab, _write(str(tmp_path / "bare.yml"), bare), ["-u", USER, "--connection-password-file", password_file],
+                 "xcon_connector_info", "fail_on_error=false")
+    assert {h: ("xcon_error" in r, bool(r.get("connectors"))) for h, r in ours.items()} == \
+        {"EXIN": (False, True), "EXOUT": (False, True)}, ours
