@@ -83,13 +83,6 @@ def run(client, ops):
     return {r.id: r for r in xops.run_ops(client, ops)}
 
 
-def first_failure(results):
-    for result in results.values():
-        if not result.ok and not result.skipped:
-            return result
-    return None
-
-
 # -- decoders -------------------------------------------------------------------------------------
 def decode_connectors(result, server, profile, names=None):
     entries = result.data.get("entries", [])
@@ -132,8 +125,5 @@ def decode_evidence(results, server, window_minutes, not_before=None):
 def read_evidence(client, server, version, window_minutes):
     """One command: events, counters, service of `server` -> evidence dict (raises on failure)."""
     profile = get_profile(version)
-    results = run(client, evidence_ops(server, profile))
-    failure = first_failure(results)
-    if failure:
-        raise xops.OpFailed(failure.error_category, failure.hresult, failure.message)
+    results = xops.raise_first_failure(run(client, evidence_ops(server, profile)))
     return decode_evidence(results, server, window_minutes)

@@ -84,13 +84,17 @@ class OpResult:
     skipped: bool = False
     op: str | None = field(default=None, compare=False)
 
-    def raise_for_error(self):
-        """Return `data`, or raise OpFailed (a skipped op raises with category 'Skipped')."""
+    def raise_for_error(self, context: str | None = None):
+        """Return `data`, or raise OpFailed (a skipped op raises with category 'Skipped').
+
+        The one way an operation's failure becomes an exception (its type, and so its report
+        code, follows the runner's category: see OpFailed); `context` prefixes the message."""
         if self.ok:
             return self.data
+        message = f"{context}: {self.message}" if context else self.message
         if self.skipped:
             raise OpFailed("Skipped", None, "not run because an earlier operation failed", self.id, self.op)
-        raise OpFailed(self.error_category, self.hresult, self.message, self.id, self.op)
+        raise OpFailed(self.error_category, self.hresult, message, self.id, self.op)
 
 
 # -- scripts -------------------------------------------------------------------------------------
@@ -221,17 +225,14 @@ def run_ops(client, ops: list[dict], stop_on_error: bool = True) -> list[OpResul
     return ordered
 
 
-def raise_first_failure(results: list[OpResult]) -> list[OpResult]:
-    """Raise OpFailed for the first failed (not skipped) op; return results when all succeeded."""
-    for result in results:
+def raise_first_failure(results, context: str | None = None):
+    """Raise OpFailed for the first failed op (one that ran before one that was skipped); return
+    `results` (a list of OpResult, or a dict of them by id) when all succeeded."""
+    items = list(results.values()) if isinstance(results, dict) else list(results)
+    for result in items:
         if not result.ok and not result.skipped:
-            result.raise_for_error()
-    for result in results:
+            result.raise_for_error(context)
+    for result in items:
         if not result.ok:
-            result.raise_for_error()
+            result.raise_for_error(context)
     return results
-
-
-def run_op(client, op: str, params: dict):
-    """Run a single op and return its data, raising OpFailed on failure."""
-    return run_ops(client, [{"op": op, "params": params}])[0].raise_for_error()

@@ -67,7 +67,11 @@ def test_parse_results_errors_and_skips():
     with pytest.raises(ops.OpFailed) as info:
         ops.raise_first_failure(results)
     assert info.value.category == "AccessDenied" and info.value.hresult == "0x80070005"
+    assert isinstance(info.value, ops.OpAccessDenied)  # its type carries XCON-ACCESS-DENIED
     assert ops.raise_first_failure(results[:1]) == results[:1]
+    by_id = {r.id: r for r in results}
+    with pytest.raises(ops.OpFailed, match="dir_modify CN=X on EXIN: denied"):
+        ops.raise_first_failure(by_id, "dir_modify CN=X on EXIN")
 
 
 def test_parse_clixml_failure():
@@ -105,7 +109,7 @@ def test_run_ops_in_request_order():
     results = ops.run_ops(client, [{"op": "service", "params": {}}, {"op": "tcp_probe", "params": {}}])
     assert [r.data["n"] for r in results] == ["service", "tcp_probe"]
     assert [r.op for r in results] == ["service", "tcp_probe"] and len(client.calls) == 1
-    assert ops.run_op(client, "service", {}) == {"n": "service"}
+    assert results[0].raise_for_error() == {"n": "service"}
 
 
 def test_run_ops_missing_result():

@@ -17,7 +17,7 @@ from xcon import gather
 from xcon import state as xstate
 from xcon.action import XconAction
 from xcon.mask import MASK, is_secret_key, mask
-from xcon.ops import OpFailed
+from xcon.ops import raise_first_failure
 from xcon.specs import CONNECTOR
 
 # Attributes a restore never writes: identity and naming (the DN stays), and anything masked.
@@ -33,10 +33,7 @@ class ActionModule(XconAction):
         server = self.server_name(args, task_vars)
         profile = gather.get_profile(args["exchange_version"])
         client = self.winrm_client(task_vars, args.get("management_host"))
-        read = gather.run(client, [gather.connector_search_op(server, profile, with_secrets=bool(args.get("clone_from")))])
-        failure = gather.first_failure(read)
-        if failure:
-            raise OpFailed(failure.error_category, failure.hresult, failure.message)
+        read = raise_first_failure(gather.run(client, [gather.connector_search_op(server, profile, with_secrets=bool(args.get("clone_from")))]))
         entries = read["connectors"].data.get("entries", [])
         by_name = {xconn.decode_connector(e, server, profile)["name"].lower(): e for e in entries}
         current = by_name.get(args["name"].lower())
@@ -54,9 +51,7 @@ class ActionModule(XconAction):
             return result
         write = gather.run(client, [op])
         result["winrm_commands"] = 2
-        failure = gather.first_failure(write)
-        if failure:
-            raise OpFailed(failure.error_category, failure.hresult, f"{op['op']} {args['name']} on {server}: {failure.message}")
+        raise_first_failure(write, f"{op['op']} {args['name']} on {server}")
         if write[op["id"]].data.get("dn"):
             result["dn"] = write[op["id"]].data["dn"]
         result["ansible_facts"] = {"xcon_restart_pending": True}

@@ -8,6 +8,7 @@ from xcon import gather
 from xcon.errors import error_code, error_reason
 from xcon import state as xstate
 from xcon.mask import mask
+from xcon.ops import raise_first_failure
 from xcon.specs import CONNECTOR_INFO
 from xcon.action import XconAction
 
@@ -25,12 +26,7 @@ class ActionModule(XconAction):
         try:
             client = self.winrm_client(task_vars, args.get("management_host"))
             result["winrm_commands"] = 1
-            results = gather.run(client, ops)
-            failure = gather.first_failure(results)
-            if failure:
-                from xcon.ops import OpFailed
-
-                raise OpFailed(failure.error_category, failure.hresult, failure.message)
+            results = raise_first_failure(gather.run(client, ops))
         except Exception as exc:  # report, don't abort, when asked to
             if args["fail_on_error"]:
                 raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 from xcon import gather
 from xcon import state as xstate
 from xcon.action import XconAction
-from xcon.ops import OpFailed
+from xcon.ops import raise_first_failure
 from xcon.specs import MTA_SERVICE
 
 
@@ -21,10 +21,7 @@ class ActionModule(XconAction):
         if want == "restarted" and not self._task.check_mode:
             # A restart needs no decision: the query and the restart travel as one command (the
             # runner stops at the query's failure, so a service it cannot read is not touched).
-            results = gather.run(client, [query, restart])
-            for result in (results["svc"], results["restart"]):
-                if not result.ok:
-                    raise OpFailed(result.error_category, result.hresult, result.message)
+            results = raise_first_failure(gather.run(client, [query, restart]))
             return self._restarted(args, results["restart"].data, 1)
         current = self._one(client, query)
         needs = want == "restarted" or (want == "started" and current.get("state") != "Running")
@@ -39,7 +36,4 @@ class ActionModule(XconAction):
 
     @staticmethod
     def _one(client, op):
-        result = gather.run(client, [op])[op["id"]]
-        if not result.ok:
-            raise OpFailed(result.error_category, result.hresult, result.message)
-        return result.data
+        return gather.run(client, [op])[op["id"]].raise_for_error()
