@@ -64,11 +64,26 @@ options:
   clone_from:
     description: Directory name of a connector of the same server to copy when the connector does not exist.
     type: str
-  restore_entry:
+  restore:
     description:
-      - Rollback - a raw entry saved by xcon_backup; the connector's attributes are set back to exactly
-        these values (only attributes that differ are written).
+      - Rollback - one write of a run, as its change journal recorded it (C(<run dir>/journal/<host>.json), handed
+        over by C(xcon_rollback_plan)). A modified connector gets back only the attributes that write changed,
+        and only where each still holds the value the run wrote; a connector the run created is deleted only
+        if it is still as created.
+      - Otherwise nothing is written on that connector and RV(conflict) gives, per attribute, the value before
+        the run, the value the run wrote and the value now (unless O(force)).
+      - A second rollback finds everything as before and changes nothing.
     type: dict
+  force:
+    description: With O(restore) - restore (or delete) even where the connector was changed since the run wrote it.
+    type: bool
+    default: false
+  run_dir:
+    description:
+      - The run's directory on the controller. Each write is recorded in C(<run_dir>/journal/<inventory host>.json)
+        (with a SHA-256 sidecar) before it is sent - the attributes it changes, their value before and the value
+        written - so that rollback restores exactly what this run wrote. Not written in check mode.
+    type: path
   restart_marker:
     description:
       - A file on the controller written when a change needing an MTA restart was made, so a run
@@ -97,6 +112,12 @@ EXAMPLES = r"""
     stack_address: 198.51.100.10
     address_type: ip
     cost: 99
+
+- name: Rollback - undo one journaled write, unless the connector was changed since
+  xcon_connector:
+    name: TO-OUTSIDE
+    restore: "{{ item }}"
+  loop: "{{ xcon_rollback_writes }}"
 
 - name: Workaround 1 - point the Stack address at the peer server
   xcon_connector:
@@ -128,6 +149,18 @@ restart_required:
   description: Whether MSExchangeMTA must be restarted for the change to take effect.
   returned: always
   type: bool
+rollback:
+  description: With O(restore) - C(restore), C(forced), C(restored_already) (nothing to do), C(conflict) (nothing written) or C(not_restorable).
+  returned: when O(restore) is given
+  type: str
+conflict:
+  description: With O(restore) - per attribute changed since the run, C(before) (before the run), C(written) (by the run) and C(now).
+  returned: when the connector was changed since the run wrote it
+  type: dict
+msg:
+  description: With O(restore) - what the rollback did or why it did not, in one sentence.
+  returned: when O(restore) is given
+  type: str
 winrm_commands:
   description: Number of WinRM commands this call sent.
   returned: always

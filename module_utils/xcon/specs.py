@@ -41,7 +41,9 @@ CONNECTOR = dict(
     cost={"type": "int"},
     remote_password={"type": "str", "no_log": True},
     clone_from={"type": "str"},
-    restore_entry={"type": "dict"},
+    restore={"type": "dict"},
+    force={"type": "bool", "default": False},
+    run_dir={"type": "path"},
     restart_marker={"type": "path"},
 )
 
@@ -115,4 +117,11 @@ RUN_LOCK = {
     "state_dir": {"type": "path"},
     "shared": {"type": "bool", "default": False},
     "wait_seconds": {"type": "int", "default": 0},
+}
+
+ROLLBACK_PLAN = {
+    "run_id": {"type": "str", "required": True},
+    "report_dir": {"type": "path", "default": "reports"},
+    "exchange_hosts": {"type": "list", "elements": "str", "default": []},
+    "firewall_hosts": {"type": "list", "elements": "str", "default": []},
 }

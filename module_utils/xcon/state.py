@@ -242,8 +242,9 @@ def _holders(lock_dir):
     return holders
 
 
-def _own_file(lock_dir, run_id, mode):
-    return os.path.join(lock_dir, f"{EXCLUSIVE}.json" if mode == EXCLUSIVE else f"{SHARED}-{run_id}.json")
+def _own_file(lock_dir, run_id, mode, pid):
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(run_id)).lstrip(".")
+    return os.path.join(lock_dir, f"{EXCLUSIVE}.json" if mode == EXCLUSIVE else f"{SHARED}-{safe}-{pid}.json")
 
 
 def acquire_lock(state_dir, run_id, mode=EXCLUSIVE, wait_seconds=0, pid=None, sleep=time.sleep, clock=time.monotonic):
@@ -270,7 +271,7 @@ def acquire_lock(state_dir, run_id, mode=EXCLUSIVE, wait_seconds=0, pid=None, sl
                 elif mode == EXCLUSIVE or holder.get("mode") == EXCLUSIVE:
                     blocking.append((path, holder))
             if not blocking:
-                own = _own_file(lock_dir, run_id, mode)
+                own = _own_file(lock_dir, run_id, mode, me["pid"])
                 write_json_atomic(own, me)
                 return {"lock_file": own, "mode": mode, "waited": round(clock() - start, 1), "stale": stale, "holder": me}
         waited = clock() - start
@@ -298,3 +299,24 @@ def release_lock(state_dir, run_id, pid=None):
                 os.unlink(path)
                 released = True
     return released
+
+
+# -- runs under the report directory ----------------------------------------------------------------
+def run_directory(report_dir, run_id):
+    """The directory of run `run_id` under `report_dir`, checked: a plain directory name (no path
+    separator, no '..', not absolute, not 'latest') that exists.  Raises StateError saying why."""
+    run_id = str(run_id or "").strip()
+    hint = f"give the name of a run directory under {report_dir} (like 20261128T175622Z-94fe49)"
+    if not run_id:
+        raise StateError(f"no run id: {hint}")
+    if os.path.isabs(run_id) or "/" in run_id or "\\" in run_id or run_id in (".", "..") or ".." in run_id or "\0" in run_id:
+        raise StateError(f"{run_id!r} is not a run id (a path, or it contains '..'): {hint}")
+    if run_id == "latest":
+        raise StateError(f"'latest' holds only a copy of the last report, not a run: {hint}; the last run's id is run_id in {report_dir}/latest/report.json")
+    root = os.path.realpath(report_dir)
+    path = os.path.join(root, run_id)
+    if os.path.dirname(os.path.realpath(path)) != root:
+        raise StateError(f"{run_id!r} leads outside {report_dir} (a symbolic link?): {hint}")
+    if not os.path.isdir(path):
+        raise StateError(f"there is no run {run_id} under {report_dir}: {hint}")
+    return path

@@ -27,7 +27,7 @@ RESTORE_SKIP = {"rdn", "name", "objectclass", "distinguishedname", "allowedattri
 
 class ActionModule(XconAction):
     ARGUMENT_SPEC = CONNECTOR
-    MUTUALLY_EXCLUSIVE = [["restore_entry", "clone_from"]]
+    MUTUALLY_EXCLUSIVE = [["restore", "clone_from"]]
 
     def xcon_run(self, args, task_vars):
         server = self.server_name(args, task_vars)
@@ -37,7 +37,15 @@ class ActionModule(XconAction):
         entries = read["connectors"].data.get("entries", [])
         by_name = {xconn.decode_connector(e, server, profile)["name"].lower(): e for e in entries}
         current = by_name.get(args["name"].lower())
-        op, after_entry = self._plan(args, profile, server, current, by_name)
+        rollback = {}
+        if args.get("restore"):
+            op, after_entry, rollback = plan_restore(args["restore"], current, server, args["force"], profile)
+            if op is None:
+                return dict(rollback, dn=(current or {}).get("dn", args["restore"].get("dn", "")), changed=False, winrm_commands=1,
+                            restart_required=False, operations=[], before=self._view(current, server, profile),
+                            after=self._view(current, server, profile))
+        else:
+            op, after_entry = self._plan(args, profile, server, current, by_name)
         before = self._view(current, server, profile)
         result = {"dn": (current or {}).get("dn") or (after_entry or {}).get("dn", ""), "before": before, "winrm_commands": 1,
                   "restart_required": False, "operations": []}
@@ -47,8 +55,14 @@ class ActionModule(XconAction):
         after = self._view(after_entry, server, profile)
         result.update(changed=True, after=after, operations=[mask(op)], restart_required=True,
                       diff={"before": _text(before), "after": _text(after), "before_header": f"{server}: {args['name']}", "after_header": f"{server}: {args['name']}"})
+        result.update(rollback)
         if self._task.check_mode:
             return result
+        if args.get("run_dir") and not args.get("restore"):
+            # Recorded before the write is sent: rollback restores exactly what was written (a write
+            # that then fails leaves the object as it was, which rollback recognises).
+            xstate.journal_append(xstate.journal_path(args["run_dir"], task_vars.get("inventory_hostname") or server),
+                                  journal_entry(op, server, args["name"], current, after_entry))
         write = gather.run(client, [op])
         result["winrm_commands"] = 2
         raise_first_failure(write, f"{op['op']} {args['name']} on {server}")
@@ -68,11 +82,7 @@ class ActionModule(XconAction):
             if current is None:
                 return None, None
             return {"id": "write", "op": "dir_delete", "params": {"server": server, "dn": current["dn"]}}, None
-        if args.get("restore_entry"):
-            if current is None:
-                raise AnsibleActionFail(f"cannot restore {name} on {server}: it no longer exists (restore recreates nothing; its secrets are not in the backup)")
-            changes = restore_changes(args["restore_entry"], current)
-        elif current is None:
+        if current is None:
             source_name = args.get("clone_from")
             if not source_name:
                 raise AnsibleActionFail(f"connector {name!r} does not exist on {server}; give clone_from to create it as a copy of another connector")
@@ -137,23 +147,110 @@ def apply_changes(entry, changes):
     return entry
 
 
-def restore_changes(saved, current):
-    """dir_modify changes that set `current` back to the saved raw entry (differences only)."""
-    saved_attrs = saved.get("attributes", {})
-    current_attrs = current.get("attributes", {})
-    lower_current = {k.lower(): k for k in current_attrs}
-    changes = []
-    for name, value in sorted(saved_attrs.items()):
-        if name.lower() in RESTORE_SKIP or is_secret_key(name) or value == MASK:
-            continue
-        now = current_attrs.get(lower_current.get(name.lower(), name))
-        if _norm(now) != _norm(value):
-            changes.append({"attribute": name, "action": "replace", "values": value if isinstance(value, list) else [value]})
-    saved_lower = {k.lower() for k in saved_attrs}
-    for name in sorted(current_attrs):
-        if name.lower() not in saved_lower and name.lower() not in RESTORE_SKIP and not is_secret_key(name):
-            changes.append({"attribute": name, "action": "clear", "values": []})
-    return changes
+def _attr(attrs, name):
+    """An attribute's value, its name matched without regard to case (LDAP names are case-blind)."""
+    key = next((k for k in attrs if k.lower() == name.lower()), None)
+    return attrs.get(key) if key is not None else None
+
+
+def _journal_value(name, value):
+    return MASK if is_secret_key(name) and value not in (None, "", []) else value
+
+
+def journal_entry(op, server, name, current, after):
+    """What one write changes, attribute by attribute: the value before and the value written."""
+    entry = {"op": op["op"], "server": server, "name": name, "at": xstate.now_utc()}
+    if op["op"] == "dir_create":
+        entry.update(dn=after["dn"], attributes={k: _journal_value(k, v) for k, v in after.get("attributes", {}).items()})
+    elif op["op"] == "dir_delete":
+        entry.update(dn=current["dn"], attributes={k: _journal_value(k, v) for k, v in current.get("attributes", {}).items()})
+    else:
+        before_attrs, after_attrs = current.get("attributes", {}), after.get("attributes", {})
+        entry.update(dn=current["dn"], attributes={
+            change["attribute"]: {"before": _journal_value(change["attribute"], _attr(before_attrs, change["attribute"])),
+                                  "written": _journal_value(change["attribute"], _attr(after_attrs, change["attribute"]))}
+            for change in op["params"]["changes"]})
+    return entry
+
+
+def _same(a, b):
+    return _norm(a) == _norm(b)
+
+
+def _shown(attribute, value, profile):
+    """A raw value as a person reads it: the Stack address as text, an enumeration with its name."""
+    if value is None:
+        return "(absent)"
+    spec = next((v for v in (profile or {}).get("attributes", {}).values() if v["name"].lower() == attribute.lower()), None)
+    if spec and spec is profile["attributes"].get("stack_address") and isinstance(value, str):
+        return repr(xconn.hex_to_text(value, profile["assumptions"]["n_address_encoding"]))
+    if spec and spec.get("values") and not isinstance(value, list):
+        try:
+            return f"{value} ({spec['values'][int(value)]})"
+        except (KeyError, TypeError, ValueError):
+            pass
+    if isinstance(value, str):
+        return repr(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def three_values(conflict, profile=None):
+    """'attr: before the run X, written by the run Y, now Z; ...' for people."""
+    return "; ".join(f"{attribute}: before the run {_shown(attribute, v['before'], profile)}, written by the run "
+                     f"{_shown(attribute, v['written'], profile)}, now {_shown(attribute, v['now'], profile)}"
+                     for attribute, v in sorted(conflict.items()))
+
+
+def plan_restore(record, current, server, force=False, profile=None):
+    """Rollback of one journaled write: the op that undoes it, the entry after, and the verdict.
+
+    Only what the run wrote is undone, and only where the object still holds what the run wrote;
+    a value changed since (by someone else) is a conflict: nothing is written for that object and
+    the three values are returned, unless `force`.  Returns (op, after_entry, info) where info has
+    ``rollback`` (restore | restored_already | conflict | forced | not_restorable) and, for a
+    conflict, ``conflict`` ({attribute: {before, written, now}}).
+    """
+    name = record.get("name")
+    if record.get("op") == "dir_delete":
+        return None, None, {"rollback": "not_restorable", "msg": f"{name} on {server} was deleted by the run; rollback recreates nothing (its secrets are not kept)"}
+    if record.get("op") == "dir_create":
+        if current is None:
+            return None, None, {"rollback": "restored_already", "msg": f"{name} on {server} (created by the run) no longer exists"}
+        now_attrs = current.get("attributes", {})
+        conflict = {k: {"before": None, "written": v, "now": _attr(now_attrs, k)}
+                    for k, v in sorted(record.get("attributes", {}).items())
+                    if not is_secret_key(k) and v != MASK and k.lower() not in RESTORE_SKIP and not _same(_attr(now_attrs, k), v)}
+        info = {"rollback": "restore", "msg": f"delete {name} on {server} (created by the run)"}
+        if conflict:
+            if not force:
+                return None, None, {"rollback": "conflict", "conflict": conflict,
+                                    "msg": f"{name} on {server} was created by the run and changed since; not deleted: {three_values(conflict, profile)}"}
+            info = {"rollback": "forced", "conflict": conflict, "msg": f"delete {name} on {server} although it was changed since (forced): {three_values(conflict, profile)}"}
+        return {"id": "write", "op": "dir_delete", "params": {"server": server, "dn": current["dn"]}}, None, info
+    if current is None:
+        return None, None, {"rollback": "conflict", "conflict": {"(the connector)": {"before": "present", "written": "present", "now": "absent"}},
+                            "msg": f"{name} on {server} no longer exists; rollback recreates nothing"}
+    now_attrs = current.get("attributes", {})
+    changes, conflict = [], {}
+    for attribute, values in sorted(record.get("attributes", {}).items()):
+        before, written, now = values.get("before"), values.get("written"), _attr(now_attrs, attribute)
+        if is_secret_key(attribute) or MASK in (before, written) or _same(now, before):
+            continue  # a secret is never kept; or already as before
+        if not _same(now, written):
+            conflict[attribute] = {"before": before, "written": written, "now": now}
+        if before is None:
+            changes.append({"attribute": attribute, "action": "clear", "values": []})
+        else:
+            changes.append({"attribute": attribute, "action": "replace", "values": before if isinstance(before, list) else [before]})
+    if conflict and not force:
+        return None, None, {"rollback": "conflict", "conflict": conflict,
+                            "msg": f"{name} on {server} was changed since the run wrote it; nothing restored on it: {three_values(conflict, profile)}"}
+    if not changes:
+        return None, None, {"rollback": "restored_already", "msg": f"{name} on {server} already holds what it held before the run"}
+    op = {"id": "write", "op": "dir_modify", "params": {"server": server, "dn": current["dn"], "changes": changes}}
+    info = {"rollback": "forced", "conflict": conflict, "msg": f"restore {name} on {server} although it was changed since (forced): {three_values(conflict, profile)}"} if conflict else \
+        {"rollback": "restore", "msg": f"restore {', '.join(c['attribute'] for c in changes)} of {name} on {server}"}
+    return op, apply_changes(current, changes), info
 
 
 def _norm(value):

@@ -30,7 +30,7 @@ class ActionModule(XconAction):
             # os.getppid(): the worker's parent is the ansible-playbook process, which lives as long as the run.
             taken = xstate.acquire_lock(state_dir, args["run_id"], mode, args["wait_seconds"], pid=os.getppid())
         except xstate.LockBusy as exc:
-            raise AnsibleActionFail(str(exc)) from exc
+            raise AnsibleActionFail(str(exc)) from None
         result = {"state_dir": state_dir, "lock_file": taken["lock_file"], "mode": mode, "waited": taken["waited"],
                   "stale": taken["stale"], "holder": taken["holder"]}
         if taken["stale"]:
