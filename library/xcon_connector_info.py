@@ -120,7 +120,7 @@ raw:
   type: list
   elements: dict
 xcon_error:
-  description: Why the server could not be read (code XCON-UNREACHABLE, XCON-TLS-FAILED, XCON-ACCESS-DENIED, XCON-CLIENT-LIBRARY-MISSING or XCON-OPERATION-FAILED, and a reason).
+  description: Why the server could not be read (code XCON-UNREACHABLE, XCON-TLS-FAILED, XCON-ACCESS-DENIED, XCON-CLIENT-LIBRARY-MISSING, XCON-SECOND-HOP or XCON-OPERATION-FAILED, and a reason).
   returned: when the read failed and fail_on_error is false
   type: dict
   sample: {code: XCON-UNREACHABLE, reason: "connection refused by 127.0.0.1:5986"}

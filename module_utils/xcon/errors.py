@@ -15,9 +15,29 @@ ACCESS_DENIED = "XCON-ACCESS-DENIED"
 TLS_FAILED = "XCON-TLS-FAILED"
 CLIENT_LIBRARY_MISSING = "XCON-CLIENT-LIBRARY-MISSING"
 FAILED = "XCON-OPERATION-FAILED"
+SECOND_HOP = "XCON-SECOND-HOP"
 
 # Host-level codes (a host, or one of its operations, could not be read or changed).
-ERROR_CODES = (UNREACHABLE, ACCESS_DENIED, TLS_FAILED, CLIENT_LIBRARY_MISSING, FAILED)
+ERROR_CODES = (UNREACHABLE, ACCESS_DENIED, TLS_FAILED, CLIENT_LIBRARY_MISSING, FAILED, SECOND_HOP)
+
+SECOND_HOP_WAYS_OUT = (
+    "the WinRM session on the management host cannot pass its identity on to the NT 4.0 server "
+    "(Basic and NTLM logons never can), so the server saw an anonymous logon. Three ways out: "
+    "CredSSP (ansible_winrm_transport: credssp), Kerberos with delegation (ansible_winrm_transport: "
+    "kerberos, ansible_winrm_kerberos_delegation: true, the management host trusted for delegation), "
+    "or explicit credentials for the server (vaulted xcon_target_user / xcon_target_password)")
+
+
+class XconSecondHop(Exception):
+    """A read through a management host that reached the server as an anonymous logon: a WinRM
+    session authenticated with Basic or NTLM cannot pass its identity on (the second hop)."""
+
+    report_code = SECOND_HOP
+
+
+def second_hop_reason(server: str, through: str, detail: str) -> str:
+    """The reason of an XCON-SECOND-HOP read: what came back, and the three ways out."""
+    return f"{server} read through management host {through} came back anonymous ({detail}): {SECOND_HOP_WAYS_OUT}"
 
 # What to install for each optional WinRM transport (pywinrm 0.5's extras; see README "Transports").
 CLIENT_LIBRARIES = {

@@ -99,6 +99,15 @@ def _homed_on(connector, server):
     return not home or f"cn={server.lower()}" in home.lower()
 
 
+def anonymous_read(result):
+    """True when a connector search came back as an anonymous bind answers it: entries with their
+    names and classes, but not one of the attributes asked for (a bound account sees them)."""
+    entries = result.data.get("entries", []) if result.ok else []
+    if not entries:
+        return False
+    return all(not {k for k in (e.get("attributes") or {}) if k.lower() != "rdn"} for e in entries)
+
+
 def write_access(result, profile):
     """True when the account may write the connectors' attributes (every entry writable)."""
     attr = rights_attribute(profile)

@@ -255,4 +255,5 @@ def test_error_codes_follow_the_exception_type():
     assert xerr.error_code(OpFailed("NotFound", None, "gone")) == "XCON-OPERATION-FAILED"
     assert xerr.error_code(ValueError("anything else")) == "XCON-OPERATION-FAILED"
     assert set(xerr.ERROR_CODES) == {getattr(cls, "report_code") for cls in (
-        wc.XconUnreachable, wc.XconTLSError, wc.XconAuthError, wc.XconClientLibraryMissing, wc.XconError)}
+        wc.XconUnreachable, wc.XconTLSError, wc.XconAuthError, wc.XconClientLibraryMissing, wc.XconError,
+        xerr.XconSecondHop)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 
 from xcon import gather
-from xcon.errors import error_code, error_reason
+from xcon.errors import ACCESS_DENIED, XconSecondHop as SecondHop, error_code, error_reason, second_hop_reason
 from xcon import state as xstate
 from xcon.mask import mask
 from xcon.ops import raise_first_failure
@@ -28,8 +28,19 @@ class ActionModule(XconAction):
             result["winrm_commands"] = 1
             results = raise_first_failure(gather.run(client, ops))
         except Exception as exc:  # report, don't abort, when asked to
+            through = self._management_host(args, task_vars, server)
+            if through and error_code(exc) == ACCESS_DENIED:
+                exc = SecondHop(second_hop_reason(server, through, error_reason(exc)))
             if args["fail_on_error"]:
-                raise
+                raise exc
+            result["xcon_error"] = {"code": error_code(exc), "reason": error_reason(exc)}
+            return self._to_file(args, result)
+        through = self._management_host(args, task_vars, server)
+        if through and gather.anonymous_read(results["connectors"]):
+            exc = SecondHop(second_hop_reason(server, through, "the directory returned the connectors' names "
+                                              "but none of their attributes"))
+            if args["fail_on_error"]:
+                raise exc
             result["xcon_error"] = {"code": error_code(exc), "reason": error_reason(exc)}
             return self._to_file(args, result)
         result["connectors"] = gather.decode_connectors(results["connectors"], server, profile, args.get("names"))
@@ -52,6 +63,14 @@ class ActionModule(XconAction):
             }
             xstate.write_json_atomic(args["save_raw_to"], saved, mode=0o600, checksum=True)
         return self._to_file(args, result)
+
+    def _management_host(self, args, task_vars, server):
+        """The other host this server is read through (its management host), or None."""
+        through = args.get("management_host") or self.host_var(task_vars, "xcon_management_host")
+        here = task_vars.get("inventory_hostname")
+        if not through or str(through).lower() in (str(here).lower(), str(server).lower()):
+            return None
+        return through
 
     @staticmethod
     def _to_file(args, result):

@@ -126,6 +126,12 @@ class Directory:
         return hits
 
     def _entry_json(self, entry: Entry, names: List[str], all_user: bool, rights: str) -> Dict[str, Any]:
+        if rights == "anonymous":
+            # An anonymous bind (the second hop of a management host without delegation) sees an
+            # object's class and name only: none of the configuration attributes.
+            out = {n: _attr_json(schema.ATTRIBUTES["rdn"], entry.values["rdn"])
+                   for n in names if n.lower() == "rdn" and entry.values.get("rdn")}
+            return {"dn": schema.format_dn(entry.dn), "objectClass": list(entry.classes), "attributes": out}
         out: Dict[str, Any] = {}
         if all_user:
             for key, values in entry.values.items():

@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import shlex
+import threading
 from typing import Callable, Dict, List, Optional, Tuple
 
 LOG = logging.getLogger("xconlab.handler")
@@ -157,13 +158,18 @@ class CommandHandler:
             if required not in self.manifest:
                 raise ValueError(f"known_scripts.json has no {required}: run xconlab scripts-refresh")
         self.by_hash = {digest: name for name, digest in self.manifest.items()}
+        self._local = threading.local()     # the logon of the command a worker thread runs
         if op_error is None:
             from .model import OpError as op_error  # noqa: N813 - the model's exception class
         self.op_error = op_error
 
     # The WsmanServer calls the handler from its worker threads; the handler keeps no state per
     # call, and the model has its own lock.
-    def __call__(self, endpoint_name: str, username: str, command_line: str, stdin: bytes) -> HandlerResult:
+    takes_logon = True   # the WsmanServer passes the logon of the command's shell (second hop)
+
+    def __call__(self, endpoint_name: str, username: str, command_line: str, stdin: bytes,
+                 logon=None) -> HandlerResult:
+        self._local.logon = logon
         try:
             return self._run(endpoint_name, username, command_line, stdin or b"")
         except Exception as exc:  # a lab bug must not look like success, nor kill the server
@@ -270,7 +276,8 @@ class CommandHandler:
                 failed = True
                 continue
             try:
-                data = self.lab.execute_op(endpoint_name, username, name, params)
+                data = self.lab.execute_op(endpoint_name, username, name, params,
+                                           logon=getattr(self._local, "logon", None))
                 results.append({"id": op_id, "ok": True, "data": data})
             except self.op_error as exc:
                 results.append({"id": op_id, "ok": False, "error": {

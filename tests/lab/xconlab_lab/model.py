@@ -140,6 +140,9 @@ def address_hex(address: str) -> str:
     return address.encode("ascii").hex().upper()
 
 
+ANONYMOUS = "anonymous"            # rights of an anonymous logon at a managed server (second hop)
+
+
 class OpError(Exception):
     """An op failed: ADSI-style category, HRESULT (``0x8007....``) and message."""
 
@@ -479,8 +482,33 @@ class Lab:
             return _iso(self.time)
 
     # -- ops -----------------------------------------------------------------------------------
-    def execute_op(self, endpoint_name: str, username: str, op: str, params: Any) -> Dict[str, Any]:
-        """Run one op of docs/design.md's catalogue as ``username`` on ``endpoint_name``."""
+    # -- the second hop --------------------------------------------------------------------------
+    # An op a management host runs against a server it manages (LDAP bind, remote event log,
+    # remote counters, service control) leaves the host: it reaches the server with the identity
+    # the WinRM logon left the host (shared/domain/real-world-facts.md, "The management host and
+    # the second hop"). Basic and NTLM leave none: the server sees an anonymous logon. CredSSP (the
+    # password) and Kerberos with a forwarded TGT carry the user. Explicit credentials for the
+    # target (the op's ``target_user``/``target_password``: an LDAP bind with them, an IPC$
+    # session for the rest) are checked against the domain's accounts.
+    SECOND_HOP_OPS = ("dir_search", "dir_modify", "dir_create", "dir_delete", "event_query", "perf_counters",
+                      "service")
+
+    def _second_hop_rights(self, rights: str, logon: Any, params: Mapping[str, Any]) -> str:
+        user, password = params.get("target_user"), params.get("target_password")
+        if user:
+            domain, _, name = str(user).rpartition("\\")
+            account = self.domain_accounts().get(name.lower()) if domain.upper() in ("", self.netbios_domain) else None
+            if account is None or account["password"] != password:
+                raise _op_error("AccessDenied", "Logon failure: unknown user name or bad password.", "0x8007052E")
+            return account["rights"]
+        if logon is None or getattr(logon, "delegated", True):
+            return rights               # delegated (or a direct call of the model without a logon)
+        return ANONYMOUS
+
+    def execute_op(self, endpoint_name: str, username: str, op: str, params: Any,
+                   logon: Any = None) -> Dict[str, Any]:
+        """Run one op of docs/design.md's catalogue as ``username`` on ``endpoint_name``; ``logon``
+        (``wsman.Logon``) decides what reaches a managed server (see the second hop above)."""
         with self.lock:
             found = self._endpoint_spec(endpoint_name)
             if found is None:
@@ -499,6 +527,14 @@ class Lab:
             handler = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
             if handler is None:
                 raise _op_error("InvalidParameter", f"unknown op '{op}'")
+            if endpoint_name in self.topology["management_hosts"] and op in self.SECOND_HOP_OPS:
+                rights = self._second_hop_rights(rights, logon, params)
+                if rights == ANONYMOUS and op in ("event_query", "perf_counters", "service"):
+                    what = {"event_query": "the event log", "perf_counters": "the performance counters",
+                            "service": "the service control manager"}[op]
+                    server = params.get("server") or ""
+                    raise _op_error("AccessDenied", f"Access is denied. (opening {what} on '{server}' as "
+                                    "NT AUTHORITY\\ANONYMOUS LOGON)", "0x80070005")
             try:
                 return handler(endpoint_name, serves, rights, params)
             except DirectoryError as exc:

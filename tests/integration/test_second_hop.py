@@ -1,0 +1,74 @@
+"""The management host's second hop (shared/domain/real-world-facts.md): EXIN (NT 4.0, no WinRM) is
+read and changed through MGMT1. With the inventory the lab writes (NTLM) MGMT1 cannot pass the
+user's identity on: EXIN sees an anonymous logon, the link is unknown with XCON-SECOND-HOP and
+nothing changes. Switching the transport the way a user would (ansible_winrm_transport) to CredSSP
+or to Kerberos with delegation carries the identity, and the same runs audit, fix and verify.
+
+Cost (measured on the shared 2-core machine): about 45 s for the four runs.
+"""
+from __future__ import annotations
+
+import pytest
+
+from conftest import directory_and_firewalls
+
+pytest.importorskip("requests_credssp", reason="pywinrm[credssp] is not installed: make setup")
+
+REALM = "CONTOSO.EXAMPLE"
+
+
+def _codes(link):
+    return {f["code"] for f in link["findings"]}
+
+
+def test_ntlm_through_the_management_host_is_unknown_and_changes_nothing(lab):
+    lab.up("mgmt.yml")
+    lab.advance(60)
+    before = directory_and_firewalls(lab.snapshot())
+    run = lab.playbook(extra={"xcon_workaround": "reverse_connector"})
+    (link,) = lab.report()["links"]
+    assert link["status"] == "unknown", link
+    assert "XCON-SECOND-HOP" in _codes(link)
+    hop = next(f for f in link["findings"] if f["code"] == "XCON-SECOND-HOP")
+    assert hop["host"] == "EXIN" and hop["severity"] == "unknown"
+    for way in ("credssp", "kerberos_delegation", "xcon_target_user"):
+        assert way in hop["message"], hop["message"]
+    # never a wrong diagnosis from anonymous reads, and nothing written anywhere
+    assert not {"XCON-TRANSPARENCY-REFUSAL", "XCON-STACK-ADDRESS", "XCON-CONNECTOR-MISSING"} & _codes(link)
+    assert not link.get("changes") or not any(c.get("applied") for c in link["changes"])
+    assert directory_and_firewalls(lab.snapshot()) == before
+    assert run.returncode != 0 or "unknown" in run.stdout
+
+
+def test_credssp_through_the_management_host_fixes_and_verifies(lab):
+    lab.up("mgmt.yml")
+    lab.advance(60)
+    run = lab.playbook(extra={"ansible_winrm_transport": "credssp", "xcon_workaround": "reverse_connector"})
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    (link,) = lab.report()["links"]
+    assert "XCON-SECOND-HOP" not in _codes(link)
+    assert link["changes"] and all(c["applied"] for c in link["changes"])
+    assert link["verification"]["state"] == "passed", link["verification"]
+
+
+def _kerberos(lab, delegate):
+    status = lab.ctl("status", "--json").stdout
+    import json
+
+    lab.env["KRB5_CONFIG"] = json.loads(status)["kerberos"]["krb5_config"]
+    return lab.playbook("--check", extra={"ansible_winrm_transport": "kerberos", "ansible_user": f"xcon@{REALM}",
+                                          "ansible_winrm_kerberos_delegation": str(delegate).lower()})
+
+
+def test_kerberos_with_delegation_audits_through_the_management_host(lab):
+    pytest.importorskip("kerberos", reason="pywinrm[kerberos] is not installed: make setup")
+    lab.up("mgmt.yml")
+    lab.advance(60)
+    run = _kerberos(lab, delegate=True)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    (link,) = lab.report()["links"]
+    assert "XCON-TRANSPARENCY-REFUSAL" in _codes(link) and "XCON-SECOND-HOP" not in _codes(link), link
+    # without delegation the same Kerberos logon stops at MGMT1
+    run = _kerberos(lab, delegate=False)
+    (link,) = lab.report()["links"]
+    assert "XCON-SECOND-HOP" in _codes(link) and link["status"] == "unknown", link
