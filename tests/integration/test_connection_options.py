@@ -240,6 +240,9 @@ def test_a_management_host_is_reached_with_its_own_settings_and_the_command_line
     inventory = _inventory(lab)
     hosts = inventory["all"]["children"]["xcon_exchange"]["hosts"]
     assert hosts["EXIN"]["xcon_management_host"] == "MGMT1"
+    # MGMT1 must carry the user's identity on to EXIN (the second hop): CredSSP, not the NTLM the
+    # lab's inventory uses (that is tests/integration/test_second_hop.py)
+    inventory["all"]["children"]["xcon_management_hosts"]["hosts"]["MGMT1"]["ansible_winrm_transport"] = "credssp"
     # EXIN's own connection variables are wrong: they must not be used for MGMT1
     broken = copy.deepcopy(inventory)
     broken["all"]["children"]["xcon_exchange"]["hosts"]["EXIN"].update(
