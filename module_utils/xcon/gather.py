@@ -41,10 +41,6 @@ def rights_attribute(profile):
     return profile["assumptions"]["rights_attribute"]
 
 
-def counter_paths(profile, server):
-    return [xprofile.counter_path(profile, "queues", server), xprofile.counter_path(profile, "work_queue", server)]
-
-
 def add_minutes(iso, minutes):
     """ISO-8601 UTC time `iso` plus `minutes`, in the same format."""
     when = parse_time(iso) + _dt.timedelta(minutes=minutes)
