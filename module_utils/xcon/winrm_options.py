@@ -85,7 +85,7 @@ def resolve(variables, templar=None, task_keys=None, play_context=None) -> WinRM
     from ansible.errors import AnsibleError
     from ansible.plugins.loader import connection_loader
 
-    plugin = connection_loader.get(PLUGIN, play_context or _play_context(), None)
+    plugin = connection_loader.get(PLUGIN, play_context or _play_context())
     if plugin is None:  # pragma: no cover - ansible-core always ships it
         raise XconSettingsError("Ansible's winrm connection plugin cannot be loaded (is pywinrm installed?)")
     try:

@@ -4,7 +4,7 @@ reached by Ansible's own `ansible -m raw` (the winrm connection plugin): both mu
 Lab: the KB topology (clock frozen after an emulated hour) with EXIN on http+NTLM and EXOUT on https (the lab's CA) with Basic and NTLM.
 Styles: the lab's own inventory; the winrm plugin's aliases (ansible_winrm_host/_port/_user/
 _password/_pass); no credentials in the inventory but `-u` and `--connection-password-file` on the
-command line (how AWX passes a machine credential); credentials in group_vars/; a `constructed`
+command line (how AWX passes a machine credential); credentials in group_vars/ (ansible_ssh_pass); a `constructed`
 inventory composing them from other variables.  Then failures that both must see alike: a wrong
 password (given through an alias), a CA file that does not exist, Kerberos and CredSSP without
 their Python library.  And the management-host path: its own settings, the command line's password.
@@ -118,8 +118,8 @@ def make_styles(lab, root):
     _write(os.path.join(grouped_dir, "10-exchange.ini"), "\n".join(lines) + "\n")
     _write(os.path.join(grouped_dir, "00-rest.yml"), rest)
     ca = next(iter(conn.values()))["ansible_winrm_ca_trust_path"]
-    _write(os.path.join(grouped_dir, "group_vars", "xcon_exchange.yml"), {
-        "ansible_connection": "winrm", "ansible_user": USER, "ansible_password": PASSWORD,
+    _write(os.path.join(grouped_dir, "group_vars", "xcon_exchange.yml"), {  # the older ansible_ssh_pass name
+        "ansible_connection": "winrm", "ansible_user": USER, "ansible_ssh_pass": PASSWORD,
         "ansible_winrm_transport": "ntlm", "ansible_winrm_ca_trust_path": ca})
     styles["group_vars"] = (grouped_dir, [])
 
