@@ -25,7 +25,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from xcon.errors import error_code, error_reason
+from xcon.errors import ACCESS_DENIED, UNREACHABLE, error_code, error_reason
 from xcon.mask import mask
 
 def plain(value):
@@ -36,6 +36,25 @@ def plain(value):
     dataclass state), which made a 100-link diagnosis take minutes.  One JSON round trip at the
     boundary (C code) drops the tags."""
     return json.loads(json.dumps(value, default=str))
+
+
+def what_to_do(exc, code):
+    """One sentence for the operator: what to do about a module failure of this class."""
+    name = type(exc).__name__
+    if name == "XconTLSError":
+        return ("What to do: check the host's certificate and give its CA with ansible_winrm_ca_trust_path, "
+                "then run again.")
+    if code == UNREACHABLE:
+        return ("What to do: check that the host is up and that its WinRM listener answers at the address, port and "
+                "scheme of its connection variables (ansible_host, ansible_port, ansible_winrm_scheme), then run again.")
+    if code == ACCESS_DENIED:
+        return ("What to do: check the account (ansible_user, ansible_password) and its rights on the server, "
+                "then run again.")
+    if isinstance(exc, OSError) and getattr(exc, "filename", None):
+        return ("What to do: the controller could not use that path; give xcon_report_dir / xcon_state_dir a directory "
+                "the run can write to, then run again.")
+    return ("What to do: correct the cause named above and run the playbook again; what was already done is not "
+            "done twice.")
 
 
 class XconAction(ActionBase):
@@ -67,7 +86,9 @@ class XconAction(ActionBase):
             raise
         except Exception as exc:  # every failure leaves with a specific message, no traceback noise
             code = error_code(exc)
-            result.update(failed=True, msg=f"{self._task.action}: {error_reason(exc)}", xcon_error={"code": code, "reason": error_reason(exc)})
+            host = task_vars.get("inventory_hostname", "?")
+            result.update(failed=True, msg=f"{self._task.action} ({host}): {error_reason(exc)} {what_to_do(exc, code)}",
+                          xcon_error={"code": code, "reason": error_reason(exc)})
             # ansible-core 2.19's PlayContext has no verbosity; Display is the one place that knows -v.
             if Display().verbosity >= 3:
                 result["exception"] = traceback.format_exc()
