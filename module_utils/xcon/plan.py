@@ -42,6 +42,7 @@ import copy
 
 from xcon import diagnose as dx
 from xcon import firewall as fw
+from xcon import inputs
 
 TRANSPARENCY_SIDE_EFFECT = (
     "Side effect: every server behind this firewall rule (web, mail and other servers) will see the "
@@ -95,21 +96,53 @@ def _preconditions(link, ctx):
     return changes
 
 
+def _check_reverse_name(link, inside, name, given):
+    """Refuse, before any write, a reverse connector name the directory would refuse or that is
+    already another connector's: directory names are case-insensitive, and a name equal to the
+    primary's (any case) would turn the repair of the reverse connector into a rewrite of the
+    primary connector.  The link's own reverse connector (a re-run) is the one allowed match."""
+    what = "xcon_reverse_connector_name" if given else f"the default reverse connector name (<{inside.primary.get('name')}>-REVERSE)"
+    problem = inputs.name_problem(name, "name")
+    if problem:
+        raise PlanError(f"link {link['id']}: {what} {name!r}: {problem}. Nothing was changed; "
+                        f"give another name with -e xcon_reverse_connector_name=NAME (at most {inputs.NAME_MAX} characters).")
+    taken = inside.connector(name)
+    if taken is not None and taken is not inside.reverse:
+        raise PlanError(f"link {link['id']}: {what} {name!r} is already the name of connector {taken.get('name')!r} on "
+                        f"{inside.host} (directory names ignore case), so creating the reverse connector would change "
+                        "that connector instead. Nothing was changed; choose a name no connector has, "
+                        "with -e xcon_reverse_connector_name=NAME.")
+
+
+def _stack_address(link, side, address_type):
+    """The Stack address to point at `side`'s server, refused when the directory cannot store it."""
+    stack = dx.address_for(side.server, side.host, address_type)
+    if len(str(stack).encode("utf-8")) > inputs.STACK_ADDRESS_MAX:
+        other = "ip" if address_type == "hostname" else "hostname"
+        raise PlanError(f"link {link['id']}: the Stack address for {side.host}, {stack!r}, has {len(str(stack).encode('utf-8'))} "
+                        f"bytes; the directory stores at most {inputs.STACK_ADDRESS_MAX} (N-Address). Nothing was changed; "
+                        f"use -e xcon_stack_address_type={other}, or give the server a shorter name.")
+    return stack
+
+
 def _reverse_connector(link, ctx):
     inside, outside = ctx.inside, ctx.outside
     if not inside.primary:
         raise PlanError(f"link {link['id']}: {inside.host} has no connector to clone for the reverse connector")
-    name = ctx.options["reverse_connector_name"] or f"{inside.primary.get('name')}-REVERSE"
+    given = ctx.options["reverse_connector_name"]
+    name = given or f"{inside.primary.get('name')}-REVERSE"
+    _check_reverse_name(link, inside, name, given)
     existing = inside.connector(name) or inside.reverse
     address_type = ctx.options["address_type"]
-    stack = dx.address_for(outside.server, outside.host, address_type)
+    stack = _stack_address(link, outside, address_type)
     if existing:
         wanted = {"schedule": "remote", "cost": REVERSE_COST, "two_way_alternate": True}
         if dx.norm(existing.get("stack_address")) not in outside.identities:
             wanted.update(stack_address=stack, address_type=address_type)
         change = _modify(link, inside, existing, wanted, f"reverse connector for {outside.host}'s real address")
         return [change] if change else []
-    display = f"{inside.primary.get('display_name') or inside.primary.get('name')} (reverse, remote initiated)"
+    suffix = " (reverse, remote initiated)"
+    display = str(inside.primary.get("display_name") or inside.primary.get("name"))[:inputs.DISPLAY_NAME_MAX - len(suffix)] + suffix
     after = {"name": name, "display_name": display, "schedule": "remote", "stack_address": stack,
              "address_type": address_type, "cost": REVERSE_COST, "clone_of": inside.primary.get("name")}
     return [_connector_change(
@@ -137,7 +170,7 @@ def _firewall_tunnel(link, ctx):
         peer = ctx.peer(side)
         if side.primary and dx.norm(side.primary.get("stack_address")) not in peer.identities:
             address_type = ctx.options["address_type"]
-            wanted = {"stack_address": dx.address_for(peer.server, peer.host, address_type), "address_type": address_type}
+            wanted = {"stack_address": _stack_address(link, peer, address_type), "address_type": address_type}
             change = _modify(link, side, side.primary, wanted, f"point straight at {peer.host} through the routed path")
             if change:
                 changes.append(change)

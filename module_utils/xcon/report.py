@@ -100,6 +100,11 @@ def status_after(link, check_mode):
     return link.get("status", "unknown")
 
 
+def _at_least_unknown(worst, links, hosts_failed):
+    """A host not read, or no link found at all: nothing shows the site is healthy."""
+    return "unknown" if (hosts_failed or not links) and worst in ("warning", "ok") else worst
+
+
 def _summary(links, hosts_scanned, hosts_failed):
     by_status = {s: 0 for s in STATUSES}
     by_severity = {s: 0 for s in SEVERITIES}
@@ -114,12 +119,13 @@ def _summary(links, hosts_scanned, hosts_failed):
         verification[state] = verification.get(state, 0) + 1
     changes = [c for link in links for c in link["changes"]]
     worst = next((s for s in STATUSES if by_status.get(s)), "ok")
+    worst = _at_least_unknown(worst, links, hosts_failed)
     after = {s: 0 for s in STATUSES}
     for link in links:
         final = link.get("status_after") or link["status"]
         after[final] = after.get(final, 0) + 1
     return {
-        "links_by_status_after": after, "worst_status_after": next((s for s in STATUSES if after.get(s)), "ok"),
+        "links_by_status_after": after, "worst_status_after": _at_least_unknown(next((s for s in STATUSES if after.get(s)), "ok"), links, hosts_failed),
         "links_total": len(links), "links_by_status": by_status, "worst_status": worst,
         "findings_by_severity": by_severity, "findings_by_code": dict(sorted(by_code.items())),
         "changes_planned": len(changes), "changes_applied": sum(1 for c in changes if c.get("applied")),
@@ -404,6 +410,10 @@ def render_summary(report, width=100):
         lines.append(_clip(f"            {codes}", width))
     for failed in report["coverage"]["hosts_failed"]:
         lines.append(f"  not scanned: {failed['host']}: {failed['reason']}"[:width])
+    if not report["links"]:
+        lines.append("  No X.400 link was found between the hosts read: worst status unknown (is each server's peer "
+                     "in the inventory group xcon_exchange?)" if summary["hosts_scanned"] else
+                     "  No Exchange host could be read: worst status unknown.")
     verified = [link["id"] for link in report["links"] if link["verification"].get("state") == "passed"]
     unverified = [link["id"] for link in report["links"] if link["verification"].get("state") == "failed"]
     if verified or unverified:

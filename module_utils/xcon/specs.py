@@ -125,3 +125,9 @@ ROLLBACK_PLAN = {
     "exchange_hosts": {"type": "list", "elements": "str", "default": []},
     "firewall_hosts": {"type": "list", "elements": "str", "default": []},
 }
+
+VALIDATE = {
+    "exchange_hosts": {"type": "list", "elements": "str", "default": []},
+    "firewall_hosts": {"type": "list", "elements": "str", "default": []},
+    "root": {"type": "path", "required": True},
+}

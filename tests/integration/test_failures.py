@@ -44,6 +44,14 @@ def _failure_text(run):
     return text[match.start():] if match else ""
 
 
+def _recap(run):
+    """{host: {"ok": n, "failed": n, ...}} from Ansible's PLAY RECAP."""
+    recap = {}
+    for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", run.stdout, re.M):
+        recap[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
+    return recap
+
+
 def _closed_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -93,8 +101,12 @@ def test_unreachable_host_leaves_its_link_unknown_and_the_rest_audited(lab):
     _write_yaml(lab.inventory, inventory)
 
     run = lab.playbook("--check")
-    assert run.returncode == 0, _output(run)[-6000:]
+    # an audit that could not read a host has not shown the site healthy: non-zero, the host failed
+    # in the recap, the report written all the same
+    assert run.returncode != 0, _output(run)[-6000:]
+    assert _recap(run)[victim]["failed"] == 1, _output(run)[-3000:]
     report = lab.report()
+    assert report["summary"]["worst_status"] == "error"  # the other link shows the KB fault
     assert len(report["links"]) == 2, [link["id"] for link in report["links"]]
     dead = _link_of(report, victim)
     assert dead["status"] == "unknown", dead
@@ -114,8 +126,12 @@ def test_refused_credentials_give_access_denied_and_unknown(lab):
     lab.advance(60)
     lab.ctl("fault", "EXOUT", "refuse-credentials")
     run = lab.playbook("--check")
-    assert run.returncode == 0, _output(run)[-6000:]
+    assert run.returncode != 0, _output(run)[-6000:]
+    recap = _recap(run)
+    assert recap["EXOUT"]["failed"] == 1 and recap["EXIN"]["failed"] == 0, recap
     report = lab.report()
+    assert report["summary"]["worst_status"] == "unknown"
+    assert report["coverage"]["hosts_scanned"] == ["EXIN"] and report["summary"]["hosts_scanned"] == 1
     (link,) = report["links"]
     assert link["status"] == "unknown", link
     assert _finding(link, "XCON-ACCESS-DENIED", "EXOUT")["severity"] == "unknown"
@@ -148,8 +164,10 @@ def test_read_only_account_is_reported_and_blocks_changes_before_any_change(lab)
     lab.up(path)
     lab.advance(60)
 
+    # the audit reads everything; check mode predicts the refusal of the real run (non-zero)
     audit = lab.playbook("--check")
-    assert audit.returncode == 0, _output(audit)[-6000:]
+    assert audit.returncode != 0, _output(audit)[-6000:]
+    assert "a real run would refuse before any change: EXIN" in " ".join(_output(audit).split()), _output(audit)[-3000:]
     (link,) = lab.report()["links"]
     assert link["status"] == "error", link
     assert _finding(link, "XCON-ACCESS-DENIED", "EXIN")["severity"] == "unknown"

@@ -22,6 +22,7 @@ SPEC_OF = {
     "xcon_firewall_facts": specs.FIREWALL_FACTS, "xcon_firewall_change": specs.FIREWALL_CHANGE,
     "xcon_diagnose": specs.DIAGNOSE, "xcon_verify": specs.VERIFY, "xcon_report": specs.REPORT,
     "xcon_run_lock": specs.RUN_LOCK, "xcon_rollback_plan": specs.ROLLBACK_PLAN,
+    "xcon_validate": specs.VALIDATE,
 }
 
 

@@ -67,7 +67,9 @@ class ActionModule(XconAction):
             result["changed"] = bool(plan)  # under --check, changed = would change
         return dict(result, workaround_requested=args["workaround"], links=links, plan=plan, targets=targets, planned=planned, preflight_errors=preflight, lines=lines,
                 report_paths=paths, servers={k: {kk: v[kk] for kk in ("name", "inventory_host", "address", "fqdn")} for k, v in servers.items()},
-                hosts_failed=report["coverage"]["hosts_failed"])
+                hosts_failed=report["coverage"]["hosts_failed"], hosts_scanned=report["coverage"]["hosts_scanned"],
+                unreadable_hosts={d["inventory_host"]: f"{d['error'].get('code')}: {d['error'].get('reason')}" for d in servers.values() if d.get("error")},
+                unlinked=unlinked_connectors(servers, links))
 
     def _inputs(self, args, task_vars):
         servers, firewalls = {}, []
@@ -93,6 +95,21 @@ class ActionModule(XconAction):
             if facts:
                 firewalls.append(facts)
         return servers, firewalls
+
+
+def unlinked_connectors(servers, links):
+    """Connectors of the servers read that are in no link, because the server they point at is not
+    in the inventory: ``["EXIN: TO-OUTSIDE -> EXOUT", ...]`` (the peer is missing)."""
+    linked = {(xdiag.norm(link[side]["host"]), xdiag.norm(link[side].get(key)))
+              for link in links for side in ("inside", "outside") for key in ("connector", "reverse_connector")}
+    known = {xdiag.norm(name) for name in servers} | {xdiag.norm(d.get("inventory_host")) for d in servers.values()}
+    found = []
+    for name, server in sorted(servers.items()):
+        for connector in server.get("connectors") or []:
+            peer = xdiag.norm(connector.get("remote_mta"))
+            if peer and peer not in known and (xdiag.norm(name), xdiag.norm(connector.get("name"))) not in linked:
+                found.append(f"{name}: {connector.get('name')} -> {connector.get('remote_mta')}")
+    return found
 
 
 def plan_diff(entry):
@@ -156,7 +173,21 @@ def analyse(servers, firewalls, workaround, options):
         plan += [to_plan_entry(link, change, index, servers) for index, change in enumerate(changes)]
         preflight += preflight_errors(link, changes, servers, options)
         links.append(link)
+    preflight += duplicate_creates(plan)
     return links, plan, preflight
+
+
+def duplicate_creates(plan):
+    """Two links that would create connectors of the same name (any case) on one server: one
+    xcon_reverse_connector_name for several links of the same inside server."""
+    seen = {}
+    for entry in plan:
+        if entry.get("action") == "create":
+            key = (entry["target"], xdiag.norm(entry.get("object")))
+            seen.setdefault(key, []).append(entry["link"])
+    return [f"{target}: links {', '.join(links)} would each create a connector named {name!r} (directory names ignore case). "
+            "Nothing was changed; leave xcon_reverse_connector_name empty (each link then gets <its connector>-REVERSE)."
+            for (target, name), links in sorted(seen.items()) if len(links) > 1]
 
 
 def planned_by_target(plan, targets):

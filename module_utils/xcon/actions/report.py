@@ -54,14 +54,28 @@ class ActionModule(XconAction):
                     failures.append(f"{link['id']}: verification {link['verification']['state']}")
                 elif link.get("status") != "ok":
                     failures.append(f"{link['id']}: status {link.get('status')} and no change applied")
+        # The hosts read are the diagnosis's (every server read, in a link or not), never only those
+        # that ended up in a link: a server whose peer is missing from the inventory was still read.
+        hosts_failed = diagnosis.get("hosts_failed", [])
+        hosts_scanned = diagnosis.get("hosts_scanned")
+        if hosts_scanned is None:
+            hosts_scanned = sorted({l[s]["host"] for l in links for s in ("inside", "outside")} - {h["host"] for h in hosts_failed})
         report = xreport.build_report(
             run_id=args["run_id"], check_mode=check_mode, workaround_requested=diagnosis.get("workaround_requested", "auto"),
-            hosts_scanned=sorted({l[s]["host"] for l in links for s in ("inside", "outside")} - {h["host"] for h in diagnosis.get("hosts_failed", [])}) if links else [],
-            hosts_failed=diagnosis.get("hosts_failed", []), links=links, tool_version=args["tool_version"],
+            hosts_scanned=hosts_scanned, hosts_failed=hosts_failed, links=links, tool_version=args["tool_version"],
         )
         paths = xreport.write_report(report, os.path.dirname(args["run_dir"]))
         summary = xreport.render_summary(report)
-        ok = check_mode or not failures
+        # What was not read is a failure in check mode too: an audit that could not see a host, or
+        # found no link at all, has not shown that the site is healthy.  Under --check the refusals
+        # a real run would meet (preflight) are the check's own failure: check mode predicts them.
+        problems = coverage_problems(hosts_scanned, hosts_failed, links, diagnosis.get("unlinked") or [])
+        if check_mode:
+            problems += [f"a real run would refuse before any change: {e}" for e in diagnosis.get("preflight_errors") or []]
+            failures = problems
+        else:
+            failures = problems + failures
+        ok = not failures
         return {"paths": paths, "ok": ok, "failure": "; ".join(failures), "summary_lines": summary.splitlines(), "report": report}
 
     def _change_outcomes(self, args, task_vars):
@@ -99,3 +113,22 @@ class ActionModule(XconAction):
             if self.host_var(task_vars, "xcon_restart_pending", False, host=host):
                 pending.add(str(self.host_var(task_vars, "xcon_server_name", host=host) or host))
         return pending
+
+
+def coverage_problems(hosts_scanned, hosts_failed, links, unlinked):
+    """Why the audit's own coverage makes the run a failure (empty when every host was read and a
+    link was found)."""
+    problems = []
+    if hosts_failed:
+        names = ", ".join(f"{h.get('host')} ({h.get('code') or 'XCON-UNREACHABLE'})" for h in hosts_failed)
+        problems.append(f"{len(hosts_failed)} Exchange host(s) could not be read: {names}; their links are unknown, "
+                        "nothing was changed on them. Fix the connection or credentials (see the host's message above) and run again")
+    if not hosts_scanned and not hosts_failed:
+        problems.append("no Exchange host to read: put the servers in the inventory group xcon_exchange")
+    elif not hosts_scanned:
+        problems.append("no Exchange host could be read at all")
+    elif not links:
+        why = f" (connectors that point at servers not in the inventory: {'; '.join(unlinked)})" if unlinked else ""
+        problems.append(f"no X.400 link was found although {len(hosts_scanned)} host(s) were read ({', '.join(hosts_scanned)}){why}: "
+                        "add each server's peer to the inventory group xcon_exchange")
+    return problems

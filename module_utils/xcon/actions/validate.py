@@ -1,0 +1,41 @@
+"""xcon_validate: every operator variable of the playbook contract checked before anything is read
+or changed (type and range: xcon.inputs), and a warning for each host whose WinRM certificate is not
+validated.  No connection: it reads variables only."""
+
+from __future__ import annotations
+
+from xcon import inputs
+from xcon.action import XconAction
+from xcon.specs import VALIDATE
+
+WATCHED = tuple(var.name for var in inputs.CONTRACT) + inputs.INTERNAL
+
+
+class ActionModule(XconAction):
+    ARGUMENT_SPEC = VALIDATE
+
+    def xcon_run(self, args, task_vars):
+        hostvars = task_vars.get("hostvars", {})
+        here = task_vars.get("inventory_hostname", "localhost")
+        hosts = [here] + [h for h in args["exchange_hosts"] + args["firewall_hosts"] if h != here]
+        values = {host: {name: self.host_var(task_vars, name, host=host) for name in WATCHED} for host in hosts}
+        messages = inputs.validate(values, args["root"])
+        unvalidated = []
+        for host in args["exchange_hosts"]:
+            endpoint = self.host_var(task_vars, "xcon_management_host", host=host) or host
+            if endpoint not in hostvars:
+                messages.append(f"xcon_management_host='{endpoint}' (seen by {host}): not a host of the inventory; "
+                                "add the management host to the inventory with its WinRM connection variables.")
+                continue
+            if str(self.host_var(task_vars, "ansible_winrm_server_cert_validation", host=endpoint) or "").strip().lower() == "ignore":
+                unvalidated.append(endpoint if endpoint == host else f"{endpoint} (for {host})")
+        result = {"checked": sorted(WATCHED), "hosts": len(hosts), "problems": messages}
+        if unvalidated:
+            result["warnings"] = [
+                "WinRM certificate validation is OFF (ansible_winrm_server_cert_validation=ignore) for "
+                f"{', '.join(sorted(set(unvalidated)))}: nothing proves that these endpoints are your servers, and the "
+                "credentials are sent to whoever answers. Give the CA with ansible_winrm_ca_trust_path instead."]
+        if messages:
+            result.update(failed=True, msg=(f"Nothing was read or changed: {len(messages)} operator value(s) are invalid. "
+                                            + " ".join(messages)))
+        return result

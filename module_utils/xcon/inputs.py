@@ -1,0 +1,233 @@
+"""The operator variables of the playbook contract (docs/contracts/playbook.md, README "Operator
+variables"): the type and range of each, checked in one place before anything is read or changed.
+
+`xcon_validate` (the first task of every run, role xcon_run) reads each variable as every host that
+uses it sees it (an extra variable, a group or host variable) and refuses the run with one message
+per bad value: the variable, the value, where it was seen, what is allowed and what to write.
+Values given with ``-e`` arrive as strings (``-e xcon_allow_mta_restart=false`` is the string
+"false"), so booleans and numbers are accepted in their string forms too, and nothing else.
+
+Pure Python, no Ansible: the unit tests call :func:`check` directly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+# A connector's directory name (RDN, Common-Name) is at most 64 characters: the Exchange 5.5 schema
+# (Common-Name, range 1..64) and Active Directory's cn (rangeUpper 64) agree.
+NAME_MAX = 64
+# Admin-Display-Name: at most 256 characters (Exchange 5.5 schema).
+DISPLAY_NAME_MAX = 256
+# N-Address (the Stack address, host name or dotted IP as ASCII): 1..50 bytes (Exchange 5.5 schema).
+STACK_ADDRESS_MAX = 50
+
+# A run id names a directory directly under the reports directory: letters, digits, '.', '_' and
+# '-', not starting with '.', and not one of the directory's own entries.
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+RESERVED_RUN_IDS = ("latest", "state")
+
+WORKAROUNDS = ("auto", "reverse_connector", "firewall_tunnel", "transparency_off", "none")
+TRUE_WORDS = ("true", "yes", "on", "1", "y", "t")
+FALSE_WORDS = ("false", "no", "off", "0", "n", "f")
+
+MINUTES_PER_WEEK = 7 * 24 * 60
+MINUTES_PER_YEAR = 366 * 24 * 60
+
+
+class Var:
+    """One operator variable: its kind and range, and an example value for the message."""
+
+    def __init__(self, name, kind, example, low=None, high=None, choices=None, what=""):
+        self.name, self.kind, self.example = name, kind, example
+        self.low, self.high, self.choices, self.what = low, high, choices, what
+
+
+# The playbook contract, and the other variables an operator may set (README).  `what` is the
+# unit or meaning shown in the message.
+CONTRACT = (
+    Var("xcon_workaround", "choice", "auto", choices=WORKAROUNDS),
+    Var("xcon_transparency_off_acknowledged", "bool", "true"),
+    Var("xcon_firewall_change_confirmed", "bool", "true"),
+    Var("xcon_allow_mta_restart", "bool", "false"),
+    Var("xcon_report_dir", "dir", "reports"),
+    Var("xcon_state_dir", "dir", "reports/state"),
+    Var("xcon_verify_timeout_minutes", "int", "60", 1, MINUTES_PER_WEEK, what="minutes to wait for the queues to drain"),
+    Var("xcon_verify_poll_minutes", "int", "5", 1, 24 * 60, what="minutes between two observations"),
+    Var("xcon_verify_settle_minutes", "int", "2", 0, 24 * 60, what="minutes after the change before refusals count"),
+    Var("xcon_queue_threshold", "int", "10", 0, 10 ** 9, what="queued messages that count as a backlog"),
+    Var("xcon_evidence_window_minutes", "int", "120", 1, MINUTES_PER_YEAR, what="minutes of MTA events that count as evidence"),
+    Var("xcon_reverse_connector_name", "name", "TO-OUTSIDE-REVERSE"),
+    Var("xcon_stack_address_type", "choice", "ip", choices=("ip", "hostname")),
+    Var("xcon_preview_on_servers", "bool", "true"),
+    Var("xcon_lock_wait_seconds", "int", "600", 0, 7 * 24 * 3600, what="seconds to wait for another run's lock"),
+    Var("xcon_firewall_changes_possible", "bool", "false"),
+    Var("xcon_exchange_version", "choice", "5.5", choices=("5.5", "2000", "2003")),
+    Var("xcon_firewall_driver", "choice", "raptor", choices=("raptor", "nftables")),
+    # Run ids: each names a directory under the reports directory, so none may leave it.
+    Var("xcon_run_id_requested", "run_id", "20260105T090000Z-abc123"),
+    Var("xcon_run_id", "run_id", "20260105T090000Z-abc123"),
+    Var("xcon_saved_run_id", "run_id", "20260105T090000Z-abc123"),
+)
+BY_NAME = {var.name: var for var in CONTRACT}
+
+# Facts the run computes itself; given from outside (-e wins over set_fact) they would redirect
+# where the run writes.
+INTERNAL = ("xcon_run_dir", "xcon_run_report_root", "xcon_run_state_dir")
+
+
+def as_bool(value):
+    """True/False for a boolean or one of Ansible's boolean words, else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    return None
+
+
+def as_int(value):
+    """The integer in `value` (an int, or a string of digits with an optional sign), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    return None
+
+
+def name_problem(name, what="name"):
+    """Why `name` cannot be a connector's directory name, or None."""
+    if not isinstance(name, str):
+        return f"the {what} must be text"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return f"the {what} contains a control character"
+    if name != name.strip():
+        return f"the {what} starts or ends with a space"
+    if len(name) > NAME_MAX:
+        return f"the {what} has {len(name)} characters; the directory accepts at most {NAME_MAX}"
+    return None
+
+
+def run_id_problem(run_id):
+    """Why `run_id` cannot name a directory under the reports directory, or None."""
+    text = str(run_id)
+    if text.lower() in RESERVED_RUN_IDS:
+        return f"'{text}' is the name of the reports directory's own '{text}' folder"
+    if not RUN_ID_RE.match(text) or ".." in text:
+        return ("a run id names a folder directly under the reports directory: letters, digits, '.', '_' "
+                "and '-' only (at most 80, not starting with '.'); no '/', no '..', no absolute path")
+    return None
+
+
+def dir_problem(path, root):
+    """Why the run cannot write under directory `path` (relative to `root`), or None."""
+    if not isinstance(path, str) or not path.strip():
+        return "the directory is empty"
+    full = path if os.path.isabs(path) else os.path.join(root or os.getcwd(), path)
+    full = os.path.normpath(full)
+    if os.path.exists(full):
+        if not os.path.isdir(full):
+            return f"{full} is not a directory (a file is there)"
+        if not os.access(full, os.W_OK | os.X_OK):
+            return f"{full} is not writable"
+        return None
+    parent = os.path.dirname(full)
+    while parent and not os.path.exists(parent):
+        up = os.path.dirname(parent)
+        if up == parent:
+            break
+        parent = up
+    if parent and os.path.exists(parent):
+        if not os.path.isdir(parent):
+            return f"{full} cannot be created: {parent} is not a directory (a file is there)"
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"{full} cannot be created: {parent} is not writable"
+    return None
+
+
+def check(var, value, root=None):
+    """Why `value` is not a valid value of contract variable `var` (a Var or its name), or None."""
+    var = BY_NAME[var] if isinstance(var, str) else var
+    if value is None:
+        return None  # not set: the default applies
+    if var.kind == "bool":
+        if as_bool(value) is None:
+            return "not a boolean: write true or false"
+        return None
+    if var.kind == "int":
+        number = as_int(value)
+        if number is None:
+            return f"not a whole number: give {var.what} as a number from {var.low} to {var.high}"
+        if (var.low is not None and number < var.low) or (var.high is not None and number > var.high):
+            return f"out of range: give {var.what} from {var.low} to {var.high}"
+        return None
+    if var.kind == "choice":
+        # YAML may give a version as a number (5.5, 2000): the modules take it as text.
+        if isinstance(value, (bool, dict, list)) or str(value) not in var.choices:
+            return "not one of: " + ", ".join(var.choices)
+        return None
+    if var.kind == "dir":
+        problem = dir_problem(value, root)
+        return f"{problem}: give a directory the run can write to" if problem else None
+    if var.kind == "name":
+        if value == "":
+            return None  # empty: <inside connector>-REVERSE
+        problem = name_problem(value, "reverse connector name")
+        return f"{problem}; choose another name" if problem else None
+    if var.kind == "run_id":
+        if value == "":
+            return None
+        return run_id_problem(value)
+    raise AssertionError(var.kind)
+
+
+def _shown(value):
+    text = repr(value) if not isinstance(value, str) else f"'{value}'"
+    return text if len(text) <= 80 else text[:77] + "...'"
+
+
+def _hosts(hosts):
+    hosts = sorted(set(hosts), key=lambda h: (h != "localhost", h))
+    return ", ".join(hosts) if len(hosts) <= 6 else ", ".join(hosts[:6]) + f" and {len(hosts) - 6} more"
+
+
+def _where(hosts, everyone):
+    return "every host" if everyone and set(hosts) >= set(everyone) and len(everyone) > 1 else _hosts(hosts)
+
+
+def validate(values_by_host, root=None):
+    """Every problem of the operator variables, one message per variable and value.
+
+    `values_by_host`: ``{host: {variable: value}}`` as each host sees the variables (unset ones
+    absent or None).  A message names the variable, the value, where it was seen, what is wrong and
+    what to write instead."""
+    seen = {}
+    for host, values in values_by_host.items():
+        for name, value in (values or {}).items():
+            if name in INTERNAL and value is not None:
+                seen.setdefault((name, _shown(value)), ["internal", []])[1].append(host)
+                continue
+            if name not in BY_NAME:
+                continue
+            problem = check(BY_NAME[name], value, root)
+            if problem:
+                seen.setdefault((name, _shown(value)), [problem, []])[1].append(host)
+    messages = []
+    for (name, shown), (problem, hosts) in sorted(seen.items()):
+        if problem == "internal":
+            messages.append(f"{name}={shown} (seen by {_where(hosts, values_by_host)}): the run sets this itself and it decides where "
+                            f"the run writes; do not set it (use xcon_report_dir for the reports directory).")
+            continue
+        example = BY_NAME[name].example
+        messages.append(f"{name}={shown} (seen by {_where(hosts, values_by_host)}): {problem} (e.g. -e {name}={example}).")
+    return messages
