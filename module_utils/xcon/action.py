@@ -25,7 +25,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from xcon.errors import ACCESS_DENIED, UNREACHABLE, error_code, error_reason
+from xcon.errors import ACCESS_DENIED, CLIENT_LIBRARY_MISSING, TLS_FAILED, UNREACHABLE, error_code, error_reason
 from xcon.mask import mask
 
 def plain(value):
@@ -39,11 +39,13 @@ def plain(value):
 
 
 def what_to_do(exc, code):
-    """One sentence for the operator: what to do about a module failure of this class."""
-    name = type(exc).__name__
-    if name == "XconTLSError":
-        return ("What to do: check the host's certificate and give its CA with ansible_winrm_ca_trust_path, "
-                "then run again.")
+    """One sentence for the operator: what to do about a module failure of this class (by its report
+    code; each code also has a page in docs/findings/)."""
+    if code == TLS_FAILED:
+        return ("What to do: check the host's certificate and give its CA with ansible_winrm_ca_trust_path "
+                "(a file that exists), then run again.")
+    if code == CLIENT_LIBRARY_MISSING:
+        return "What to do: install what the message names on the controller, then run again."
     if code == UNREACHABLE:
         return ("What to do: check that the host is up and that its WinRM listener answers at the address, port and "
                 "scheme of its connection variables (ansible_host, ansible_port, ansible_winrm_scheme), then run again.")
