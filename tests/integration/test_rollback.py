@@ -65,6 +65,8 @@ def test_rollback_after_a_later_edit_stops_for_that_connector_and_force_restores
     assert forced.returncode == 0, forced.stdout[-6000:]
     assert "although it was changed since (forced)" in _flat(forced)
     assert directory_and_firewalls(lab.snapshot())["directory"] == directory_and_firewalls(start)["directory"]
+    # each restored server was restarted, and no restart is left pending
+    assert not [h for h in ("EXIN", "EXOUT") if os.path.exists(os.path.join(lab.tmp, "state", "restart-pending", h))]
     again = _rollback(lab, run_id)
     assert again.returncode == 0 and "already holds what it held before the run" in _flat(again), again.stdout[-6000:]
 
