@@ -96,11 +96,40 @@ function Get-XconAdsiPath([string]$Server, [string]$Dn) {
     return 'LDAP://' + $Server + '/' + $Dn.Replace('/', '\/')
 }
 
+# Explicit credentials for the server an op reaches from this host (the op's target_user and
+# target_password; set per op by the dispatcher below). Without them the op runs as this session,
+# which reaches another machine anonymously unless the logon was CredSSP or delegated Kerberos.
+$XconTarget = $null
+
+function New-XconDirectoryEntry([string]$Path) {
+    # A DirectoryEntry bound as the session, or with the target's credentials (Secure: NTLM/Kerberos).
+    if ($null -eq $XconTarget) { return New-Object System.DirectoryServices.DirectoryEntry ($Path) }
+    return New-Object System.DirectoryServices.DirectoryEntry ($Path, $XconTarget.User, $XconTarget.Password,
+        [System.DirectoryServices.AuthenticationTypes]::Secure)
+}
+
 function Get-XconEntry([string]$Server, [string]$Dn) {
     # A bound DirectoryEntry; fails now (NoSuchObject, AccessDenied, ...) rather than on first use.
-    $entry = New-Object System.DirectoryServices.DirectoryEntry (Get-XconAdsiPath $Server $Dn)
+    $entry = New-XconDirectoryEntry (Get-XconAdsiPath $Server $Dn)
     $entry.RefreshCache()
     return $entry
+}
+
+function Connect-XconIpc([string]$Server) {
+    # An authenticated IPC$ session to the server (event log, counters and service control then use
+    # it). Returns $true when this call made it (and must remove it), $false when one existed.
+    $share = '\\' + $Server + '\IPC$'
+    $out = & net.exe use $share $XconTarget.Password ('/user:' + $XconTarget.User) 2>&1
+    if ($LASTEXITCODE -eq 0) { return $true }
+    $text = ($out | ForEach-Object { [string]$_ }) -join ' '
+    if ($text -match 'System error 1219') { return $false }   # a session with other credentials exists
+    $text = $text.Replace($XconTarget.Password, '********')
+    throw (New-XconError 'AccessDenied' '0x8007052E' ("net use $share as " + $XconTarget.User + ' failed: ' + $text))
+}
+
+function Disconnect-XconIpc([string]$Server) {
+    $share = '\\' + $Server + '\IPC$'
+    $null = & net.exe use $share /delete /y 2>&1
 }
 
 function Get-XconRdnValue([string]$Value) {
@@ -122,7 +151,7 @@ function Get-XconAttributeSchema([string]$Server, [string]$Name) {
     if (-not $XconSchemaCache.ContainsKey($key)) {
         $info = $null
         try {
-            $prop = New-Object System.DirectoryServices.DirectoryEntry ("LDAP://$Server/schema/$Name")
+            $prop = New-XconDirectoryEntry ("LDAP://$Server/schema/$Name")
             $info = @{ Multi = [bool]$prop.InvokeGet('MultiValued'); Octet = ([string]$prop.InvokeGet('Syntax') -eq 'OctetString') }
         } catch { $info = $null }
         $XconSchemaCache[$key] = $info
@@ -203,7 +232,21 @@ foreach ($op in $ops) {
         }
         $params = $op['params']
         if ($null -eq $params) { $params = @{} }
-        $output = @(& $opScripts[$name] $params)
+        $XconTarget = $null
+        $ipc = $false
+        $targetUser = [string](Get-XconParam $params 'target_user' '')
+        if ($targetUser -ne '') {
+            $XconTarget = @{ User = $targetUser; Password = [string](Get-XconParam $params 'target_password' '') }
+            if (@('event_query', 'perf_counters', 'service') -contains $name) {
+                $ipc = Connect-XconIpc ([string](Get-XconParam $params 'server' -Required))
+            }
+        }
+        try {
+            $output = @(& $opScripts[$name] $params)
+        } finally {
+            if ($ipc) { Disconnect-XconIpc ([string](Get-XconParam $params 'server')) }
+            $XconTarget = $null
+        }
         $data = $null
         if ($output.Length -gt 0) { $data = $output[$output.Length - 1] }
         $result['data'] = ConvertTo-XconJsonValue $data

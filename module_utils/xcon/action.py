@@ -141,7 +141,18 @@ class XconAction(ActionBase):
         from xcon.winrm_client import WinRMClient
 
         endpoint = management_host or self.host_var(task_vars, "xcon_management_host") or task_vars.get("inventory_hostname")
-        return WinRMClient(self.connection_for(task_vars, endpoint))
+        client = WinRMClient(self.connection_for(task_vars, endpoint))
+        client.target_credentials = self.target_credentials(task_vars, endpoint)
+        return client
+
+    def target_credentials(self, task_vars, endpoint, host=None):
+        """(xcon_target_user, xcon_target_password) of `host` when it is reached through another
+        host (its management host: the second hop), else None. Vault them in the inventory."""
+        host = host or task_vars.get("inventory_hostname")
+        user = self.host_var(task_vars, "xcon_target_user", host=host)
+        if not user or str(endpoint).lower() == str(host).lower():
+            return None
+        return str(user), str(self.host_var(task_vars, "xcon_target_password", "", host=host) or "")
 
     def server_name(self, args, task_vars):
         return args.get("server") or self.host_var(task_vars, "xcon_server_name") or task_vars.get("inventory_hostname")

@@ -209,8 +209,29 @@ def parse_output(rc: int, stdout, stderr) -> list[OpResult]:
     return results
 
 
+# Ops that reach the Exchange server from the host they run on (through a management host, a
+# second machine): explicit credentials for that server go with them.
+TARGET_OPS = ("dir_search", "dir_modify", "dir_create", "dir_delete", "event_query", "perf_counters", "service")
+
+
+def with_target_credentials(ops: list[dict], credentials) -> list[dict]:
+    """`ops` with `target_user`/`target_password` in the params of every op that reaches the
+    server (an authenticated LDAP bind; an IPC$ session for event log, counters and services)."""
+    if not credentials or not credentials[0]:
+        return ops
+    user, password = credentials
+    out = []
+    for op in ops:
+        if op.get("op") in TARGET_OPS:
+            op = dict(op, params=dict(op.get("params") or {}, target_user=user, target_password=password or ""))
+        out.append(op)
+    return out
+
+
 def run_ops(client, ops: list[dict], stop_on_error: bool = True) -> list[OpResult]:
-    """Send ops as one WinRM command; return one OpResult per op, in request order."""
+    """Send ops as one WinRM command; return one OpResult per op, in request order. A client with
+    `target_credentials` (user, password) sends them with every op that reaches the server."""
+    ops = with_target_credentials(ops, getattr(client, "target_credentials", None))
     request = build_request(ops, stop_on_error)
     command, stdin = build_payload(ops, stop_on_error)
     rc, stdout, stderr = client.run(command, stdin)

@@ -72,3 +72,30 @@ def test_kerberos_with_delegation_audits_through_the_management_host(lab):
     run = _kerberos(lab, delegate=False)
     (link,) = lab.report()["links"]
     assert "XCON-SECOND-HOP" in _codes(link) and link["status"] == "unknown", link
+
+
+def test_explicit_target_credentials_fix_and_verify_with_ntlm(lab):
+    """NTLM to MGMT1 (the lab's inventory as written) plus xcon_target_user/xcon_target_password
+    for EXIN: an authenticated LDAP bind and IPC$ session, so the audit, the fix and the
+    verification all reach EXIN as that account."""
+    lab.up("mgmt.yml")
+    lab.advance(60)
+    run = lab.playbook(extra={"xcon_workaround": "firewall_tunnel", "xcon_target_user": "CONTOSO\\xcon",
+                              "xcon_target_password": "S3cret!"})
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "S3cret!" not in run.stdout + run.stderr
+    (link,) = lab.report()["links"]
+    assert "XCON-SECOND-HOP" not in _codes(link)
+    assert link["changes"] and all(c["applied"] for c in link["changes"])
+    assert link["verification"]["state"] == "passed", link["verification"]
+
+
+def test_wrong_target_credentials_are_access_denied_not_the_second_hop(lab):
+    lab.up("mgmt.yml")
+    lab.advance(60)
+    before = directory_and_firewalls(lab.snapshot())
+    lab.playbook("--check", extra={"xcon_target_user": "CONTOSO\\xcon", "xcon_target_password": "wrong"})
+    (link,) = lab.report()["links"]
+    assert link["status"] == "unknown"
+    assert "XCON-ACCESS-DENIED" in _codes(link) and "XCON-SECOND-HOP" not in _codes(link), link
+    assert directory_and_firewalls(lab.snapshot()) == before

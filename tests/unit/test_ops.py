@@ -220,3 +220,17 @@ def test_client_auth_and_fault_errors(monkeypatch):
     with pytest.raises(wc.XconProtocolError) as info:
         client.run("c", b"")
     assert info.value.code == 2150859174
+
+
+def test_target_credentials_go_only_with_ops_that_reach_the_server():
+    from xcon import ops as xops
+    from xcon.mask import mask
+
+    ops = [{"id": "c", "op": "dir_search", "params": {"server": "EXIN"}},
+           {"id": "e", "op": "event_query", "params": {"server": "EXIN"}},
+           {"id": "p", "op": "tcp_probe", "params": {"host": "EXIN", "port": 102}}]
+    sent = xops.with_target_credentials(ops, ("CONTOSO\\xcon", "pw"))
+    assert [o["params"].get("target_user") for o in sent] == ["CONTOSO\\xcon", "CONTOSO\\xcon", None]
+    assert ops[0]["params"] == {"server": "EXIN"}                      # the caller's ops are not changed
+    assert mask(sent)[1]["params"]["target_password"] == "********"
+    assert xops.with_target_credentials(ops, None) is ops

@@ -23,13 +23,15 @@ class ActionModule(XconAction):
         if args.get("evidence_window_minutes"):
             ops += gather.evidence_ops(server, profile)
         result = {"server": server, "winrm_commands": 0}
+        client = None
         try:
             client = self.winrm_client(task_vars, args.get("management_host"))
             result["winrm_commands"] = 1
             results = raise_first_failure(gather.run(client, ops))
         except Exception as exc:  # report, don't abort, when asked to
             through = self._management_host(args, task_vars, server)
-            if through and error_code(exc) == ACCESS_DENIED:
+            explicit = getattr(client, "target_credentials", None)   # denied as that account: not the hop
+            if through and not explicit and error_code(exc) == ACCESS_DENIED:
                 exc = SecondHop(second_hop_reason(server, through, error_reason(exc)))
             if args["fail_on_error"]:
                 raise exc

@@ -51,6 +51,7 @@ class ActionModule(XconAction):
             version = str(self.host_var(task_vars, "xcon_exchange_version", "5.5", host=inv_host))
             endpoint = self.host_var(task_vars, "xcon_management_host", host=inv_host) or inv_host
             client = gather.client_for(self.connection_for(task_vars, endpoint))
+            client.target_credentials = self.target_credentials(task_vars, endpoint, host=inv_host)
             return gather.read_evidence(client, server, version, window)
 
         def read_all(window):
