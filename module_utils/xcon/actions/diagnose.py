@@ -11,6 +11,7 @@ import json
 import os
 
 from xcon import diagnose as xdiag
+from xcon import errors as xerr
 from xcon import firewall as fw
 from xcon import plan as xplan
 from xcon import report as xreport
@@ -88,7 +89,7 @@ class ActionModule(XconAction):
                 "connectors": audit.get("connectors", []),
                 "evidence": audit.get("evidence"),
                 "write_access": audit.get("write_access"),
-                "error": audit.get("xcon_error") or (None if audit.get("connectors") is not None else {"code": "XCON-UNREACHABLE", "reason": audit.get("msg") or "not read (the host failed before its audit)"}),
+                "error": audit.get("xcon_error") or (None if audit.get("connectors") is not None else {"code": xerr.UNREACHABLE, "reason": audit.get("msg") or "not read (the host failed before its audit)"}),
             }
         for host in args["firewall_hosts"]:
             facts = (self.host_var(task_vars, "xcon_firewall_facts_result", {}, host=host) or {}).get("firewall")
@@ -129,7 +130,7 @@ def load_result_file(audit):
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except (OSError, ValueError) as exc:
-        return {"xcon_error": {"code": "XCON-OPERATION-FAILED", "reason": f"the audit result {path} could not be read: {exc}"}}
+        return {"xcon_error": {"code": xerr.FAILED, "reason": f"the audit result {path} could not be read: {exc}"}}
 
 
 def load_saved(run_dir, host):
@@ -139,7 +140,7 @@ def load_saved(run_dir, host):
 
     path = os.path.join(run_dir, "raw", f"{host}.json")
     if not os.path.exists(path):
-        return {"xcon_error": {"code": "XCON-UNREACHABLE", "reason": f"no saved answers for {host} in {run_dir}"}}
+        return {"xcon_error": {"code": xerr.UNREACHABLE, "reason": f"no saved answers for {host} in {run_dir}"}}
     with open(path, encoding="utf-8") as handle:
         saved = json.load(handle)
     profile = gather.get_profile(saved.get("exchange_version", "5.5"))
