@@ -62,12 +62,6 @@ class WinRMSettings:
             host = f"[{host}]"
         return f"{self.scheme}://{host}:{self.port}{self.path}"
 
-    def public(self) -> dict:
-        """The settings without secrets (for messages and tests)."""
-        shown = {k: v for k, v in self.kwargs.items() if k not in ("password", "username")}
-        return {"endpoint": self.endpoint, "transports": list(self.transports), "username": self.username,
-                "kerberos_managed": self.kerberos_managed, "kwargs": shown}
-
 
 def _play_context():
     from ansible.playbook.play_context import PlayContext
