@@ -107,9 +107,9 @@ def test_defaults_and_pass_through(recorded):
     # ansible_winrm_connection_timeout sets both timeouts, as the plugin does
     settings = wo.resolve({"inventory_hostname": "h", "ansible_winrm_connection_timeout": 45})
     assert (settings.kwargs["operation_timeout_sec"], settings.kwargs["read_timeout_sec"]) == (45, 55)
-    # secrets stay out of repr and of public()
+    # the secret stays out of repr
     secret = wo.resolve({"inventory_hostname": "h", "ansible_user": "u", "ansible_password": "Pw!9"})
-    assert "Pw!9" not in repr(secret) and "Pw!9" not in repr(secret.public())
+    assert "Pw!9" not in repr(secret) and secret.password == "Pw!9"
 
 
 def test_transport_list_is_tried_in_order(recorded, monkeypatch):
