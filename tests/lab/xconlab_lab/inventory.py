@@ -4,7 +4,10 @@ Written by the lab process once every endpoint listens (``xconlab up TOPOLOGY --
 
 * group ``xcon_exchange`` - one host per Exchange server of the topology, with Ansible's usual
   Windows connection variables (so an existing Windows inventory and this one look alike) and the
-  server identity variables;
+  server identity variables; the transport is NTLM wherever the host allows it (a user switches it
+  with ``ansible_winrm_transport``); a host that accepts Kerberos also gets
+  ``ansible_winrm_kerberos_hostname_override`` (its ``HTTP/<fqdn>``: it is reached by address)
+  and ``ansible_winrm_kinit_env_vars: [KRB5_CONFIG]`` (kinit sees the lab's realm);
 * group ``xcon_management_hosts`` - WinRM endpoints that are not themselves Exchange servers;
 * group ``xcon_firewalls`` - one local host per firewall with the facts an operator would have
   documented: the topology's values, overridden by the firewall's optional ``documented`` block (an
