@@ -41,6 +41,14 @@ def test_ntlm_through_the_management_host_is_unknown_and_changes_nothing(lab):
     assert not link.get("changes") or not any(c.get("applied") for c in link["changes"])
     assert directory_and_firewalls(lab.snapshot()) == before
     assert run.returncode != 0 or "unknown" in run.stdout
+    # the lab's KDC goes with the lab: nothing left listening
+    import json
+    import subprocess
+
+    kdc_port = json.loads(lab.ctl("status", "--json").stdout)["kerberos"]["kdc"].rsplit(":", 1)[1]
+    lab.down()
+    listening = subprocess.run(["ss", "-Hlntu", f"sport = :{kdc_port}"], capture_output=True, text=True).stdout
+    assert listening.strip() == "", listening
 
 
 def test_credssp_through_the_management_host_fixes_and_verifies(lab):
