@@ -56,6 +56,16 @@ options:
     description: The toolkit's state directory (confirmed firewall records tell which operator steps were carried out).
     type: path
     required: true
+  transaction:
+    description: >-
+      The registered result of xcon_link_gate (phase final) - where each link stopped and every
+      change's outcome; each link gets C(transaction) in the report.
+    type: dict
+    default: {}
+  rerun_command:
+    description: The command that re-runs the fix; written as C(rerun_command) when a link stopped.
+    type: str
+    default: ""
 notes:
   - Check mode - supported; writes the report (the audit's product), nothing else.
 """

@@ -357,6 +357,7 @@ outside: <b>{{ l.outside.host }}</b> (connector {{ l.outside.connector or "none"
 <td>{{ c.description }}{% if c.error %}<br><strong class="error">{{ c.error }}</strong>{% endif %}{% if c.warning %}<br><strong class="warning">{{ c.warning }}</strong>{% endif %}</td></tr>
 {% endfor %}</table>
 {% else %}<p>No changes planned.</p>{% endif %}
+{% if l.transaction and l.transaction.stopped_at %}<p class="error">Stopped at step {{ l.transaction.stopped_at.step }} ({{ l.transaction.stopped_at.phase }}) on {{ l.transaction.stopped_at.host }}: {{ l.transaction.stopped_at.reason }}. In place: {{ l.transaction.stopped_at.safe }}. Re-run: <code>{{ r.rerun_command }}</code></p>{% endif %}
 <h4>Verification: {{ l.verification.state }}</h4>
 {% if l.verification.details %}{{ rows(l.verification.details) }}{% endif %}
 {% endfor %}
@@ -394,6 +395,19 @@ def _clip(line, width):
     return line if len(line) <= width else line[:width - 3] + "..."
 
 
+def _workaround_text(link, requested):
+    """The workaround applied to the link (as planned for the requested one), and the recommendation
+    when they differ: a reverse-connector run does not read "workaround firewall_tunnel"."""
+    applied = link.get("workaround_chosen") or link.get("recommended_workaround") or "none"
+    recommended = link.get("recommended_workaround") or "none"
+    if requested == "none":
+        return f"workaround none (audit only; recommended {recommended})"
+    if applied == recommended:
+        return f"workaround {applied}"
+    why = "requested" if applied == requested else "applied"
+    return f"workaround {applied} ({why}; recommended {recommended})"
+
+
 def render_summary(report, width=100):
     """A one-screen plain-text summary for the end of the run."""
     report = mask_report(report)
@@ -405,9 +419,18 @@ def render_summary(report, width=100):
     for link in report["links"]:
         codes = ", ".join(f"{f['code'].replace('XCON-', '')} ({f['severity']})" for f in link["findings"]) or "no findings"
         applied = sum(1 for c in link["changes"] if c.get("applied"))
-        lines.append(_clip(f"  [{link['status'].upper():7}] {link['id']}: workaround {link['recommended_workaround']}, "
-                           f"changes {applied}/{len(link['changes'])} applied, verification {link['verification'].get('state')}", width))
+        outcome = f"changes {applied}/{len(link['changes'])} applied, verification {link['verification'].get('state')}"
+        head = f"  [{link['status'].upper():7}] {link['id']}: {_workaround_text(link, report.get('workaround_requested'))}"
+        if len(head) + len(outcome) + 2 <= width:
+            lines.append(f"{head}, {outcome}")
+        else:  # a long workaround text: the outcome on its own line rather than clipped
+            lines.append(_clip(head, width))
+            lines.append(_clip(f"            {outcome}", width))
         lines.append(_clip(f"            {codes}", width))
+        stopped = (link.get("transaction") or {}).get("stopped_at")
+        if stopped:
+            step = "backup" if stopped.get("step") == 0 else ("MTA restart" if stopped.get("step") == "restart" else f"step {stopped.get('step')} ({stopped.get('phase')})")
+            lines.append(_clip(f"            STOPPED at {step} on {stopped.get('host')}: {stopped.get('reason')}", width))
     for failed in report["coverage"]["hosts_failed"]:
         lines.append(f"  not scanned: {failed['host']}: {failed['reason']}"[:width])
     if not report["links"]:
@@ -422,6 +445,8 @@ def render_summary(report, width=100):
         if unverified:
             line += f"; {len(unverified)} FAILED verification: {', '.join(unverified)}"
         lines.append(_clip(line, width))
+    if report.get("rerun_command"):
+        lines.append(f"Re-run once the cause is removed: {report['rerun_command']}")
     if summary.get("restart_required"):
         lines.append(f"MTA restart pending on: {', '.join(summary['restart_required'])}")
     return "\n".join(lines)

@@ -109,6 +109,19 @@ REPORT = {
     "exchange_hosts": {"type": "list", "elements": "str", "default": []},
     "firewall_hosts": {"type": "list", "elements": "str", "default": []},
     "state_dir": {"type": "path", "required": True},
+    "transaction": {"type": "dict", "default": {}},
+    "rerun_command": {"type": "str", "default": ""},
+}
+
+LINK_GATE = {
+    "run_dir": {"type": "path", "required": True},
+    "phase": {"type": "str", "required": True, "choices": ["backup", "precondition", "reverse_connector", "firewall_tunnel_open",
+                                                          "stack_repoint", "stack_repoint_outside", "firewall_tunnel_close", "transparency_off",
+                                                          "mta_restart", "final"]},
+    "exchange_hosts": {"type": "list", "elements": "str", "default": []},
+    "extra_hosts": {"type": "list", "elements": "str", "default": []},
+    "state_dir": {"type": "path", "required": True},
+    "rerun_command": {"type": "str", "default": ""},
 }
 
 RUN_LOCK = {

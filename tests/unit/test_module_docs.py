@@ -23,6 +23,7 @@ SPEC_OF = {
     "xcon_diagnose": specs.DIAGNOSE, "xcon_verify": specs.VERIFY, "xcon_report": specs.REPORT,
     "xcon_run_lock": specs.RUN_LOCK, "xcon_rollback_plan": specs.ROLLBACK_PLAN,
     "xcon_validate": specs.VALIDATE,
+    "xcon_link_gate": specs.LINK_GATE,
 }
 
 

@@ -25,9 +25,10 @@ def test_tunnel_phases_follow_the_documented_order():
     links, plan, preflight = _plan(Topology.kb(), "firewall_tunnel")
     assert preflight == []
     phases = [p["phase"] for p in plan]
-    assert phases == ["firewall_tunnel_open", "stack_repoint", "stack_repoint", "firewall_tunnel_close"]
+    assert phases == ["firewall_tunnel_open", "stack_repoint", "stack_repoint_outside", "firewall_tunnel_close"]
+    assert [p["target"] for p in plan if p["phase"].startswith("stack_repoint")] == ["EXIN", "EXOUT"]  # inside first
     assert plan[0]["args"] == [{"action": "add_routed_path", "hosts": ["EXIN", "EXOUT"], "port": 102}]
-    repoint = {p["args"]["name"]: p["args"]["stack_address"] for p in plan if p["phase"] == "stack_repoint"}
+    repoint = {p["args"]["name"]: p["args"]["stack_address"] for p in plan if p["phase"].startswith("stack_repoint")}
     assert repoint == {"TO-OUTSIDE": EXOUT_ADDR, "TO-INSIDE": EXIN_ADDR}
     assert [s["action"] for s in plan[-1]["inverse"]] == ["add_passer"] * len(plan[-1]["args"])
     assert [p["id"] for p in plan] == [f"EXIN<->EXOUT#{n}" for n in range(1, 5)]
@@ -92,7 +93,8 @@ def test_each_target_gets_only_its_own_entries_and_the_groups_of_its_kinds_of_ch
     assert planned["FW1"]["groups"] == ["xcon_targets", "xcon_targets_firewall_tunnel_open", "xcon_targets_firewall_tunnel_close"]
     assert planned["EXIN"]["groups"] == ["xcon_targets", "xcon_targets_stack_repoint"]
     assert [e["args"]["name"] for e in planned["EXIN"]["changes"]["stack_repoint"]] == ["TO-OUTSIDE"]
-    assert [e["args"]["name"] for e in planned["EXOUT"]["changes"]["stack_repoint"]] == ["TO-INSIDE"]
+    assert planned["EXOUT"]["groups"] == ["xcon_targets", "xcon_targets_stack_repoint_outside"]
+    assert [e["args"]["name"] for e in planned["EXOUT"]["changes"]["stack_repoint_outside"]] == ["TO-INSIDE"]
     # A target without planned changes (an MTA restart left pending) is in xcon_targets only.
     assert planned["PENDING"] == {"groups": ["xcon_targets"], "changes": {}}
     assert sum(len(v) for t in planned.values() for v in t["changes"].values()) == len(plan)

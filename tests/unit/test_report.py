@@ -155,3 +155,32 @@ def test_summary_fits_one_screen():
     assert "[ERROR  ] EXIN<->EXOUT: workaround firewall_tunnel, changes 0/4 applied" in text
     assert "TRANSPARENCY-REFUSAL (error), QUEUE-BACKLOG (warning)" in text
     assert "not scanned: EXOUT2" in text and "MTA restart pending on: EXIN, EXOUT" in text
+
+
+def test_summary_names_the_workaround_applied_not_the_recommended_one():
+    """Issue 15 item 8: a reverse-connector run read "workaround firewall_tunnel" (the recommendation)."""
+    from xcon.actions.diagnose import analyse
+
+    topo = Topology.kb()
+    servers = {name: dict(server, inventory_host=name) for name, server in topo.servers().items()}
+    links, _, _ = analyse(servers, [topo.firewall], "reverse_connector", {})
+    assert links[0]["recommended_workaround"] == "firewall_tunnel"
+    text = report.render_summary(report.build_report("run-2", False, "reverse_connector", ["EXIN", "EXOUT"], [], links, "0.1.0"))
+    assert "EXIN<->EXOUT: workaround reverse_connector (requested; recommended firewall_tunnel)\n            changes 0/" in text
+    assert "workaround firewall_tunnel," not in text
+    links, _, _ = analyse(servers, [topo.firewall], "auto", {})
+    text = report.render_summary(report.build_report("run-3", False, "auto", ["EXIN", "EXOUT"], [], links, "0.1.0"))
+    assert "EXIN<->EXOUT: workaround firewall_tunnel, changes 0/" in text
+
+
+def test_a_stopped_link_says_where_in_summary_and_html():
+    links = links_for(Topology.kb())
+    links[0]["transaction"] = {"state": "stopped", "stopped_at": {
+        "step": 2, "phase": "stack_repoint", "host": "EXIN", "reason": "connection dropped", "safe": "the relays are still in place"}}
+    built = report.build_report("run-4", False, "auto", ["EXIN", "EXOUT"], [], links, "0.1.0")
+    built["rerun_command"] = "ansible-playbook fix-xcon.yml -e xcon_workaround=auto"
+    text = report.render_summary(built)
+    assert "STOPPED at step 2 (stack_repoint) on EXIN: connection dropped" in text
+    assert "Re-run once the cause is removed: ansible-playbook fix-xcon.yml -e xcon_workaround=auto" in text
+    html = report.render_html(built)
+    assert "Stopped at step 2 (stack_repoint) on EXIN: connection dropped" in html

@@ -243,7 +243,12 @@ def to_plan_entry(link, change, index, servers):
     if change["action"] == "create" or (name or "").lower() not in primaries:
         entry["phase"] = "reverse_connector"
     elif "stack_address" in after:
-        entry["phase"] = "stack_repoint"
+        # The inside server first (stack_repoint), the outside server after it succeeded
+        # (stack_repoint_outside): with only the inside repointed, the inside accepts the outside's
+        # associations and two-way alternate carries both directions, so a stop in between leaves
+        # the link no worse; the other way round both directions are refused until both are done.
+        inside = str(link["inside"].get("host") or "").lower()
+        entry["phase"] = "stack_repoint" if str(change["target"]).lower() == inside else "stack_repoint_outside"
     else:
         entry["phase"] = "precondition"
     entry["args"] = args

@@ -7,6 +7,7 @@ import os
 
 from xcon import firewall as fw
 from xcon import report as xreport
+from xcon import transaction as txn
 from xcon.action import XconAction
 from xcon.specs import REPORT
 
@@ -22,8 +23,12 @@ class ActionModule(XconAction):
         firewall_state = self._firewall_states(args, task_vars)
         verification = (args["verification"] or {}).get("verification", {})
         pending_restart = self._pending_restarts(args, task_vars)
+        transaction = (args["transaction"] or {}).get("links") or {}
         failures = []
         for link in links:
+            stopped = self._transaction(link, transaction.get(link["id"]), check_mode)
+            if stopped:
+                failures.append(txn.stop_line(link["id"], transaction[link["id"]]))
             for index, change in enumerate(link.get("changes", [])):
                 change_id = f"{link['id']}#{index + 1}"
                 if check_mode:
@@ -38,18 +43,23 @@ class ActionModule(XconAction):
                         failures.append(f"{change_id} ({change.get('description', change['action'])}): {change['error']}")
             if check_mode:
                 link["verification"] = {"state": "not_run", "details": {}}
+            elif stopped:
+                link["verification"] = {"state": "not_run", "details": {"reason": f"the link stopped at a change step: {stopped['reason']}"}}
             elif link["id"] in verification:
                 link["verification"] = verification[link["id"]]
             elif link.get("changes"):
-                link["verification"] = {"state": "not_run", "details": {"reason": "no verification ran (a change failed first, or the run stopped)"}}
+                reason = "no verification ran (a change failed first, or the run stopped)"
+                if (args["verification"] or {}).get("failed"):
+                    reason = f"the verification could not run: {args['verification'].get('msg', 'failed')}"
+                link["verification"] = {"state": "not_run", "details": {"reason": reason}}
             else:
                 link["verification"] = {"state": "not_run", "details": {}}
             hosts = {link["inside"]["host"], link["outside"]["host"]}
             if hosts & pending_restart:
                 link["mta_restart"] = "pending"
             if not check_mode:
-                if link["verification"]["state"] == "passed":
-                    pass  # mail flows: the link ended ok
+                if link["verification"]["state"] == "passed" or stopped:
+                    pass  # mail flows: the link ended ok (a stopped link's failure is said above)
                 elif link.get("changes"):
                     failures.append(f"{link['id']}: verification {link['verification']['state']}")
                 elif link.get("status") != "ok":
@@ -64,6 +74,9 @@ class ActionModule(XconAction):
             run_id=args["run_id"], check_mode=check_mode, workaround_requested=diagnosis.get("workaround_requested", "auto"),
             hosts_scanned=hosts_scanned, hosts_failed=hosts_failed, links=links, tool_version=args["tool_version"],
         )
+        if not check_mode and any(l.get("transaction", {}).get("state") == "stopped" for l in links):
+            report["rerun_command"] = args["rerun_command"]
+            failures.append(f"Remove the cause, then re-run: {args['rerun_command']}")
         paths = xreport.write_report(report, os.path.dirname(args["run_dir"]))
         summary = xreport.render_summary(report)
         # What was not read is a failure in check mode too: an audit that could not see a host, or
@@ -78,6 +91,23 @@ class ActionModule(XconAction):
         ok = not failures
         return {"paths": paths, "ok": ok, "failure": "; ".join(failures), "summary_lines": summary.splitlines(), "report": report}
 
+    @staticmethod
+    def _transaction(link, state, check_mode):
+        """Put the gate's view of the link into the report; the stop (dict) or None."""
+        if check_mode or not link.get("changes"):
+            link["transaction"] = {"state": "unchanged" if not check_mode else "not_run", "stopped_at": None}
+            return None
+        if not state:
+            link["transaction"] = {"state": "not_run", "stopped_at": None}
+            return None
+        link["transaction"] = {k: state[k] for k in ("state", "steps_total", "steps_done", "stopped_at", "not_run")}
+        stopped = state.get("stopped_at") if state.get("state") == "stopped" else None
+        if stopped:
+            for index, change in enumerate(link.get("changes", [])):
+                if f"{link['id']}#{index + 1}" in state.get("not_run", []):
+                    change.setdefault("not_run_reason", f"the link stopped at step {stopped['step']} on {stopped['host']}")
+        return stopped
+
     def _change_outcomes(self, args, task_vars):
         outcomes = {}
         for host in args["exchange_hosts"] + args["firewall_hosts"]:
@@ -89,6 +119,10 @@ class ActionModule(XconAction):
                     change = item.get("item") if isinstance(item, dict) else None
                     if isinstance(change, dict) and change.get("id"):
                         outcomes[change["id"]] = item
+        # The run's journal (xcon_link_gate) keeps every phase's outcome; a host's registered
+        # result only holds its last phase's.
+        for change_id, outcome in ((args["transaction"] or {}).get("outcomes") or {}).items():
+            outcomes[change_id] = {"failed": not outcome.get("ok"), "msg": outcome.get("reason") or "failed"}
         return outcomes
 
     def _firewall_states(self, args, task_vars):

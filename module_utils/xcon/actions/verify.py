@@ -54,10 +54,21 @@ class ActionModule(XconAction):
             client.target_credentials = self.target_credentials(task_vars, endpoint, host=inv_host)
             return gather.read_evidence(client, server, version, window)
 
+        unreadable = {}
+
         def read_all(window):
+            # A server that cannot be read fails its links' verification (with the reason), not
+            # the whole verification: the other links are still judged and the report is written.
+            evidence = {}
             with ThreadPoolExecutor(max_workers=min(16, len(inventory))) as pool:
                 futures = {h: pool.submit(read, h, window) for h in inventory}
-                return {inventory[h]: f.result() for h, f in futures.items()}
+                for host, future in futures.items():
+                    try:
+                        evidence[inventory[host]] = future.result()
+                        unreadable.pop(inventory[host], None)
+                    except Exception as exc:  # noqa: BLE001 - any failure to read is "could not read"
+                        unreadable[inventory[host]] = f"{inventory[host]} could not be read: {exc}"
+            return evidence
 
         self.last_now = {}
         baseline = read_all(1)
@@ -65,6 +76,7 @@ class ActionModule(XconAction):
         timeout, poll, settle = args["timeout_minutes"], max(1, args["poll_minutes"]), args["settle_minutes"]
         waited = 0
         states = {}
+        blind = 0  # consecutive polls in which every pending link had a server that could not be read
         while True:
             if waited >= timeout:
                 break
@@ -73,7 +85,9 @@ class ActionModule(XconAction):
             waited += step
             evidence = read_all(waited + 1)
             self.last_now = {name: ev["now"] for name, ev in evidence.items()}
-            states = {link["id"]: self._judge(link, evidence, started, settle) for link in links}
+            for name, ev in evidence.items():
+                started.setdefault(name, ev["now"])
+            states = {link["id"]: self._judge(link, evidence, started, settle, unreadable) for link in links}
             pending = [i for i, s in states.items() if s["state"] != "passed"]
             display.display(
                 f"xcon_verify: {waited}/{timeout} min: "
@@ -81,6 +95,9 @@ class ActionModule(XconAction):
             )
             if not pending and waited >= settle:
                 break
+            blind = blind + 1 if pending and all(states[i]["details"].get("unreadable") for i in pending) else 0
+            if blind >= 2:
+                break  # waiting longer proves nothing about links whose servers do not answer
         for state in states.values():
             state["details"]["minutes_waited"] = waited
             if state["state"] != "passed":
@@ -110,8 +127,12 @@ class ActionModule(XconAction):
             time.sleep(minutes * 60)
 
     @staticmethod
-    def _judge(link, evidence, started, settle):
+    def _judge(link, evidence, started, settle, unreadable=None):
         outside, inside = link["outside"], link["inside"]
+        missing = [(unreadable or {}).get(side["host"]) or f"{side['host']} could not be read"
+                   for side in (outside, inside) if side["host"] not in evidence or side["host"] not in started]
+        if missing:
+            return {"state": "pending", "details": {"outside_queue": None, "new_refusals": None, "unreadable": missing}}
         out_ev, in_ev = evidence[outside["host"]], evidence[inside["host"]]
         queue = out_ev.get("queues", {}).get(outside["connector"], 0)
         cutoff_out = gather.add_minutes(started[outside["host"]], settle)

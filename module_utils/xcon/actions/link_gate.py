@@ -1,0 +1,122 @@
+"""xcon_link_gate: before each phase of the changes, stop the links whose earlier steps failed.
+
+Runs once per change play, on the controller.  It reads the change results every host registered
+so far (xcon_backup_result, xcon_change_results, xcon_mta_restart_result, the firewall's confirmed
+state), adds them to the run's journal (``<run_dir>/transaction.json``, because a host's registered
+result is replaced by its next phase's), and returns which links stopped and where (xcon.transaction).
+Check mode: nothing ran, so nothing stopped; nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+
+from xcon import firewall as fw
+from xcon import transaction as txn
+from xcon.action import XconAction
+from xcon.specs import LINK_GATE
+
+JOURNAL = "transaction.json"
+
+
+class ActionModule(XconAction):
+    ARGUMENT_SPEC = LINK_GATE
+
+    def xcon_run(self, args, task_vars):
+        if self._task.check_mode or task_vars.get("ansible_check_mode"):
+            return {"phase": args["phase"], "links": {}, "stopped": [], "restart_withheld": {}, "lines": [], "outcomes": {}, "rerun_command": ""}
+        plan = self._plan(args["run_dir"])
+        journal_path = os.path.join(args["run_dir"], JOURNAL)
+        journal = self._load(journal_path)
+        for key in ("outcomes", "backups", "restarts", "host_errors"):
+            journal.setdefault(key, {})
+        targets = sorted({e["target"] for e in plan} | set(args["extra_hosts"]))
+        exchange = set(args["exchange_hosts"])
+        for host in targets:
+            if host in exchange:
+                self._read_exchange_host(task_vars, host, journal)
+        gate = txn.phase_index(args["phase"])
+        for entry in plan:
+            if entry.get("kind") == "firewall" and txn.phase_index(entry["phase"]) < gate and entry["id"] not in journal["outcomes"]:
+                journal["outcomes"][entry["id"]] = self._operator_outcome(args, task_vars, entry)
+        states = txn.link_states(plan, args["phase"], journal["outcomes"], journal["backups"], journal["restarts"], journal["host_errors"])
+        journal.update(phase=args["phase"], links=states["links"])
+        fw.write_json_atomic(journal_path, journal)
+        rerun = args["rerun_command"] or rerun_command(task_vars)
+        lines = [txn.stop_line(link, states["links"][link], rerun) for link in states["stopped"]]
+        return dict(states, phase=args["phase"], journal=journal_path, lines=lines, outcomes=journal["outcomes"], rerun_command=rerun)
+
+    @staticmethod
+    def _plan(run_dir):
+        path = os.path.join(run_dir, "plan.json")
+        if not os.path.exists(path):
+            return []
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle).get("plan", [])
+
+    @staticmethod
+    def _load(path):
+        if not os.path.exists(path):
+            return {}
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    def _read_exchange_host(self, task_vars, host, journal):
+        backup = self.host_var(task_vars, "xcon_backup_result", None, host=host)
+        if isinstance(backup, dict) and not backup.get("skipped"):
+            journal["backups"][host] = _outcome(backup)
+        changes = self.host_var(task_vars, "xcon_change_results", None, host=host)
+        if isinstance(changes, dict):
+            items = changes.get("results")
+            if items is None and changes.get("failed"):
+                journal["host_errors"][host] = _reason(changes)
+            for item in items or []:
+                entry = item.get("item") if isinstance(item, dict) else None
+                if isinstance(entry, dict) and entry.get("id") and not item.get("skipped"):
+                    journal["outcomes"][entry["id"]] = _outcome(item)
+        restart = self.host_var(task_vars, "xcon_mta_restart_result", None, host=host)
+        if isinstance(restart, dict) and not restart.get("skipped"):
+            journal["restarts"][host] = _outcome(restart)
+
+    def _operator_outcome(self, args, task_vars, entry):
+        """An operator change is done when the firewall's confirmed state holds every step."""
+        host = entry["target"]
+        declared = (self.host_var(task_vars, "xcon_firewall_facts_result", {}, host=host) or {}).get("firewall") or {}
+        try:
+            facts = fw.facts_with_state(host, declared, os.path.join(args["state_dir"], "firewall", f"{host}.json"))
+            pending, _ = fw.pending_steps(facts, entry.get("args") or [])
+        except fw.FirewallError as exc:
+            return {"ok": False, "reason": f"firewall {host}: {exc}"}
+        if not pending:
+            return {"ok": True, "reason": ""}
+        for name in ("xcon_firewall_tunnel_change", "xcon_firewall_tunnel_confirmation"):
+            registered = self.host_var(task_vars, name, None, host=host)
+            if isinstance(registered, dict) and registered.get("failed"):
+                return {"ok": False, "reason": _reason(registered)}
+        return {"ok": False, "reason": f"the firewall change on {host} was not carried out (no operator confirmation)"}
+
+
+def rerun_command(task_vars):
+    """The same run again: inventory, requested workaround, acknowledgement, report and state dirs."""
+    words = ["ansible-playbook"]
+    for source in task_vars.get("ansible_inventory_sources") or []:
+        words += ["-i", shlex.quote(str(source))]
+    words += ["fix-xcon.yml", "-e", f"xcon_workaround={shlex.quote(str(task_vars.get('xcon_workaround', 'auto')))}"]
+    if str(task_vars.get("xcon_transparency_off_acknowledged", "")).lower() in ("true", "yes", "1"):
+        words += ["-e", "xcon_transparency_off_acknowledged=true"]
+    for name in ("xcon_report_dir", "xcon_state_dir"):
+        if task_vars.get(name):
+            words += ["-e", f"{name}={shlex.quote(str(task_vars[name]))}"]
+    return " ".join(words)
+
+
+def _reason(result):
+    return str(result.get("msg") or "failed").strip()
+
+
+def _outcome(result):
+    if result.get("failed") or result.get("unreachable"):
+        return {"ok": False, "reason": _reason(result)}
+    return {"ok": True, "reason": ""}
