@@ -22,7 +22,7 @@ from xcon import state as xstate
 from xcon import topology as xtopology
 
 # docs/contracts/report.schema.json: minor grows with each compatible extension.
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 # Tests set this to the schema's path: every report written is then validated before it is written
 # (tests/conftest.py), so no report the suite produces can drift from the shipped schema.
 SCHEMA_ENV = "XCON_REPORT_SCHEMA"

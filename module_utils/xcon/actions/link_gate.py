@@ -14,6 +14,7 @@ import os
 import shlex
 
 from xcon import firewall as fw
+from xcon import state as xstate
 from xcon import transaction as txn
 from xcon.action import XconAction
 from xcon.specs import LINK_GATE
@@ -43,7 +44,7 @@ class ActionModule(XconAction):
                 journal["outcomes"][entry["id"]] = self._operator_outcome(args, task_vars, entry)
         states = txn.link_states(plan, args["phase"], journal["outcomes"], journal["backups"], journal["restarts"], journal["host_errors"])
         journal.update(phase=args["phase"], links=states["links"])
-        fw.write_json_atomic(journal_path, journal)
+        xstate.write_json_atomic(journal_path, journal)
         rerun = args["rerun_command"] or rerun_command(task_vars)
         lines = [txn.stop_line(link, states["links"][link], rerun) for link in states["stopped"]]
         return dict(states, phase=args["phase"], journal=journal_path, lines=lines, outcomes=journal["outcomes"], rerun_command=rerun)
