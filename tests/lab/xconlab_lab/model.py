@@ -22,9 +22,13 @@ name), is deterministic:
 3. a connector with queued mail, active now and past its retry time opens an association to its
    Stack address (``N-Address``); see :meth:`Lab._connect` for the network path (direct, routed
    path, GSP relay and the source address the callee sees);
-4. the callee accepts only if the source address equals the resolved Stack address of one of its
-   connectors (any schedule but Never). Never-only match: 37 on the callee; no match: 9301 + 1293
-   on the callee; any failure: 1290/289/1294 on the caller, which retries after
+4. the callee accepts only if the source address equals the IP Stack address of one of its
+   connectors, or, failing that, the name its reverse lookup gives (``Server.lookup``) is a host-name
+   Stack address (any schedule but Never; Q193380, Q189345). Never-only match: 37 and 1293 on the
+   callee (Q169716); no match: 1293 on the callee, with the 9301s its build logs (``event_9301_mode``:
+   at the address miss and after the failed lookup before build 2354, none for 2354-2620, only after
+   the failed lookup from 2621; Q193380, Q234962, Q189345); any failure: 1290/289/1294 on the caller,
+   which retries after
    Open-Retry-Interval seconds. On success the caller delivers all its mail for that MTA and, when
    two-way alternate is on on both connectors, the callee hands back all its mail for the caller
    (the KB's bursts);
