@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -31,6 +32,8 @@ def test_kb_audit_names_the_fault_and_changes_nothing(lab):
     assert kb["evidence"]["addresses_9301_decoded"] == [
         {"hex": "C633640A", "address": "198.51.100.10", "outside_server": True}]
     assert "C633640A = 198.51.100.10" in kb["message"]
+    with open(os.path.join(lab.reports, "latest", "report.html"), encoding="utf-8") as handle:
+        assert "C633640A = 198.51.100.10" in handle.read()
     assert link["recommended_workaround"] in ("firewall_tunnel", "reverse_connector")
     assert link["changes"] and not any(c["applied"] for c in link["changes"])
     assert link["verification"]["state"] == "not_run"
