@@ -155,15 +155,26 @@ MODULE_ERRORS = """
   hosts: EXIN
   gather_facts: false
   tasks:
-    - name: A directory constraint violation on create
+    - name: A directory constraint violation on create (a display name over the directory's 256)
       xcon_connector:
-        name: "{{ 'R' * 300 }}"
+        name: TO-OUTSIDE-REVERSE
+        display_name: "{{ 'D' * 300 }}"
         clone_from: TO-OUTSIDE
         schedule: remote
         stack_address: 198.51.100.10
         address_type: ip
         cost: 99
       ignore_errors: true
+    - name: A name the directory would refuse, refused in check mode too
+      xcon_connector:
+        name: "{{ 'R' * 300 }}"
+        clone_from: TO-OUTSIDE
+      check_mode: true
+      register: xcon_test_long_name
+      ignore_errors: true
+    - name: Show it
+      ansible.builtin.debug:
+        msg: "CHECK-MODE-LONG-NAME {{ xcon_test_long_name.msg }}"
 - name: Refused credentials and an unreachable host
   hosts: EXOUT:DEAD
   gather_facts: false
@@ -188,9 +199,13 @@ def test_module_errors_name_the_cause_the_host_the_operation_and_what_to_do(lab,
     run = lab.playbook(playbook=str(playbook))
     text = _flat(run)
     assert "PlayContext" not in text and "Traceback" not in text, text[-3000:]
-    fatal = dict(re.findall(r"fatal: \[(\w+)\]: FAILED! => (.*?)\.\.\.ignoring", text))
+    fatal = {}
+    for host, message in re.findall(r"fatal: \[(\w+)\]: FAILED! => (.*?)\.\.\.ignoring", text):
+        fatal.setdefault(host, message)
     assert set(fatal) == {"EXIN", "EXOUT", "DEAD"}, text[-4000:]
-    assert re.search(r"xcon_connector \(EXIN\): .*ConstraintViolation.*dir_create.*at most 64.*What to do", fatal["EXIN"]), fatal["EXIN"]
+    assert re.search(r"xcon_connector \(EXIN\): .*ConstraintViolation.*dir_create.*300 characters, at most 256.*What to do", fatal["EXIN"]), fatal["EXIN"]
+    assert re.search(r"CHECK-MODE-LONG-NAME xcon_connector \(EXIN\): cannot create '+R+'+ on EXIN: the connector name has 300 characters; "
+                     r"the directory accepts at most 64", text), text[-4000:]
     assert re.search(r"xcon_connector_info \(EXOUT\): .*credentials.*rejected.*What to do: check the account", fatal["EXOUT"]), fatal["EXOUT"]
     assert re.search(r"xcon_connector_info \(DEAD\): .*cannot reach the host.*What to do: check that the host is up", fatal["DEAD"]), fatal["DEAD"]
     assert directory_and_firewalls(lab.snapshot()) == before

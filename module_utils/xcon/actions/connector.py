@@ -14,6 +14,7 @@ from ansible.errors import AnsibleActionFail
 
 from xcon import connectors as xconn
 from xcon import gather
+from xcon import inputs
 from xcon import state as xstate
 from xcon.action import XconAction
 from xcon.mask import MASK, is_secret_key, mask
@@ -46,6 +47,12 @@ class ActionModule(XconAction):
                             after=self._view(current, server, profile))
         else:
             op, after_entry = self._plan(args, profile, server, current, by_name)
+        if op is not None and op.get("op") == "dir_create":
+            # The directory's limit on the name, checked here too, so that check mode refuses what
+            # the write would be refused for (xcon.inputs holds the limit).
+            problem = inputs.name_problem(args["name"], "connector name")
+            if problem:
+                raise ValueError(f"cannot create {args['name'][:80]!r} on {server}: {problem}")
         before = self._view(current, server, profile)
         result = {"dn": (current or {}).get("dn") or (after_entry or {}).get("dn", ""), "before": before, "winrm_commands": 1,
                   "restart_required": False, "operations": []}
