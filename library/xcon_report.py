@@ -86,7 +86,9 @@ paths:
   returned: always
   type: dict
 ok:
-  description: True when nothing failed (check mode - the audit ran).
+  description:
+    - True when nothing failed, every Exchange host was read and a link was found; in check mode
+      also no refusal a real run would meet before its first change.
   returned: always
   type: bool
 failure:
