@@ -742,6 +742,18 @@ def _check_facts(ctx):
             f"logged event 9301 with {ctx.outside.host}'s own address {', '.join(seen_outside)}: the "
             "source address is not rewritten. Correct the inventory (the diagnosis follows the evidence).",
             declared_client_transparency=False, observed="original source address")
+    elif (not declared and ctx.inside.primary and ctx.outside.primary and not ctx.never_sides()
+          and norm(ctx.inside.primary.get("stack_address")) in ctx.facing_addresses(ctx.inside)
+          and ctx.inside_1293_count() > 0 and ctx.outside_triple_count() > 0):
+        # no 9301 to show the address (5.5 SP2 and later log it only after a failed reverse lookup):
+        # a rewritten source would match the Stack, so the refusals say it is not rewritten
+        add(f"Firewall {name} is declared with client-side transparency off, but {ctx.inside.host} refuses "
+            f"{ctx.outside.host}'s associations (1293 on {ctx.inside.host}, 1290/289/1294 on {ctx.outside.host}) "
+            f"although connector {ctx.inside.primary.get('name')} expects the firewall's internal address "
+            f"{ctx.inside.primary.get('stack_address')}: a rewritten source address would match it, so it is not "
+            "rewritten. Correct the inventory (the diagnosis follows the evidence).",
+            declared_client_transparency=False, observed="refusals of the rewritten address's Stack",
+            basis="1293 and 1290/289/1294 without a 9301")
     if declared and seen_internal:
         add(f"Firewall {name} is declared with client-side transparency on, but {ctx.inside.host} "
             f"logged event 9301 with the firewall's internal address {internal}: the source address "

@@ -258,6 +258,14 @@ def contradicted_transparency():
     return topo, None
 
 
+def contradicted_transparency_no_9301():
+    """Declared off, and the inside MTA (SP2 or later) logs 1293 but no 9301."""
+    topo = Topology.kb()
+    topo.firewall["client_transparency"] = False
+    topo.in_events = [e for e in topo.in_events if e["id"] != 9301]
+    return topo, None
+
+
 def contradicted_no_passer():
     topo = Topology.kb()
     topo.firewall["passers"] = []
@@ -349,6 +357,7 @@ CASES = [
     ("backlog", backlog, {(dx.QUEUE_BACKLOG, "warning")}, {dx.TRANSPARENCY_REFUSAL}, "warning", "none"),
     ("backlog-threshold", backlog_below_custom_threshold, set(), {dx.QUEUE_BACKLOG}, "ok", "none"),
     ("contradicted-transparency", contradicted_transparency, {(dx.TRANSPARENCY_REFUSAL, "error"), (dx.FACTS_CONTRADICTED, "warning")}, set(), "error", "firewall_tunnel"),
+    ("contradicted-transparency-no-9301", contradicted_transparency_no_9301, {(dx.TRANSPARENCY_REFUSAL, "error"), (dx.FACTS_CONTRADICTED, "warning")}, set(), "error", "firewall_tunnel"),
     ("contradicted-no-passer", contradicted_no_passer, {(dx.TRANSPARENCY_REFUSAL, "error"), (dx.FACTS_CONTRADICTED, "warning")}, set(), "error", "firewall_tunnel"),
     ("contradicted-rewrite", contradicted_rewrite, {(dx.FACTS_CONTRADICTED, "warning")}, {dx.TRANSPARENCY_REFUSAL}, "warning", "none"),
     ("reverse-present", reverse_present, {(dx.REVERSE_PRESENT, "info")}, {dx.TRANSPARENCY_REFUSAL, dx.REVERSE_WRONG_STACK}, "ok", "none"),
