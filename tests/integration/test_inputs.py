@@ -215,3 +215,12 @@ def _closed_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_offline_analysis_of_a_missing_run_is_refused_and_replaces_nothing(lab):
+    lab.up("kb.yml")
+    run = lab.playbook(playbook="playbooks/analyze.yml", extra={"xcon_saved_run_id": "20260105T090000Z-000000"})
+    text = _flat(run)
+    assert run.returncode != 0, text[-3000:]
+    assert "xcon_saved_run_id='20260105T090000Z-000000': no saved run there" in text, text[-3000:]
+    assert not os.path.exists(os.path.join(lab.reports, "latest")), os.listdir(lab.reports)

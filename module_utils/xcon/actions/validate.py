@@ -4,6 +4,8 @@ validated.  No connection: it reads variables only."""
 
 from __future__ import annotations
 
+import os
+
 from xcon import inputs
 from xcon.action import XconAction
 from xcon.specs import VALIDATE
@@ -20,6 +22,8 @@ class ActionModule(XconAction):
         hosts = [here] + [h for h in args["exchange_hosts"] + args["firewall_hosts"] if h != here]
         values = {host: {name: self.host_var(task_vars, name, host=host) for name in WATCHED} for host in hosts}
         messages = inputs.validate(values, args["root"])
+        messages += saved_run_problems(self.host_var(task_vars, "xcon_saved_run_id"), self.host_var(task_vars, "xcon_report_dir"),
+                                       args["root"], messages)
         unvalidated = []
         for host in args["exchange_hosts"]:
             endpoint = self.host_var(task_vars, "xcon_management_host", host=host) or host
@@ -39,3 +43,17 @@ class ActionModule(XconAction):
             result.update(failed=True, msg=(f"Nothing was read or changed: {len(messages)} operator value(s) are invalid. "
                                             + " ".join(messages)))
         return result
+
+
+def saved_run_problems(run_id, report_dir, root, problems):
+    """The offline analysis's run must exist with its raw answers: a missing run would otherwise be
+    analysed as a site whose hosts were all unreadable, and replace reports/latest."""
+    if not run_id or any(p.startswith(("xcon_saved_run_id=", "xcon_report_dir=")) for p in problems):
+        return []
+    base = report_dir or "reports"
+    base = base if os.path.isabs(base) else os.path.join(root, base)
+    raw = os.path.join(base, str(run_id), "raw")
+    if os.path.isdir(raw):
+        return []
+    return [f"xcon_saved_run_id='{run_id}': no saved run there ({raw} does not exist); give the id of a run "
+            f"that saved its answers (the folders of {base})."]
