@@ -68,6 +68,10 @@ state_dir:
   description: The state directory whose lock was taken or released (the default filled in).
   returned: always
   type: str
+restart_dir:
+  description: Where the per-server MTA restart markers of this state directory live.
+  returned: when taken
+  type: str
 lock_file:
   description: This run's lock file.
   returned: when taken

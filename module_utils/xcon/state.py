@@ -266,7 +266,9 @@ def acquire_lock(state_dir, run_id, mode=EXCLUSIVE, wait_seconds=0, pid=None, sl
                     continue  # our own (a re-entry)
                 reason = stale_reason(holder) if holder else "the lock file is unreadable"
                 if reason:
-                    stale.append(f"took over the stale lock of {describe(holder)}: {reason}")
+                    note = (" It may have stopped part-way through its changes; nothing of it is assumed: this run reads the servers "
+                            "as they are now (and an MTA restart it left pending is still done)." if holder.get("mode") == EXCLUSIVE else "")
+                    stale.append(f"took over the stale lock of {describe(holder)}: {reason}.{note}")
                     os.unlink(path)
                 elif mode == EXCLUSIVE or holder.get("mode") == EXCLUSIVE:
                     blocking.append((path, holder))

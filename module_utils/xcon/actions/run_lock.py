@@ -31,7 +31,7 @@ class ActionModule(XconAction):
             taken = xstate.acquire_lock(state_dir, args["run_id"], mode, args["wait_seconds"], pid=os.getppid())
         except xstate.LockBusy as exc:
             raise AnsibleActionFail(str(exc)) from None
-        result = {"state_dir": state_dir, "lock_file": taken["lock_file"], "mode": mode, "waited": taken["waited"],
+        result = {"state_dir": state_dir, "restart_dir": os.path.dirname(xstate.restart_marker(state_dir, "-")), "lock_file": taken["lock_file"], "mode": mode, "waited": taken["waited"],
                   "stale": taken["stale"], "holder": taken["holder"]}
         if taken["stale"]:
             result["warnings"] = list(taken["stale"])
