@@ -45,10 +45,12 @@ def test_ntlm_through_the_management_host_is_unknown_and_changes_nothing(lab):
     import json
     import subprocess
 
-    kdc_port = json.loads(lab.ctl("status", "--json").stdout)["kerberos"]["kdc"].rsplit(":", 1)[1]
-    lab.down()
-    listening = subprocess.run(["ss", "-Hlntu", f"sport = :{kdc_port}"], capture_output=True, text=True).stdout
-    assert listening.strip() == "", listening
+    kerberos = json.loads(lab.ctl("status", "--json").stdout)["kerberos"]
+    if kerberos:
+        lab.down()
+        port = kerberos["kdc"].rsplit(":", 1)[1]
+        listening = subprocess.run(["ss", "-Hlntu", f"sport = :{port}"], capture_output=True, text=True).stdout
+        assert listening.strip() == "", listening
 
 
 def test_credssp_through_the_management_host_fixes_and_verifies(lab):
@@ -66,6 +68,8 @@ def _kerberos(lab, delegate, *args, **extra):
     import json
 
     status = json.loads(lab.ctl("status", "--json").stdout)
+    if not status.get("kerberos"):
+        pytest.skip("the lab offers no Kerberos here (MIT KDC or python-gssapi missing: make setup as root)")
     lab.env["KRB5_CONFIG"] = status["kerberos"]["krb5_config"]
     return lab.playbook(*args, extra=dict(extra, ansible_winrm_transport="kerberos", ansible_user=f"xcon@{REALM}",
                                           ansible_winrm_kerberos_delegation=str(delegate).lower()))
