@@ -111,6 +111,11 @@ def test_rollback_checks_the_run_id_the_checksums_and_refuses_a_check_run(lab):
         assert f"{path} does not match its checksum" in _flat(run) and "changed or truncated" in _flat(run), run.stdout[-3000:]
         open(path, "w", encoding="utf-8").write(original)
     assert directory_and_firewalls(lab.snapshot()) == fixed
+    # a run that fails (here: a server refuses the credentials) still releases its lock with its report
+    lab.ctl("fault", "EXIN", "refuse-credentials")
+    failed = lab.playbook()
+    assert failed.returncode != 0 and os.path.exists(os.path.join(lab.reports, "latest", "report.json")), failed.stdout[-3000:]
+    assert [f for f in os.listdir(os.path.join(lab.tmp, "state", "lock")) if f.endswith(".json")] == []
 
 
 def _lock_file(lab):
