@@ -15,7 +15,7 @@ description:
     holder's run id, controller host and pid.
   - With O(shared=true) (a C(--check) audit) the lock is shared - audits run side by side, but never
     beside a changing run (they would report a half-changed site and replace C(reports/latest)).
-  - A lock whose process is gone (the run failed or was interrupted, or the controller restarted) is
+  - A lock whose process is gone (the run was interrupted or crashed, or the controller restarted) is
     stale - it is taken over and the reason is returned as a warning. A lock held from another
     controller cannot be checked and is respected.
   - The lock files live in C(<state_dir>/lock/) and name the ansible-playbook process of the run.

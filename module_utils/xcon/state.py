@@ -203,7 +203,7 @@ def stale_reason(holder):
         return f"{holder['host']} has restarted since the lock was taken (boot id changed)"
     pid = holder.get("pid")
     if not isinstance(pid, int) or not _pid_alive(pid):
-        return f"process {pid} is no longer running (the run ended without releasing the lock: it failed or was interrupted)"
+        return f"process {pid} is no longer running (the run ended without releasing the lock: it was interrupted or crashed)"
     start = _process_start(pid)
     if holder.get("pid_start") and start and holder["pid_start"] != start:
         return f"process {pid} is no longer that run (the pid now belongs to another process)"

@@ -1,8 +1,8 @@
 """xcon_run_lock: one changing run at a time per state directory (and with it, per report directory).
 
-The lock belongs to the ansible-playbook process (the parent of the worker that runs this action),
-so a run that fails or is interrupted leaves a lock whose process is gone: the next run sees that,
-says so, and takes the lock over.
+The lock belongs to the ansible-playbook process (the parent of the worker that runs this action).
+A run releases it once its report is written; one that is interrupted or crashes first leaves a
+lock whose process is gone: the next run sees that, says so, and takes the lock over.
 """
 
 from __future__ import annotations
