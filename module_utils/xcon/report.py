@@ -13,6 +13,7 @@ import copy
 import datetime as _dt
 import json
 import os
+import textwrap
 
 import jinja2
 import markupsafe
@@ -391,8 +392,9 @@ def render_html(report, base="", docs=None):
     return _TEMPLATE.render(r=mask_report(report), base=base, docs=docs if docs is not None else DOCS_FINDINGS)
 
 
-def _clip(line, width):
-    return line if len(line) <= width else line[:width - 3] + "..."
+def _wrap(line, width, indent="      "):
+    """`line` wrapped at `width` (continuation lines indented); nothing is cut."""
+    return textwrap.wrap(line, width=width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False) or [""]
 
 
 def _workaround_text(link, requested):
@@ -409,34 +411,49 @@ def _workaround_text(link, requested):
 
 
 def render_summary(report, width=100):
-    """A one-screen plain-text summary for the end of the run."""
+    """A plain-text summary for the end of the run: every line wrapped at `width`, nothing cut;
+    codes keep their XCON- prefix; under --check it says what would change and restart."""
     report = mask_report(report)
     summary = report.get("summary") or _summary(report["links"], report["coverage"]["hosts_scanned"], report["coverage"]["hosts_failed"])
+    check = report.get("check_mode")
     counts = ", ".join(f"{summary['links_by_status'].get(s, 0)} {s}" for s in STATUSES)
     lines = [f"fix-xcon {report.get('tool_version')} run {report['run_id']} "
-             f"({'check mode' if report.get('check_mode') else 'changes enabled'}, workaround {report.get('workaround_requested')})",
+             f"({'check mode: nothing changed' if check else 'changes enabled'}, workaround {report.get('workaround_requested')})",
              f"Links as found: {summary['links_total']} ({counts}); hosts scanned {summary['hosts_scanned']}, failed {summary['hosts_failed']}"]
     for link in report["links"]:
-        codes = ", ".join(f"{f['code'].replace('XCON-', '')} ({f['severity']})" for f in link["findings"]) or "no findings"
+        codes = ", ".join(f"{f['code']} ({f['severity']})" for f in link["findings"]) or "no findings"
         applied = sum(1 for c in link["changes"] if c.get("applied"))
-        outcome = f"changes {applied}/{len(link['changes'])} applied, verification {link['verification'].get('state')}"
+        total = len(link["changes"])
+        if check:
+            outcome = f"would make {total} change(s)" if total else "nothing to change"
+        else:
+            after = link.get("status_after") or link["status"]
+            outcome = f"changes {applied}/{total} applied, verification {link['verification'].get('state')}"
+            if after != link["status"]:
+                outcome += f" -> {after.upper()}"
         head = f"  [{link['status'].upper():7}] {link['id']}: {_workaround_text(link, report.get('workaround_requested'))}"
         if len(head) + len(outcome) + 2 <= width:
             lines.append(f"{head}, {outcome}")
-        else:  # a long workaround text: the outcome on its own line rather than clipped
-            lines.append(_clip(head, width))
-            lines.append(_clip(f"            {outcome}", width))
-        lines.append(_clip(f"            {codes}", width))
+        else:  # a long workaround text: the outcome on its own line
+            lines += _wrap(head, width)
+            lines += _wrap(f"            {outcome}", width, indent="              ")
+        lines += _wrap(f"            {codes}", width, indent="            ")
+        for change in link["changes"]:
+            if change.get("error"):
+                lines += _wrap(f"            FAILED step {change.get('step')}: {change['error']}", width, indent="              ")
         stopped = (link.get("transaction") or {}).get("stopped_at")
         if stopped:
             step = "backup" if stopped.get("step") == 0 else ("MTA restart" if stopped.get("step") == "restart" else f"step {stopped.get('step')} ({stopped.get('phase')})")
-            lines.append(_clip(f"            STOPPED at {step} on {stopped.get('host')}: {stopped.get('reason')}", width))
+            lines += _wrap(f"            STOPPED at {step} on {stopped.get('host')}: {stopped.get('reason')}", width, indent="              ")
+        if link.get("plan_error"):
+            lines += _wrap(f"            not planned: {link['plan_error']}", width, indent="              ")
     for failed in report["coverage"]["hosts_failed"]:
-        lines.append(f"  not scanned: {failed['host']}: {failed['reason']}"[:width])
+        code = f"{failed['code']}: " if failed.get("code") else ""
+        lines += _wrap(f"  not scanned: {failed['host']}: {code}{failed['reason']}", width)
     if not report["links"]:
-        lines.append("  No X.400 link was found between the hosts read: worst status unknown (is each server's peer "
-                     "in the inventory group xcon_exchange?)" if summary["hosts_scanned"] else
-                     "  No Exchange host could be read: worst status unknown.")
+        lines += _wrap("  No X.400 link was found between the hosts read: worst status unknown (is each server's peer "
+                       "in the inventory group xcon_exchange?)" if summary["hosts_scanned"] else
+                       "  No Exchange host could be read: worst status unknown.", width)
     verified = [link["id"] for link in report["links"] if link["verification"].get("state") == "passed"]
     unverified = [link["id"] for link in report["links"] if link["verification"].get("state") == "failed"]
     if verified or unverified:
@@ -444,9 +461,16 @@ def render_summary(report, width=100):
         line = f"After the changes: {len(verified)} link(s) verified, mail flows again"
         if unverified:
             line += f"; {len(unverified)} FAILED verification: {', '.join(unverified)}"
-        lines.append(_clip(line, width))
+        lines += _wrap(line, width)
     if report.get("rerun_command"):
         lines.append(f"Re-run once the cause is removed: {report['rerun_command']}")
-    if summary.get("restart_required"):
-        lines.append(f"MTA restart pending on: {', '.join(summary['restart_required'])}")
+    if check and summary.get("restart_required"):
+        lines += _wrap(f"Would restart the MTA on: {', '.join(summary['restart_required'])}", width)
+    pending = sorted({link[side]["host"] for link in report["links"] if link.get("mta_restart") == "pending"
+                      for side in ("inside", "outside")
+                      if any(c.get("applied") and c.get("restart_required") and c.get("target") == link[side]["host"]
+                             for c in link["changes"])})
+    if pending and not check:
+        lines += _wrap(f"MTA restart pending on: {', '.join(pending)} (the changes take effect when MSExchangeMTA "
+                       "restarts there; rerun with xcon_allow_mta_restart=true or restart it yourself)", width)
     return "\n".join(lines)

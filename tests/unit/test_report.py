@@ -143,7 +143,7 @@ def test_summary_states_the_outcome_apart_from_the_status_as_found():
         link["verification"] = {"state": state, "details": {}}
     text = report.render_summary(report.build_report("run-1", False, "auto", ["EXIN", "EXOUT"], [], links, "0.1.0"))
     assert "Links as found: 2 (2 error" in text
-    assert "\nAfter the changes: 1 link(s) verified, mail flows again; 1 FAILED verification: EXIN2<->EXOUT2\n" in text
+    assert "\nAfter the changes: 1 link(s) verified, mail flows again; 1 FAILED verification: EXIN2<->EXOUT2" in text
     audit = report.render_summary(sample_report())
     assert "After the changes" not in audit
 
@@ -152,9 +152,20 @@ def test_summary_fits_one_screen():
     text = report.render_summary(sample_report())
     lines = text.splitlines()
     assert len(lines) <= 24 and all(len(line) <= 100 for line in lines)
-    assert "[ERROR  ] EXIN<->EXOUT: workaround firewall_tunnel, changes 0/4 applied" in text
-    assert "TRANSPARENCY-REFUSAL (error), QUEUE-BACKLOG (warning)" in text
-    assert "not scanned: EXOUT2" in text and "MTA restart pending on: EXIN, EXOUT" in text
+    assert "[ERROR  ] EXIN<->EXOUT: workaround firewall_tunnel, would make 4 change(s)" in text
+    assert "XCON-TRANSPARENCY-REFUSAL (error), XCON-QUEUE-BACKLOG (warning)" in text
+    # under --check nothing is pending: the MTA would be restarted
+    assert "not scanned: EXOUT2" in text and "Would restart the MTA on: EXIN, EXOUT" in text
+    assert "pending" not in text
+
+
+def test_summary_wraps_long_reasons_instead_of_cutting_them():
+    built = sample_report(check_mode=False, hosts_failed=[{"host": "EXOUT2", "code": "XCON-UNREACHABLE",
+                                                           "reason": "WinRM timeout " + "x" * 30 + " " + "word " * 40 + "END"}])
+    text = report.render_summary(built)
+    assert all(len(line) <= 100 for line in text.splitlines())
+    assert "END" in text and "XCON-UNREACHABLE: WinRM timeout" in text and "..." not in text
+    assert "would" not in text.lower()
 
 
 def test_summary_names_the_workaround_applied_not_the_recommended_one():

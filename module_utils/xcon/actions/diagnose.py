@@ -64,7 +64,9 @@ class ActionModule(XconAction):
         if check_mode:
             # --check --diff: what would change, from the audit's read, one entry per planned change
             # (the change plays do not run on the Exchange servers under --check).
-            result["diff"] = [plan_diff(entry) for entry in plan]
+            # Firewall records are not diffed here: their own role runs under --check and shows
+            # each record's diff once (issue 13: each firewall change shown once).
+            result["diff"] = [plan_diff(entry) for entry in plan if entry.get("action") != "operator"]
             result["changed"] = bool(plan)  # under --check, changed = would change
         return dict(result, workaround_requested=args["workaround"], links=links, plan=plan, targets=targets, planned=planned, preflight_errors=preflight, lines=lines,
                 report_paths=paths, servers={k: {kk: v[kk] for kk in ("name", "inventory_host", "address", "fqdn")} for k, v in servers.items()},

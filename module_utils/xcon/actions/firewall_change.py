@@ -69,6 +69,16 @@ class ActionModule(XconAction):
 
 
 def fw_json(data):
+    """The firewall state for a diff: one line per setting and per rule (a rule is one JSON object),
+    so a change record's diff shows each rule added or removed as one line."""
     import json
 
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+    lines = []
+    for key in sorted(data):
+        value = data[key]
+        if isinstance(value, list) and value:
+            lines.append(f"{key}:")
+            lines += [f"  - {json.dumps(item, sort_keys=True)}" for item in value]
+        else:
+            lines.append(f"{key}: {json.dumps(value, sort_keys=True)}")
+    return "\n".join(lines) + "\n"

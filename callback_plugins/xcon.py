@@ -1,0 +1,191 @@
+# fix-xcon's console: Ansible's default output, made to fit a run on two screens.
+from __future__ import annotations
+
+DOCUMENTATION = """
+    name: xcon
+    type: stdout
+    short_description: fix-xcon's compact console (one line per phase, full failure reasons)
+    description:
+        - Ansible's default stdout callback with four differences, for operators reading a fix-xcon run.
+        - One line per play ("phase") that has hosts, instead of a banner per task; plays that match no host
+          print nothing, and tasks that only validate a role's arguments print nothing.
+        - Results that changed something print one line each, naming the task (or the loop item); results
+          that changed nothing print nothing; the messages of debug tasks print as plain lines.
+        - A failure prints its full message, wrapped (never cut), with the task and host; -v shows the default
+          result dump as well.
+        - Diffs (--diff) and the recap print as with the default callback. With -v or more, everything the
+          default callback prints is printed.
+    extends_documentation_fragment:
+      - default_callback
+      - result_format_callback
+    requirements:
+      - set as stdout in configuration (ansible.cfg stdout_callback = xcon)
+"""
+
+import shutil
+import textwrap
+
+from ansible import constants as C
+from ansible.plugins.callback.default import CallbackModule as DefaultCallback
+from ansible.playbook.task_include import TaskInclude
+
+ARGSPEC_PREFIX = "Validating arguments against arg spec"
+WIDTH = 100
+
+
+def _width():
+    return max(60, min(shutil.get_terminal_size((WIDTH, 24)).columns, 120))
+
+
+def wrap(text, indent="    "):
+    """Every line of `text` wrapped to the terminal width, continuation lines indented; nothing cut."""
+    out = []
+    for line in str(text).splitlines() or [""]:
+        lead = line[:len(line) - len(line.lstrip())]
+        out.extend(textwrap.wrap(line, width=_width(), initial_indent="", subsequent_indent=lead + indent,
+                                 break_long_words=False, break_on_hyphens=False) or [""])
+    return "\n".join(out)
+
+
+class CallbackModule(DefaultCallback):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "stdout"
+    CALLBACK_NAME = "xcon"
+
+    def __init__(self):
+        super().__init__()
+        self._pending_play = None
+        self._report = None
+
+    def _verbose(self):
+        return self._display.verbosity > 0
+
+    # -- phases ---------------------------------------------------------------------------------
+    def v2_playbook_on_play_start(self, play):
+        if self._verbose():
+            return super().v2_playbook_on_play_start(play)
+        self._play = play
+        name = play.get_name().strip()
+        self._pending_play = f"== {name}" + (" [check mode]" if play.check_mode else "")
+        return None
+
+    def _phase_line(self):
+        if self._pending_play:
+            self._display.display(self._pending_play, color=C.COLOR_HIGHLIGHT)
+            self._pending_play = None
+
+    def v2_playbook_on_include(self, included_file):
+        if self._verbose():
+            super().v2_playbook_on_include(included_file)
+
+    def v2_playbook_on_no_hosts_matched(self):
+        if self._verbose():
+            super().v2_playbook_on_no_hosts_matched()
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        if self._verbose():
+            return super().v2_playbook_on_task_start(task, is_conditional)
+        if not task.get_name().strip().startswith(ARGSPEC_PREFIX):
+            self._phase_line()
+        self._last_task_name = task.get_name().strip()
+        return None
+
+    def _print_task_banner(self, task):
+        if self._verbose():
+            return super()._print_task_banner(task)
+        self._last_task_banner = task._uuid
+        return None
+
+    # -- results --------------------------------------------------------------------------------
+    def _task_label(self, task):
+        name = task.get_name().strip()
+        return name.split(" : ", 1)[-1]
+
+    def v2_runner_on_ok(self, result):
+        if self._verbose():
+            self._remember_report(result.result)
+            return super().v2_runner_on_ok(result)
+        task, res = result.task, result.result
+        self._remember_report(res)
+        self._handle_warnings_and_exception(result)
+        if isinstance(task, TaskInclude):
+            return None
+        if task.loop and "results" in res:
+            self._process_items(result)
+            return None
+        if task.action in C._ACTION_DEBUG and "msg" in res:
+            self._debug(res["msg"])
+            return None
+        if res.get("changed") and not (task.check_mode and task.diff and res.get("diff")):
+            # under --check --diff the diff just shown says what would change
+            self._display.display(f"  changed: [{self.host_label(result)}] {self._task_label(task)}", color=C.COLOR_CHANGED)
+        return None
+
+    def _get_diff(self, difflist):
+        # the default ends every diff with an empty line; one run's diffs stay compact without it
+        return super()._get_diff(difflist).rstrip("\n") + "\n"
+
+    def _debug(self, msg):
+        for line in (msg if isinstance(msg, list) else [msg]):
+            self._display.display(wrap(line))
+
+    def v2_runner_item_on_ok(self, result):
+        if self._verbose():
+            return super().v2_runner_item_on_ok(result)
+        if result.task.action in C._ACTION_DEBUG and "msg" in result.result:
+            self._debug(result.result["msg"])
+        elif result.result.get("changed"):
+            label = self._get_item_label(result.result)
+            self._display.display(wrap(f"  changed: [{self.host_label(result)}] {label}"), color=C.COLOR_CHANGED)
+        return None
+
+    def _remember_report(self, res):
+        for key in ("paths", "report_paths"):
+            paths = res.get(key)
+            if isinstance(paths, dict) and paths.get("html"):
+                self._report = paths["html"]
+
+    def v2_playbook_on_stats(self, stats):
+        super().v2_playbook_on_stats(stats)
+        if self._report:
+            self._display.display(f"Report: {self._report}", color=C.COLOR_HIGHLIGHT)
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._remember_report(result.result)
+        if self._verbose():
+            return super().v2_runner_on_failed(result, ignore_errors)
+        self._phase_line()
+        self._handle_warnings_and_exception(result)
+        res = result.result
+        if result.task.loop and "results" in res:
+            for item in res["results"]:
+                if item.get("failed"):
+                    self._failure(result, item, self._get_item_label(item))
+        else:
+            self._failure(result, res, None)
+        if ignore_errors:
+            self._display.display("  ...ignoring", color=C.COLOR_SKIP)
+        return None
+
+    def v2_runner_item_on_failed(self, result):
+        if self._verbose():
+            return super().v2_runner_item_on_failed(result)
+        return None  # reported once, with the loop's result (v2_runner_on_failed)
+
+    def _failure(self, result, res, item):
+        # the full task name (role : task): where it failed
+        what = result.task.get_name().strip() + (f" ({item})" if item else "")
+        reason = res.get("msg") or res.get("reason") or res.get("stderr") or res.get("module_stderr") or "failed"
+        # Ansible's own words ("fatal:", "failed:" for a loop item), which operators and log scrapers know
+        word = "failed" if item else "fatal"
+        self._display.display(wrap(f"{word}: [{self.host_label(result)}] {what}: {reason}"), color=C.COLOR_ERROR,
+                              stderr=self.get_option("display_failed_stderr"))
+
+    def v2_runner_on_unreachable(self, result):
+        self._phase_line()
+        if self._verbose():
+            return super().v2_runner_on_unreachable(result)
+        reason = result.result.get("msg", "unreachable")
+        self._display.display(wrap(f"fatal: [{self.host_label(result)}]: UNREACHABLE! {reason}"), color=C.COLOR_UNREACHABLE,
+                              stderr=self.get_option("display_failed_stderr"))
+        return None

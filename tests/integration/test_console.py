@@ -1,0 +1,70 @@
+"""The operator's console (callback_plugins/xcon.py and the run summary), as `make fix-lab` shows it:
+an audit under --check --diff and a fix of the KB lab together fit on two screens, each phase is
+one line, no role-argument validation banner, codes keep their XCON- prefix, --check says what
+*would* restart (nothing is pending), each firewall change is shown once, and each run ends with the
+path of its HTML report.  A failure's reason is printed whole (wrapped, never cut).  (~25 s)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+
+def _lines(run):
+    return run.stdout.rstrip("\n").splitlines()
+
+
+def test_audit_and_fix_fit_on_two_screens_and_end_with_the_report(lab):
+    lab.up("kb.yml")
+    lab.advance(60)
+    audit = lab.playbook("--check", "--diff")
+    assert audit.returncode == 0, audit.stdout[-4000:] + audit.stderr[-2000:]
+    fix = lab.playbook()
+    assert fix.returncode == 0, fix.stdout[-4000:] + fix.stderr[-2000:]
+    both = _lines(audit) + _lines(fix)
+    assert len(both) <= 100, f"{len(both)} lines:\n" + "\n".join(both)
+    for run in (audit, fix):
+        lines = _lines(run)
+        report = lab.report()  # the fix's; the audit's path is checked by its run id
+        last = lines[-1]
+        assert re.fullmatch(r"Report: .*/report\.html", last), last
+        assert os.path.isfile(last.split(": ", 1)[1]), last
+        assert lab.reports in last
+        assert "Validating arguments" not in run.stdout
+        assert "TASK [" not in run.stdout and "PLAY [" not in run.stdout, "task banners are back"
+        assert "XCON-TRANSPARENCY-REFUSAL" in run.stdout
+        assert not re.search(r"(?<![-\w])TRANSPARENCY-REFUSAL", run.stdout.replace("XCON-TRANSPARENCY-REFUSAL", "")), \
+            "a code without its XCON- prefix"
+        phases = [l for l in lines if l.startswith("== ")]
+        assert len(phases) == len(set(phases)), phases
+        assert all(len(l) <= 120 for l in lines), [l for l in lines if len(l) > 120]
+    assert report["run_id"] in _lines(fix)[-1]
+    # --check: what would restart; nothing is pending because nothing changed
+    assert "Would restart the MTA on: EXIN, EXOUT" in audit.stdout
+    assert "pending" not in audit.stdout.lower()
+    assert "would restart" not in fix.stdout.lower()
+    # each firewall change record shown once (its role's diff, not also the plan's)
+    assert audit.stdout.count("+routed_paths:") == 1, audit.stdout
+    assert audit.stdout.count("+passers: []") == 1, audit.stdout
+    assert fix.stdout.count("Render the change record for firewall tunnel (open)") == 1
+
+
+def test_a_long_failure_reason_is_printed_whole(lab):
+    lab.up("kb.yml")
+    # transparency_off without the acknowledgement is refused before anything is read, with a
+    # reason of about 400 characters that ends with the alternative to choose
+    run = lab.playbook(extra={"xcon_workaround": "transparency_off"})
+    assert run.returncode != 0
+    lines = _lines(run)
+    start = next(i for i, l in enumerate(lines) if l.startswith("fatal: [localhost] "))
+    block = [lines[start]]
+    for line in lines[start + 1:]:
+        if not line.startswith("    "):
+            break
+        block.append(line)
+    text = " ".join(l.strip() for l in block)
+    assert len(block) >= 3 and all(len(l) <= 120 for l in block), block
+    assert len(text) > 300, text
+    assert text.endswith("(reverse_connector needs no firewall change)."), text
+    assert "xcon_transparency_off_acknowledged=true" in text, text
