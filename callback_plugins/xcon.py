@@ -26,6 +26,7 @@ import shutil
 import textwrap
 
 from ansible import constants as C
+from ansible import context
 from ansible.plugins.callback.default import CallbackModule as DefaultCallback
 from ansible.playbook.task_include import TaskInclude
 
@@ -56,6 +57,7 @@ class CallbackModule(DefaultCallback):
         super().__init__()
         self._pending_play = None
         self._report = None
+        self._diffed = None
 
     def _verbose(self):
         return self._display.verbosity > 0
@@ -116,14 +118,19 @@ class CallbackModule(DefaultCallback):
         if task.action in C._ACTION_DEBUG and "msg" in res:
             self._debug(res["msg"])
             return None
-        if res.get("changed") and not (task.check_mode and task.diff and res.get("diff")):
+        if res.get("changed") and not (context.CLIARGS.get("check") and self._diffed == task._uuid):
             # under --check --diff the diff just shown says what would change
             self._display.display(f"  changed: [{self.host_label(result)}] {self._task_label(task)}", color=C.COLOR_CHANGED)
         return None
 
     def _get_diff(self, difflist):
         # the default ends every diff with an empty line; one run's diffs stay compact without it
-        return super()._get_diff(difflist).rstrip("\n") + "\n"
+        text = super()._get_diff(difflist)
+        return "\n".join(line for line in text.splitlines() if line.strip())
+
+    def v2_on_file_diff(self, result):
+        self._diffed = result.task._uuid
+        return super().v2_on_file_diff(result)
 
     def _debug(self, msg):
         for line in (msg if isinstance(msg, list) else [msg]):
