@@ -26,9 +26,9 @@ Order
      client address), else :class:`PlanError`.
    * ``none``: nothing.
 
-``workaround`` is what the operator requested (``auto`` resolves to the link's recommendation,
-see xcon.diagnose.select_workaround); ``none`` plans nothing at all (audit only), whereas a link
-whose recommendation is ``none`` still gets its preconditions planned.  Nothing is planned for a
+``workaround`` is what the operator requested; the link carries the policy's answer to it
+(``workaround_chosen``, set once by xcon.diagnose.diagnose_link); ``none`` plans nothing at all
+(audit only), whereas a link whose recommendation is ``none`` still gets its preconditions planned.  Nothing is planned for a
 link that could not be read completely, nor for what is already right: planning the fixed state
 yields ``[]``.  Connector changes need the MTA restarted (``restart_required``), once, at the end.
 
@@ -222,14 +222,14 @@ WORKAROUND_PLANNERS = {
 
 
 def plan_changes(link, servers, firewall, workaround, options=None):
-    """The ordered changes for a diagnosed `link` under the requested `workaround`."""
+    """The ordered changes for a `link` diagnosed with ``requested=workaround`` (its
+    ``workaround_chosen`` is planned; `workaround` ``none`` plans nothing, not even preconditions)."""
     if workaround == "none":
         return []
     ctx = dx.LinkContext(link, servers, firewall, options)
     if not ctx.fully_read:
         return []
-    chosen = link.get("recommended_workaround", "none") if workaround == "auto" else \
-        dx.select_workaround(link, workaround, servers, firewall, options)[0]
+    chosen = link["workaround_chosen"]
     if chosen in ("firewall_tunnel", "transparency_off") and not firewall:
         raise PlanError(f"link {link['id']}: {chosen} needs a firewall between the two servers")
     changes = _preconditions(link, ctx) + WORKAROUND_PLANNERS[chosen](link, ctx)

@@ -12,12 +12,12 @@ from xcon import firewall as fw
 from xcon import plan
 
 
-def diagnosed(topo, options=None):
-    return dx.diagnose(topo.servers(), [topo.firewall], options)[0]
+def diagnosed(topo, options=None, requested="auto"):
+    return dx.diagnose(topo.servers(), [topo.firewall], options, requested)[0]
 
 
 def planned(topo, workaround, options=None):
-    link = diagnosed(topo, options)
+    link = diagnosed(topo, options, workaround)
     return plan.plan_changes(link, topo.servers(), topo.firewall, workaround, options)
 
 

@@ -98,3 +98,39 @@ def test_each_target_gets_only_its_own_entries_and_the_groups_of_its_kinds_of_ch
     # A target without planned changes (an MTA restart left pending) is in xcon_targets only.
     assert planned["PENDING"] == {"groups": ["xcon_targets"], "changes": {}}
     assert sum(len(v) for t in planned.values() for v in t["changes"].values()) == len(plan)
+
+
+def test_a_server_the_account_may_not_modify_is_never_called_healthy():
+    """Issue 14: the write-access finding was added after the policy chose, so a healthy but
+    read-only link said "The link is healthy; no workaround is needed"."""
+    from test_diagnose import healthy
+
+    topo, _ = healthy()
+    servers = _servers(topo)
+    servers["EXOUT"]["write_access"] = False
+    links, plan, _ = analyse(servers, [topo.firewall], "auto", {})
+    (link,) = links
+    assert link["status"] == "unknown"
+    assert [(f["code"], f["host"]) for f in link["findings"]] == [("XCON-ACCESS-DENIED", "EXOUT")]
+    assert link["recommended_workaround"] == "none" and "healthy" not in link["reason"]
+    assert "may read but not modify" in link["reason"] and link["workaround_reason"] == link["reason"]
+    assert plan == []
+
+
+@pytest.mark.parametrize("requested, calls", [("auto", 1), ("reverse_connector", 2)])
+def test_the_workaround_policy_runs_once_per_link_and_question(monkeypatch, requested, calls):
+    """Issue 14: select_workaround ran three times per link (diagnose, the action, plan). Now once
+    for the recommendation, once more only for an explicit request, and plan uses the answer."""
+    import xcon.diagnose as dx
+
+    seen = []
+    real = dx.select_workaround
+
+    def counting(link, wanted, *args, **kwargs):
+        seen.append((link["id"], wanted))
+        return real(link, wanted, *args, **kwargs)
+
+    monkeypatch.setattr(dx, "select_workaround", counting)
+    links, plan, _ = _plan(Topology.kb(), requested)
+    assert len(seen) == calls and plan
+    assert links[0]["workaround_chosen"] == ("firewall_tunnel" if requested == "auto" else requested)

@@ -21,7 +21,7 @@ def links_for(*topologies, workaround="auto"):
     links = []
     for topo in topologies:
         servers = topo.servers()
-        for link in dx.diagnose(servers, [topo.firewall]):
+        for link in dx.diagnose(servers, [topo.firewall], requested=workaround):
             link["changes"] = plan.plan_changes(link, servers, topo.firewall, workaround)
             links.append(link)
     return links

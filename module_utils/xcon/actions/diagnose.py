@@ -161,11 +161,8 @@ def analyse(servers, firewalls, workaround, options):
     links, plan, preflight = [], [], []
     for discovered in xdiag.discover_links(servers, firewalls):
         firewall = by_name.get(xdiag.norm(discovered.get("firewall")))
-        link = xdiag.diagnose_link(discovered, servers, firewall, options)
-        add_write_access_findings(link, servers)
+        link = xdiag.diagnose_link(discovered, servers, firewall, options, requested=workaround)
         link["topology"] = {"before": xtopology.picture(link, servers, firewall)}
-        chosen, why = xdiag.select_workaround(link, workaround, servers, firewall, options)
-        link["workaround_chosen"], link["workaround_reason"] = chosen, why
         try:
             changes = xplan.plan_changes(link, servers, firewall, workaround, options)
         except xplan.PlanError as exc:
@@ -255,21 +252,6 @@ def to_plan_entry(link, change, index, servers):
         entry["phase"] = "precondition"
     entry["args"] = args
     return entry
-
-
-def add_write_access_findings(link, servers):
-    """A server read with an account that may not modify connectors: the audit is complete, but the
-    link cannot be fixed with this account, so it is `unknown`, never `ok` (XCON-ACCESS-DENIED)."""
-    for role in ("inside", "outside"):
-        host = link[role]["host"]
-        server = servers.get(host) or {}
-        if server.get("write_access") is False and not server.get("error"):
-            link["findings"].append({
-                "code": xdiag.ACCESS_DENIED, "severity": "unknown", "host": host, "connector": link[role].get("connector"),
-                "message": (f"{host}: the account may read but not modify the X.400 connectors, so no change can be made on "
-                            "this server with it. Use an account with 'Modify Admin Attributes' on the Connections container."),
-                "evidence": {"write_access": False, "role": role}})
-    link["status"] = xdiag.link_status(link["findings"])
 
 
 def preflight_errors(link, changes, servers, options):

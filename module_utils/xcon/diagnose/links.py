@@ -1,0 +1,160 @@
+"""Link discovery and the firewall/connector topology queries (see the package docstring, "Links")."""
+
+from __future__ import annotations
+
+from xcon.diagnose.codes import X400_PORT, norm
+
+# -- server and connector helpers -----------------------------------------------------------------
+def identities(server, name=None):
+    """Every upper-cased way a connector may address `server`: NetBIOS name, IP address, FQDN."""
+    server = server or {}
+    values = {norm(name), norm(server.get("name")), norm(server.get("address")), norm(server.get("fqdn"))}
+    values.discard("")
+    return values
+
+
+def address_for(server, name, address_type="ip"):
+    """The Stack address to give a connector that must reach `server` directly."""
+    server = server or {}
+    order = ("fqdn", "address") if address_type == "hostname" else ("address", "fqdn")
+    for key in order:
+        if server.get(key):
+            return server[key]
+    return server.get("name") or name
+
+
+def connectors_to(server, peer, peer_server=None):
+    """The server's connectors whose remote MTA is `peer`, sorted by name."""
+    wanted = {norm(peer), norm((peer_server or {}).get("name"))} - {""}
+    found = [c for c in (server or {}).get("connectors") or [] if norm(c.get("remote_mta")) in wanted]
+    return sorted(found, key=lambda c: norm(c.get("name")))
+
+
+def is_remote(connector):
+    return (connector or {}).get("schedule") == "remote"
+
+
+def _primary(connectors):
+    for connector in connectors:
+        if not is_remote(connector):
+            return connector
+    return connectors[0] if connectors else None
+
+
+def _reverse(connectors, primary):
+    for connector in connectors:
+        if connector is not primary and is_remote(connector):
+            return connector
+    return None
+
+
+def firewall_between(firewalls, a, b):
+    """The firewall with one of the servers inside and the other outside, and which is inside."""
+    for firewall in sorted(firewalls or [], key=lambda f: norm(f.get("name"))):
+        inside = {norm(h) for h in firewall.get("inside") or []}
+        outside = {norm(h) for h in firewall.get("outside") or []}
+        if norm(a) in inside and norm(b) in outside:
+            return firewall, a
+        if norm(b) in inside and norm(a) in outside:
+            return firewall, b
+    return None, None
+
+
+def interface_addresses(firewall):
+    """Upper-cased addresses the firewall answers on: its interfaces (internal, external, any
+    other) and the alias addresses its service passers listen on (``passers[].address``)."""
+    firewall = firewall or {}
+    found = {norm(v) for v in (firewall.get("interfaces") or {}).values() if v}
+    return found | {norm(p.get("address")) for p in firewall.get("passers") or [] if p.get("address")}
+
+
+def listen_addresses(firewall, which, targets=None):
+    """Upper-cased addresses on the firewall's ``which`` side (internal/external) that a connector's
+    Stack may name: the interface address, and the alias address of each TCP 102 passer on that
+    side (only those relaying to one of ``targets``, upper-cased names/addresses, when given)."""
+    found = {interface_address(firewall, which)} - {""}
+    for passer in (firewall or {}).get("passers") or []:
+        if (passer.get("address") and norm(passer.get("interface")) == norm(which)
+                and int(passer.get("port", X400_PORT)) == X400_PORT
+                and (targets is None or norm(passer.get("target")) in targets)):
+            found.add(norm(passer.get("address")))
+    return found
+
+
+def interface_address(firewall, which):
+    return norm(((firewall or {}).get("interfaces") or {}).get(which))
+
+
+def relay_passers(firewall, servers, link):
+    """The firewall's TCP 102 passers that relay to either server of the link."""
+    targets = set()
+    for side in ("inside", "outside"):
+        host = link[side]["host"]
+        targets |= identities(servers.get(host), host)
+    return [p for p in (firewall or {}).get("passers") or []
+            if int(p.get("port", X400_PORT)) == X400_PORT and norm(p.get("target")) in targets]
+
+
+def has_routed_path(firewall, a, b):
+    pair = {norm(a), norm(b)}
+    return any({norm(h) for h in p.get("hosts") or []} == pair and int(p.get("port", X400_PORT)) == X400_PORT
+               for p in (firewall or {}).get("routed_paths") or [])
+
+
+def firewall_dependents(link, servers, firewall):
+    """Connectors on either server of the link, other than its two primaries, whose Stack is a
+    firewall interface: removing the 102 relay would cut them off."""
+    addresses = interface_addresses(firewall)
+    primaries = {(norm(link["inside"]["host"]), norm(link["inside"].get("connector"))),
+                 (norm(link["outside"]["host"]), norm(link["outside"].get("connector")))}
+    found = []
+    for side in ("inside", "outside"):
+        host = link[side]["host"]
+        for connector in (servers.get(host) or {}).get("connectors") or []:
+            if (norm(host), norm(connector.get("name"))) in primaries:
+                continue
+            if norm(connector.get("stack_address")) in addresses:
+                found.append({"host": host, "connector": connector.get("name"),
+                              "stack_address": connector.get("stack_address"),
+                              "remote_mta": connector.get("remote_mta")})
+    return sorted(found, key=lambda d: (norm(d["host"]), norm(d["connector"])))
+
+
+# -- link discovery -------------------------------------------------------------------------------
+def discover_links(servers, firewalls):
+    """Every pair of servers joined by connectors naming each other; see the module docstring."""
+    names = sorted(servers, key=norm)
+    links = []
+    for index, a in enumerate(names):
+        for b in names[index + 1:]:
+            a_to_b = connectors_to(servers[a], b, servers[b])
+            b_to_a = connectors_to(servers[b], a, servers[a])
+            if not a_to_b and not b_to_a:
+                continue
+            firewall, inside = firewall_between(firewalls, a, b)
+            if firewall is None:
+                inside = a
+            outside = b if inside == a else a
+            links.append(_new_link(servers, inside, outside, firewall))
+    return sorted(links, key=lambda link: norm(link["id"]))
+
+
+def _new_link(servers, inside, outside, firewall):
+    in_conns = connectors_to(servers[inside], outside, servers[outside])
+    out_conns = connectors_to(servers[outside], inside, servers[inside])
+    in_primary, out_primary = _primary(in_conns), _primary(out_conns)
+    reverse = _reverse(in_conns, in_primary)
+    return {
+        "id": f"{inside}<->{outside}",
+        "inside": {"host": inside, "connector": (in_primary or {}).get("name"),
+                   "reverse_connector": (reverse or {}).get("name")},
+        "outside": {"host": outside, "connector": (out_primary or {}).get("name")},
+        "firewall": (firewall or {}).get("name"),
+        "status": "unknown",
+        "findings": [],
+        "recommended_workaround": "none",
+        "reason": "",
+        "changes": [],
+        "verification": {"state": "not_run", "details": {}},
+    }
+
