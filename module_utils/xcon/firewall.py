@@ -7,7 +7,8 @@ inverses: remove/add a passer, add/remove a routed path, transparency off/on.
 Drivers:
 * ``raptor`` (guided): Raptor Eagle and its successors have no scriptable interface; the facts are
   what the operator documented, overlaid with change records the toolkit saw confirmed; a change
-  is an operator change record (rendered by xcon.plan) plus a confirmation.
+  is an operator change record plus a confirmation; the console steps for the operator, per
+  product generation, are rendered here (``operator_instructions``).
 * ``nftables`` (automated): the same three concepts as rules of one dedicated table, rendered here.
 """
 
@@ -19,6 +20,12 @@ from xcon import state as xstate
 
 STEP_ACTIONS = ("remove_passer", "add_passer", "add_routed_path", "remove_routed_path", "set_transparency")
 NFT_TABLE = "xcon"
+
+
+TRANSPARENCY_SIDE_EFFECT = (
+    "Side effect: every server behind this firewall rule (web, mail and other servers) will see the "
+    "firewall's address instead of the real client address, in its logs and access controls."
+)
 
 
 class FirewallError(Exception):
@@ -189,3 +196,102 @@ def render_nftables(facts, addresses):
         lines.append(f"    ip saddr {{ {a}, {b} }} ip daddr {{ {a}, {b} }} tcp dport {path['port']} accept")
     lines += ["  }", "}"]
     return "\n".join(lines) + "\n"
+
+
+# -- change record and the guided driver's operator instructions (its console text, per product) --
+def firewall_change_record(firewall, steps, run_id):
+    """design.md's machine-readable record; `steps` are record steps or planned changes."""
+    flat = []
+    for item in steps or []:
+        if "firewall_steps" in item:
+            items = item["firewall_steps"]
+        elif "kind" in item:  # a planned connector change: not the firewall's
+            items = []
+        else:
+            items = [item]
+        for step in items:
+            validate_step(step)
+            flat.append(copy.deepcopy(step))
+    return {"version": 1, "firewall": (firewall or {}).get("name"), "run_id": run_id,
+            "product": (firewall or {}).get("product") or "raptor-eagle-5", "steps": flat}
+
+
+LOCAL_TUNNEL_ASSUMPTION = (
+    "ASSUMPTION: KB Q196381 calls this a \"local tunnel\"; the exact Raptor 5.x object behind that word "
+    "is not confirmed. What is needed is a path on which TCP 102 between the two hosts is routed, not "
+    "proxied, so that both keep their real addresses. Use the object your Raptor version offers for that."
+)
+
+# Per product generation: console name, how a change takes effect, and the text of each step kind.
+CONSOLES = {
+    "raptor": {
+        "title": "Raptor Eagle 5.x/6.x - Raptor Management Console (RMC) on the Windows NT firewall",
+        "finish": "Save the configuration in the Management Console and let the firewall reload its rules.",
+        "remove_passer": "Delete the Generic Service Passer (GSP) that listens on TCP {port} on the {interface} interface "
+                         "and relays to {target}, and the authorization rule that allows it.",
+        "add_passer": "Create a Generic Service Passer (GSP) listening on TCP {port} on the {interface} interface, relaying to "
+                      "{target}, with an authorization rule allowing it.",
+        "add_routed_path": "Create a local tunnel between {a} and {b} for TCP {port}. " + LOCAL_TUNNEL_ASSUMPTION,
+        "remove_routed_path": "Delete the local tunnel between {a} and {b} for TCP {port}. " + LOCAL_TUNNEL_ASSUMPTION,
+        "set_transparency": "In the properties of the TCP 102 GSP rule, turn client-side transparency {onoff}.",
+    },
+    "sgmi": {
+        "title": "Symantec Enterprise Firewall 7/8 or Gateway Security - SGMI web console",
+        "finish": "Click Activate: SGMI stages every change until the configuration is activated.",
+        "remove_passer": "Under Policy > Rules, delete the rule that allows the Generic Service Proxy (GSP) on TCP {port} "
+                         "arriving on the {interface} interface to {target}; delete the GSP service on port {port} if "
+                         "no other rule uses it.",
+        "add_passer": "Create a Generic Service Proxy (GSP) service on TCP {port} and a rule allowing it from the "
+                      "{interface} interface to {target}.",
+        "add_routed_path": "Create a rule allowing TCP {port} between {a} and {b} in both directions that is passed, not "
+                           "proxied, and keeps both original addresses (no address transform). (Modelled as a routed path; "
+                           "check the exact rule options of your release.)",
+        "remove_routed_path": "Delete the rule that passes TCP {port} between {a} and {b} unproxied.",
+        "set_transparency": "In the rule for the TCP 102 GSP, set Address transforms to {transform}.",
+    },
+    "generic": {
+        "title": "Firewall of unknown product - apply the equivalent of each step",
+        "finish": "Make the change effective as your firewall requires.",
+        "remove_passer": "Remove the TCP {port} relay listening on the {interface} interface to {target}.",
+        "add_passer": "Add a TCP {port} relay listening on the {interface} interface to {target}.",
+        "add_routed_path": "Route (do not proxy) TCP {port} between {a} and {b}, keeping both real addresses.",
+        "remove_routed_path": "Remove the routed path for TCP {port} between {a} and {b}.",
+        "set_transparency": "Turn client-side transparency {onoff} (source address {transform}).",
+    },
+}
+
+
+def product_family(product):
+    product = str(product or "").lower()
+    if product.startswith("raptor"):
+        return "raptor"
+    if product.startswith(("sef", "sgs", "symantec")):
+        return "sgmi"
+    return "generic"
+
+
+def _step_text(console, step):
+    hosts = list(step.get("hosts") or ["?", "?"])
+    value = _as_bool(step.get("value", False))
+    interface = step.get("interface") if not step.get("address") else f"{step.get('interface')} ({step['address']})"
+    fields = {"port": step.get("port", 102), "interface": interface, "target": step.get("target"),
+              "a": hosts[0], "b": hosts[-1], "onoff": "on" if value else "off",
+              "transform": "Use Original Source Address" if value else "Use Gateway Address"}
+    text = console[step["action"]].format(**fields)
+    if step["action"] == "set_transparency" and not value:
+        text += " " + TRANSPARENCY_SIDE_EFFECT
+    return text
+
+
+def operator_instructions(record, product):
+    """Console steps for a person, for the product generation of the firewall."""
+    console = CONSOLES[product_family(product)]
+    lines = [f"Firewall change for {record.get('firewall')} (run {record.get('run_id')})", console["title"], ""]
+    if product_family(product) == "generic":
+        lines.insert(2, f"(product {product!r} is not one the toolkit knows; the steps say what to achieve)")
+    for number, step in enumerate(record.get("steps") or [], start=1):
+        lines.append(f"{number}. {_step_text(console, step)}")
+    lines += ["", console["finish"],
+              "Then confirm at the prompt (or rerun with xcon_firewall_change_confirmed=true). The toolkit does not "
+              "trust the confirmation: it verifies by TCP probes and the MTA evidence."]
+    return "\n".join(lines)

@@ -130,22 +130,22 @@ def test_tunnel_warns_about_connectors_that_still_use_the_relay():
 def test_firewall_change_record_and_instructions():
     topo = Topology.kb()
     changes = planned(topo, "firewall_tunnel")
-    record = plan.firewall_change_record(topo.firewall, changes, "run-1")
+    record = fw.firewall_change_record(topo.firewall, changes, "run-1")
     assert record == {"version": 1, "firewall": "FW1", "run_id": "run-1", "product": "raptor-eagle-5", "steps": [
         {"action": "add_routed_path", "hosts": ["EXIN", "EXOUT"], "port": 102},
         {"action": "remove_passer", "port": 102, "interface": "external", "target": "EXIN"}]}
-    assert plan.firewall_change_record(topo.firewall, record["steps"], "run-1") == record
-    raptor = plan.operator_instructions(record, "raptor-eagle-5")
+    assert fw.firewall_change_record(topo.firewall, record["steps"], "run-1") == record
+    raptor = fw.operator_instructions(record, "raptor-eagle-5")
     assert "Raptor Management Console" in raptor and "ASSUMPTION" in raptor and "local tunnel" in raptor
     assert raptor.index("1. ") < raptor.index("2. ")
-    sgmi = plan.operator_instructions(record, "sef-8")
+    sgmi = fw.operator_instructions(record, "sef-8")
     assert "SGMI" in sgmi and "Activate" in sgmi
-    assert "not one the toolkit knows" in plan.operator_instructions(record, "acme-wall")
+    assert "not one the toolkit knows" in fw.operator_instructions(record, "acme-wall")
 
 
 def test_record_rejects_malformed_steps():
     with pytest.raises(fw.FirewallError):
-        plan.firewall_change_record({"name": "FW1"}, [{"action": "explode"}], "run-1")
+        fw.firewall_change_record({"name": "FW1"}, [{"action": "explode"}], "run-1")
 
 
 # -- transparency off -----------------------------------------------------------------------------
@@ -161,7 +161,7 @@ def test_transparency_off_with_acknowledgement():
     assert change["before"] == {"client_transparency": True} and change["after"] == {"client_transparency": False}
     assert change["firewall_steps"] == [{"action": "set_transparency", "value": False}]
     assert "every server behind this firewall" in change["side_effect"]
-    text = plan.operator_instructions(plan.firewall_change_record(Topology.kb().firewall, changes, "r"), "sgs-5400")
+    text = fw.operator_instructions(fw.firewall_change_record(Topology.kb().firewall, changes, "r"), "sgs-5400")
     assert "Use Gateway Address" in text and "Side effect" in text
 
 
@@ -254,8 +254,8 @@ def test_tunnel_removes_the_alias_passers_and_rollback_puts_them_back():
         assert changed
     key = lambda p: (p["interface"], p["target"])  # noqa: E731
     assert sorted(facts["passers"], key=key) == sorted(before, key=key)
-    record = plan.firewall_change_record(topo.firewall, last["firewall_steps"], "run-1")
-    assert f"external ({ALIAS_EXTERNAL}) interface" in plan.operator_instructions(record, "raptor-eagle-5")
+    record = fw.firewall_change_record(topo.firewall, last["firewall_steps"], "run-1")
+    assert f"external ({ALIAS_EXTERNAL}) interface" in fw.operator_instructions(record, "raptor-eagle-5")
 
 
 def test_nftables_listens_on_the_alias():

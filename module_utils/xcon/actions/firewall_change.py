@@ -13,7 +13,6 @@ import subprocess
 from ansible.errors import AnsibleActionFail
 
 from xcon import firewall as fw
-from xcon import plan as xplan
 from xcon import state as xstate
 from xcon.action import XconAction
 from xcon.specs import FIREWALL_CHANGE
@@ -31,9 +30,9 @@ class ActionModule(XconAction):
             steps, after = fw.pending_steps(current, args["steps"])
         except fw.FirewallError as exc:
             raise AnsibleActionFail(f"firewall change record for {name}: {exc}") from exc
-        record = xplan.firewall_change_record(current, steps, args["run_id"])
+        record = fw.firewall_change_record(current, steps, args["run_id"])
         record["product"] = args["product"]
-        instructions = xplan.operator_instructions(record, args["product"]) if steps else "Nothing to change on this firewall."
+        instructions = fw.operator_instructions(record, args["product"]) if steps else "Nothing to change on this firewall."
         result = {"record": record, "instructions": instructions, "changed": bool(steps)}
         if not steps:
             result.update(status="nothing_to_do", changed=False)
