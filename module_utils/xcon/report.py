@@ -176,14 +176,15 @@ def validate_if_asked(report):
 
 
 # -- writing --------------------------------------------------------------------------------------
-def write_report(report, report_dir, secrets=()):
-    """Write <dir>/<run_id>/report.{json,html} and copies under <dir>/latest/; return the paths."""
+def write_report(report, report_dir, secrets=(), latest=True):
+    """Write <dir>/<run_id>/report.{json,html} and (with `latest`) copies under <dir>/latest/;
+    return the paths."""
     report = mask_report(report, secrets)
     report["artifacts"] = artifacts(report, report_dir)
     validate_if_asked(report)
     text_json = json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     paths = {}
-    for folder, prefix in ((str(report["run_id"]), ""), ("latest", "latest_")):
+    for folder, prefix in ((str(report["run_id"]), ""), ("latest", "latest_"))[:2 if latest else 1]:
         directory = os.path.join(report_dir, folder)
         base = "" if folder == str(report["run_id"]) else f"../{report['run_id']}/"
         docs = os.path.relpath(DOCS_FINDINGS, os.path.abspath(directory)).replace(os.sep, "/")

@@ -10,6 +10,8 @@ import copy
 import json
 import os
 
+from ansible.errors import AnsibleActionFail
+
 from xcon import diagnose as xdiag
 from xcon import errors as xerr
 from xcon import firewall as fw
@@ -56,7 +58,10 @@ class ActionModule(XconAction):
             hosts_failed=[{"host": s, "reason": d["error"]["reason"], "code": d["error"]["code"]} for s, d in sorted(servers.items()) if d.get("error")],
             links=links, tool_version=self.host_var(task_vars, "xcon_tool_version", "0.1.0"),
         )
-        paths = xreport.write_report(report, os.path.dirname(args["run_dir"]))
+        if args.get("saved_run_dir"):
+            # offline analysis: names the run it analysed, and leaves reports/latest to real runs
+            report["analysed_run_id"] = os.path.basename(os.path.normpath(args["saved_run_dir"]))
+        paths = xreport.write_report(report, os.path.dirname(args["run_dir"]), latest=not args.get("saved_run_dir"))
         # Rollback trusts the plan only with its checksum; check_mode tells it a --check run changed nothing.
         xstate.write_json_atomic(os.path.join(args["run_dir"], "plan.json"), {"run_id": args["run_id"], "check_mode": check_mode, "plan": plan,
                                  "firewalls": {f["name"]: f for f in firewalls}}, checksum=True)
@@ -77,6 +82,8 @@ class ActionModule(XconAction):
     def _inputs(self, args, task_vars):
         servers, firewalls = {}, []
         saved = args.get("saved_run_dir")
+        if saved:
+            check_saved_run(saved)
         for host in args["exchange_hosts"]:
             name = str(self.host_var(task_vars, "xcon_server_name", host=host) or host)
             if saved:
@@ -93,11 +100,36 @@ class ActionModule(XconAction):
                 "write_access": audit.get("write_access"),
                 "error": audit.get("xcon_error") or (None if audit.get("connectors") is not None else {"code": xerr.UNREACHABLE, "reason": audit.get("msg") or "not read (the host failed before its audit)"}),
             }
+        if saved:
+            # offline: the firewall as that run saw it (its plan.json), not as it is today
+            return servers, saved_firewalls(saved)
         for host in args["firewall_hosts"]:
             facts = (self.host_var(task_vars, "xcon_firewall_facts_result", {}, host=host) or {}).get("firewall")
             if facts:
                 firewalls.append(facts)
         return servers, firewalls
+
+
+def check_saved_run(run_dir):
+    """Refuse to analyse a run that is not there (a wrong id must not read as a healthy site)."""
+    run_id = os.path.basename(os.path.normpath(run_dir))
+    if not os.path.isdir(os.path.join(run_dir, "raw")):
+        root = os.path.dirname(os.path.normpath(run_dir))
+        runs = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d, "raw"))) if os.path.isdir(root) else []
+        known = f"; saved runs: {', '.join(runs[-5:])}" if runs else "; no run has been saved there yet"
+        raise AnsibleActionFail(f"No saved run {run_id} in {root} ({run_dir}/raw does not exist){known}. "
+                                "Give the id of a run that read the servers: -e xcon_saved_run_id=RUN_ID.")
+
+
+def saved_firewalls(run_dir):
+    """The firewall facts a saved run diagnosed with (its plan.json)."""
+    path = os.path.join(run_dir, "plan.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return list((json.load(handle).get("firewalls") or {}).values())
+    except (OSError, ValueError) as exc:
+        raise AnsibleActionFail(f"The saved run {os.path.basename(os.path.normpath(run_dir))} has no readable firewall facts "
+                                f"({path}: {exc}); it cannot be reproduced offline.") from exc
 
 
 def unlinked_connectors(servers, links):
