@@ -22,6 +22,22 @@ options:
         log and remote performance counters (Exchange 5.5 runs on Windows NT, which has no WinRM).
       - Default - host variable C(xcon_management_host), else the server itself.
     type: str
+  ldap_port:
+    description:
+      - TCP port of the server's Exchange 5.5 directory (LDAP). On a Windows 2000 domain controller
+        Active Directory holds 389, and the Exchange directory was moved to another port (Q224447,
+        Q250989).
+      - Default - host variable C(xcon_ldap_port), else 389. Used by the modules that read or write the
+        directory.
+    type: int
+  organization:
+    description:
+      - Exchange organisation name. Before reading the directory the module checks its RootDSE has the
+        naming context C(o=ORGANIZATION) and is not Active Directory; otherwise the server is reported with
+        code C(XCON-WRONG-DIRECTORY) (never as having no connectors).
+      - Default - variable C(xcon_organization); without it any Exchange 5.5 organisation (an C(o=) naming
+        context that is not Active Directory) is accepted.
+    type: str
 notes:
   - The connection settings are those Ansible's winrm connection plugin resolves for the server or
     its management host (its variables and aliases such as C(ansible_winrm_password), C(-u)/C(-k),

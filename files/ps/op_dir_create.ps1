@@ -2,6 +2,7 @@
 # Creates one directory object (e.g. an X.400 connector) with all its attributes in ONE SetInfo:
 # every attribute is Put before the single write, so a refusal leaves nothing half-made.
 # Params: server     - Exchange server NetBIOS name (LDAP://SERVER)
+#         port    - its LDAP port (optional; 389 when absent: LDAP://SERVER:PORT otherwise)
 #         parent     - LDAP DN of the container (e.g. cn=Connections,cn=Configuration,ou=SITE,o=ORG)
 #         cn         - the new object's directory name (the RDN value after cn=, unescaped); on the
 #                      5.5 directory it becomes the `rdn` (Common-Name) attribute, while LDAP `cn` is
@@ -11,7 +12,7 @@
 # Output: @{dn}
 param($Params)
 
-$server = [string](Get-XconParam $Params 'server' -Required)
+$server = Get-XconLdapServer $Params      # SERVER or SERVER:PORT
 $parentDn = [string](Get-XconParam $Params 'parent' -Required)
 $cn = [string](Get-XconParam $Params 'cn' -Required)
 $class = [string](Get-XconParam $Params 'class' -Required)

@@ -2,13 +2,14 @@
 # Changes attributes of one directory object (ADSI PutEx per change, then ONE SetInfo, so either
 # every change is written or none is).
 # Params: server  - Exchange server NetBIOS name (LDAP://SERVER)
+#         port    - its LDAP port (optional; 389 when absent: LDAP://SERVER:PORT otherwise)
 #         dn      - LDAP DN of the object
 #         changes - @(@{attribute; action = replace|clear|append|remove; values = @(...)})
 #                   octet-string values arrive as hex text and are written as bytes.
 # Output: @{dn; modified = @(attribute names)}
 param($Params)
 
-$server = [string](Get-XconParam $Params 'server' -Required)
+$server = Get-XconLdapServer $Params      # SERVER or SERVER:PORT
 $dn = [string](Get-XconParam $Params 'dn' -Required)
 $changes = @(Get-XconParam $Params 'changes' -Required)
 

@@ -1,20 +1,28 @@
 # xcon-op: dir_search
 # Reads directory entries over LDAP (ADSI DirectorySearcher) from an Exchange server.
 # Params: server  - Exchange server NetBIOS name (LDAP://SERVER)
+#         port    - its LDAP port (optional; 389 when absent: LDAP://SERVER:PORT otherwise)
 #         base    - LDAP DN to search from; "" = the organisation root (o=ORG from RootDSE)
 #         scope   - base | onelevel | subtree
 #         classes - objectClass names to match (optional; any class when empty)
 #         attributes - attribute names to read. X.400 link attributes are operational: they are
 #                   only returned when named here, so the list is always explicit.
-# Output: @{entries = @(@{dn; objectClass = @(...); attributes = @{Name = value}})}
+#         resolve - an octet-string attribute holding a host name or address as ASCII (the Stack
+#                   address, N-Address); optional. Each entry's value that is not an IP literal is
+#                   resolved with THIS Windows host's resolver ([System.Net.Dns]::GetHostAddresses:
+#                   DNS, hosts file, NetBIOS), as the MTA resolves a host-name Stack address; the
+#                   controller's resolver rarely knows internal names.
+# Output: @{entries = @(@{dn; objectClass = @(...); attributes = @{Name = value};
+#                         resolved = @{name; addresses = @(...); error} (only with resolve, for a name)})}
 #         octet strings as lower-case hex; multi-valued attributes (per the schema) as lists.
 param($Params)
 
-$server = [string](Get-XconParam $Params 'server' -Required)
+$server = Get-XconLdapServer $Params      # SERVER or SERVER:PORT
 $base = [string](Get-XconParam $Params 'base' '')
 $scopeName = [string](Get-XconParam $Params 'scope' 'subtree')
 $classes = @(Get-XconParam $Params 'classes' @())
 $attributes = @(Get-XconParam $Params 'attributes' @())
+$resolve = [string](Get-XconParam $Params 'resolve' '')
 
 $scopes = @{ base = 'Base'; onelevel = 'OneLevel'; subtree = 'Subtree' }
 if (-not $scopes.ContainsKey($scopeName)) {
@@ -69,7 +77,24 @@ try {
         }
         $classList = New-Object System.Collections.ArrayList
         foreach ($c in $hit.Properties['objectClass']) { [void]$classList.Add([string]$c) }
-        [void]$entries.Add(@{ dn = $dn; objectClass = $classList.ToArray(); attributes = $values })
+        $entry = @{ dn = $dn; objectClass = $classList.ToArray(); attributes = $values }
+        if ($resolve -ne '' -and $values.ContainsKey($resolve) -and $values[$resolve] -is [string]) {
+            $hostName = [Text.Encoding]::ASCII.GetString((ConvertFrom-XconHex $values[$resolve])).Trim()
+            $literal = $null
+            if ($hostName -ne '' -and -not [System.Net.IPAddress]::TryParse($hostName, [ref]$literal)) {
+                $addresses = New-Object System.Collections.ArrayList
+                $reason = $null
+                try {
+                    foreach ($a in [System.Net.Dns]::GetHostAddresses($hostName)) { [void]$addresses.Add($a.ToString()) }
+                } catch {
+                    $e = $_.Exception
+                    while ($null -ne $e.InnerException) { $e = $e.InnerException }
+                    $reason = $e.Message           # e.g. "No such host is known"
+                }
+                $entry['resolved'] = @{ name = $hostName; addresses = $addresses.ToArray(); error = $reason }
+            }
+        }
+        [void]$entries.Add($entry)
     }
 } finally {
     $found.Dispose()

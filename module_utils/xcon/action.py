@@ -154,6 +154,21 @@ class XconAction(ActionBase):
             return None
         return str(user), str(self.host_var(task_vars, "xcon_target_password", "", host=host) or "")
 
+    def ldap_port(self, args, task_vars):
+        """The server's LDAP port: the option, else host variable xcon_ldap_port, else 389."""
+        value = args.get("ldap_port") or self.host_var(task_vars, "xcon_ldap_port") or 389
+        try:
+            port = int(value)
+        except (TypeError, ValueError):
+            raise AnsibleActionFail(f"xcon_ldap_port must be a TCP port number, not {value!r}") from None
+        if not 1 <= port <= 65535:
+            raise AnsibleActionFail(f"xcon_ldap_port must be 1..65535, not {port}")
+        return port
+
+    def organization(self, args, task_vars):
+        """The Exchange organisation the inventory names (option, else xcon_organization), or None."""
+        return args.get("organization") or self.host_var(task_vars, "xcon_organization") or None
+
     def server_name(self, args, task_vars):
         return args.get("server") or self.host_var(task_vars, "xcon_server_name") or task_vars.get("inventory_hostname")
 

@@ -12,7 +12,6 @@ attributes as lists (a scalar is accepted too). Everything version-specific come
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
 from xcon import mask as _mask
@@ -138,6 +137,16 @@ def hex_to_text(value: str, encoding: str = "ascii") -> str:
         return bytes.fromhex(value or "").decode("latin-1") if _is_hex(value) else str(value)
 
 
+def _is_ip_literal(text) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(str(text).strip())
+        return True
+    except ValueError:
+        return False
+
+
 def _is_hex(value) -> bool:
     return isinstance(value, str) and len(value) % 2 == 0 and re.fullmatch(r"[0-9A-Fa-f]*", value) is not None
 
@@ -158,15 +167,6 @@ def _as_bool(value) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes")
     return bool(value)
-
-
-def infer_address_type(address: str) -> str:
-    """"ip" for a literal IPv4/IPv6 address, else "hostname"."""
-    try:
-        ipaddress.ip_address(address)
-        return "ip"
-    except ValueError:
-        return "hostname"
 
 
 # -- the schedule grid -----------------------------------------------------------------------------
@@ -343,6 +343,9 @@ def decode_connector(entry: dict, server: str, profile: dict) -> dict:
         "two_way_alternate": _as_bool(_as_scalar(raw("two_way_alternate", False))),
         "stack_address": hex_to_text(stack_hex, encoding) if stack_hex else "",
         "address_type": address_type,
+        # A host-name Stack address as the Windows host's resolver answered it (dir_search resolve)
+        "stack_resolved": list((entry.get("resolved") or {}).get("addresses") or []),
+        "stack_resolve_error": (entry.get("resolved") or {}).get("error"),
         "remote_mta": str(_as_scalar(raw("remote_mta")) or ""),
         "remote_password": MASK if remote_password else "",
         "cost": connector_cost(connected, routes, profile),
@@ -371,6 +374,9 @@ def _check_cost(cost, profile):
 def encode_stack_address(address: str, profile: dict) -> str:
     """Stack address text -> N-Address hex (ASCII bytes), length-checked."""
     spec = profile["attributes"]["stack_address"]
+    if not profile["assumptions"]["n_address_ip_as_text"] and _is_ip_literal(address):
+        raise ValueError(f"stack address {address!r}: with n_address_ip_as_text false no other IP encoding of "
+                         "N-Address is known; write it as a host name")
     try:
         value = text_to_hex(address, profile["assumptions"]["n_address_encoding"])
     except UnicodeEncodeError as exc:

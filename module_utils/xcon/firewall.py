@@ -233,7 +233,7 @@ CONSOLES = {
                       "{target}, with an authorization rule allowing it.",
         "add_routed_path": "Create a local tunnel between {a} and {b} for TCP {port}. " + LOCAL_TUNNEL_ASSUMPTION,
         "remove_routed_path": "Delete the local tunnel between {a} and {b} for TCP {port}. " + LOCAL_TUNNEL_ASSUMPTION,
-        "set_transparency": "In the properties of the TCP 102 GSP rule, turn client-side transparency {onoff}.",
+        "set_transparency": "In the properties of the TCP {port} GSP rule, turn client-side transparency {onoff}.",
     },
     "sgmi": {
         "title": "Symantec Enterprise Firewall 7/8 or Gateway Security - SGMI web console",
@@ -247,7 +247,7 @@ CONSOLES = {
                            "proxied, and keeps both original addresses (no address transform). (Modelled as a routed path; "
                            "check the exact rule options of your release.)",
         "remove_routed_path": "Delete the rule that passes TCP {port} between {a} and {b} unproxied.",
-        "set_transparency": "In the rule for the TCP 102 GSP, set Address transforms to {transform}.",
+        "set_transparency": "In the rule for the TCP {port} GSP, set Address transforms to {transform}.",
     },
     "generic": {
         "title": "Firewall of unknown product - apply the equivalent of each step",

@@ -52,21 +52,83 @@ def parse_time(iso):
 
 
 # -- op builders ----------------------------------------------------------------------------------
-def connector_search_op(server, profile, with_secrets=False, with_rights=False, op_id="connectors"):
+DEFAULT_LDAP_PORT = 389
+DEFAULT_MTA_PORT = 102
+# Q161931 / Q176466: the MTA's TCP port is the value "RFC1006 Port Number" of this key, 102 when absent.
+MTA_PARAMETERS_KEY = "SYSTEM\\CurrentControlSet\\Services\\MSExchangeMTA\\Parameters"
+MTA_PORT_VALUE = "RFC1006 Port Number"
+WRONG_DIRECTORY = "XCON-WRONG-DIRECTORY"
+# LDAP_CAP_ACTIVE_DIRECTORY_OID (MS-ADTS): listed in supportedCapabilities by Active Directory.
+AD_CAPABILITY = "1.2.840.113556.1.4.800"
+
+
+def _with_port(params, ldap_port):
+    if ldap_port and int(ldap_port) != DEFAULT_LDAP_PORT:
+        params["port"] = int(ldap_port)
+    return params
+
+
+def connector_search_op(server, profile, with_secrets=False, with_rights=False, op_id="connectors",
+                        ldap_port=None, organization=None, resolve=True):
+    """Read every connector of the site. With `organization` the search starts at o=ORG (never in
+    another tree); with `resolve`, host-name Stack addresses are resolved on the Windows host."""
     attributes = list(read_attributes(profile, with_secrets=with_secrets))
     if with_rights:
         attributes.append(rights_attribute(profile))
-    return {
-        "id": op_id,
-        "op": "dir_search",
-        "params": {
-            "server": server,
-            "base": "",
-            "scope": "subtree",
-            "classes": [link_class(profile)],
-            "attributes": attributes,
-        },
+    params = {
+        "server": server,
+        "base": f"o={xconn.escape_rdn_value(organization)}" if organization and profile["version"] == "5.5" else "",
+        "scope": "subtree",
+        "classes": [link_class(profile)],
+        "attributes": attributes,
     }
+    if resolve:
+        params["resolve"] = xprofile.attribute(profile, "stack_address")
+    return {"id": op_id, "op": "dir_search", "params": _with_port(params, ldap_port)}
+
+
+def directory_root_op(server, ldap_port=None, op_id="directory"):
+    """The RootDSE of the directory at SERVER[:PORT] (read before anything else of the directory)."""
+    return {"id": op_id, "op": "dir_root", "params": _with_port({"server": server}, ldap_port)}
+
+
+def mta_port_op(server, op_id="mta_port"):
+    return {"id": op_id, "op": "reg_read", "params": {"server": server, "key": MTA_PARAMETERS_KEY, "names": [MTA_PORT_VALUE]}}
+
+
+def mta_port(result):
+    """The MTA's TCP port from a reg_read answer: the RFC1006 Port Number value, else 102."""
+    if result is None or not result.ok:
+        return None
+    value = ((result.data or {}).get("values") or {}).get(MTA_PORT_VALUE)
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        return DEFAULT_MTA_PORT
+    return port if 1 <= port <= 65535 else DEFAULT_MTA_PORT
+
+
+def directory_problem(result, organization=None, ldap_port=None, server=""):
+    """None when the RootDSE read is that of the Exchange 5.5 directory of `organization` (any
+    organisation when None); else the reason it is not (Active Directory, or no o=ORG context)."""
+    if result is None or not result.ok:
+        return None  # the read failed: the failure itself is reported
+    root = result.data or {}
+    contexts = [str(c) for c in root.get("namingContexts") or []]
+    where = f"LDAP://{server}:{ldap_port or DEFAULT_LDAP_PORT}"
+    listed = ", ".join(contexts) or "none"
+    if AD_CAPABILITY in (root.get("supportedCapabilities") or []) or root.get("defaultNamingContext"):
+        return (f"{where} is Active Directory (naming contexts: {listed}), not the Exchange 5.5 directory: on a "
+                "Windows 2000 domain controller the Exchange directory listens on another port (Q224447); set "
+                "xcon_ldap_port to it")
+    wanted = f"o={organization}".casefold() if organization else None
+    folded = [c.replace(" ", "").casefold() for c in contexts]
+    if wanted is not None and wanted.replace(" ", "") not in folded:
+        return (f"{where} has no naming context o={organization} (naming contexts: {listed}): it is not the "
+                f"Exchange 5.5 directory of organisation {organization}; check xcon_ldap_port and xcon_organization")
+    if wanted is None and not any(c.startswith("o=") for c in folded):
+        return f"{where} has no o= naming context (naming contexts: {listed}): it is not an Exchange 5.5 directory"
+    return None
 
 
 def evidence_ops(server, profile):
@@ -125,6 +187,17 @@ def decode_evidence(results, server, window_minutes, not_before=None):
         since = not_before
     in_window = [e for e in events.get("events", []) if since is None or e.get("time", "") >= since]
     return xev.build_evidence(server, since, {"now": now, "events": in_window}, results["counters"].data, results["service"].data)
+
+
+def queues_by_connector(evidence, connectors, profile):
+    """Re-key the evidence's per-instance queue lengths by connector directory name. Which name a
+    connector's 'MSExchangeMTA Connections' instance carries is an assumption
+    (ASSUMPTIONS["counter_instance"]: "rdn" = the directory name, or "display_name")."""
+    if not evidence or profile["assumptions"]["counter_instance"] != "display_name":
+        return evidence
+    names = {str(c.get("display_name") or "").casefold(): c["name"] for c in connectors or []}
+    evidence["queues"] = {names.get(str(k).casefold(), k): v for k, v in (evidence.get("queues") or {}).items()}
+    return evidence
 
 
 def read_evidence(client, server, version, window_minutes):

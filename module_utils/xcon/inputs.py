@@ -65,6 +65,10 @@ CONTRACT = (
     Var("xcon_firewall_changes_possible", "bool", "false"),
     Var("xcon_exchange_version", "choice", "5.5", choices=("5.5", "2000", "2003")),
     Var("xcon_firewall_driver", "choice", "raptor", choices=("raptor", "nftables")),
+    # Per server: the Exchange 5.5 directory's LDAP port (moved off 389 on a Windows 2000 domain
+    # controller, Q224447) and the organisation whose o= naming context it must serve.
+    Var("xcon_ldap_port", "int", "390", 1, 65535, what="TCP port of the Exchange directory (LDAP)"),
+    Var("xcon_organization", "name", "CONTOSO"),
     # Run ids: each names a directory under the reports directory, so none may leave it.
     Var("xcon_run_id_requested", "run_id", "20260105T090000Z-abc123"),
     Var("xcon_run_id", "run_id", "20260105T090000Z-abc123"),
@@ -182,7 +186,8 @@ def check(var, value, root=None):
     if var.kind == "name":
         if value == "":
             return None  # empty: <inside connector>-REVERSE
-        problem = name_problem(value, "reverse connector name")
+        what = "organisation name" if var.name == "xcon_organization" else "reverse connector name"
+        problem = name_problem(value, what)
         return f"{problem}; choose another name" if problem else None
     if var.kind == "run_id":
         if value == "":

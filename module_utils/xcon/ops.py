@@ -4,7 +4,7 @@ Wire format (docs/design.md, "Wire protocol"):
 
 * command line: ``powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand B64``
   with B64 = base64(UTF-16LE(exact text of files/ps/bootstrap.ps1)); fixed, the lab recognises it;
-* stdin: UTF-8 of the parts joined by four NULs: runner.ps1, each needed ``op_<name>.ps1`` once (in
+* stdin: ASCII text of the parts joined by four NULs: runner.ps1, each needed ``op_<name>.ps1`` once (in
   order of first use), then the request JSON ``{"version": 1, "stop_on_error": ..., "ops": [...]}``.
   The request JSON is written with ``ensure_ascii=True`` (non-ASCII such as the Connected-Domains
   separator U+00A7 travels as ``\\u00a7``), so stdin is pure ASCII;
@@ -152,7 +152,8 @@ def build_payload(ops: list[dict], stop_on_error: bool = True) -> tuple[str, byt
     parts = [_read_script(RUNNER)]
     parts += [_read_script(f"op_{name}.ps1") for name in needed]
     parts.append(json.dumps(request, ensure_ascii=True, separators=(",", ":")))
-    return command_line(), SEPARATOR.join(parts).encode("utf-8")
+    # ASCII both ways: the scripts are ASCII (a unit test checks) and the request escapes the rest.
+    return command_line(), SEPARATOR.join(parts).encode("ascii")
 
 
 # -- answers -------------------------------------------------------------------------------------

@@ -131,7 +131,7 @@ def _reverse_connector(link, ctx):
     stack = _stack_address(link, outside, address_type)
     if existing:
         wanted = {"schedule": "remote", "cost": REVERSE_COST, "two_way_alternate": True}
-        if dx.norm(existing.get("stack_address")) not in outside.identities:
+        if not dx.stack_in(existing, outside.identities):
             wanted.update(stack_address=stack, address_type=address_type)
         change = _modify(link, inside, existing, wanted, f"reverse connector for {outside.host}'s real address")
         return [change] if change else []
@@ -151,18 +151,19 @@ def _firewall_tunnel(link, ctx):
     inside, outside = ctx.inside, ctx.outside
     hosts = [inside.host, outside.host]
     changes = []
-    if not dx.has_routed_path(firewall, *hosts):
-        step = {"action": "add_routed_path", "hosts": hosts, "port": dx.X400_PORT}
+    port = link.get("mta_port") or dx.X400_PORT
+    if not dx.has_routed_path(firewall, *hosts, port):
+        step = {"action": "add_routed_path", "hosts": hosts, "port": port}
         # before/after show this link's part of the firewall only: a fleet's plan and report grow
         # with the number of links, not with its square.
         changes.append(_firewall_change(
-            link, firewall, f"routed path {inside.host}<->{outside.host} tcp/102", [step],
-            {"routed_paths": []}, {"routed_paths": [{"hosts": list(hosts), "port": dx.X400_PORT}]},
-            f"Operator, firewall {firewall.get('name')}: add a routed (not proxied) path for TCP 102 between "
+            link, firewall, f"routed path {inside.host}<->{outside.host} tcp/{port}", [step],
+            {"routed_paths": []}, {"routed_paths": [{"hosts": list(hosts), "port": port}]},
+            f"Operator, firewall {firewall.get('name')}: add a routed (not proxied) path for TCP {port} between "
             f"{inside.host} and {outside.host}. Harmless while the relays still carry the traffic."))
     for side in ctx.sides:
         peer = ctx.peer(side)
-        if side.primary and dx.norm(side.primary.get("stack_address")) not in peer.identities:
+        if side.primary and not dx.stack_in(side.primary, peer.identities):
             address_type = ctx.options["address_type"]
             wanted = {"stack_address": _stack_address(link, peer, address_type), "address_type": address_type}
             change = _modify(link, side, side.primary, wanted, f"point straight at {peer.host} through the routed path")
@@ -178,13 +179,13 @@ def _firewall_tunnel(link, ctx):
         extra = {}
         if dependents:
             names = ", ".join(f"{d['connector']} on {d['host']} (Stack {d['stack_address']})" for d in dependents)
-            extra = {"warning": f"Removing the TCP 102 relay cuts off these connectors, which still point at the firewall: {names}. "
+            extra = {"warning": f"Removing the TCP {port} relay cuts off these connectors, which still point at the firewall: {names}. "
                                 "Repoint them first or keep the relay.",
                      "affected_connectors": dependents}
         changes.append(_firewall_change(
-            link, firewall, "service passers on tcp/102", steps,
+            link, firewall, f"service passers on tcp/{port}", steps,
             {"passers": [dict(p) for p in passers]}, {"passers": []},
-            f"Operator, firewall {firewall.get('name')}: remove the Generic Service Passer(s) on TCP 102 relaying to "
+            f"Operator, firewall {firewall.get('name')}: remove the Generic Service Passer(s) on TCP {port} relaying to "
             f"{' and '.join(sorted({p.get('target') for p in passers}))}, once both connectors point at each other.",
             **extra))
     return changes
@@ -199,9 +200,10 @@ def _transparency_off(link, ctx):
         raise PlanError(f"link {link['id']}: turning client-side transparency off on firewall {firewall.get('name')} "
                         "needs xcon_transparency_off_acknowledged=true. " + fw.TRANSPARENCY_SIDE_EFFECT)
     return [_firewall_change(
-        link, firewall, "client-side transparency (TCP 102 rule)", [{"action": "set_transparency", "value": False}],
+        link, firewall, f"client-side transparency (TCP {link.get('mta_port') or dx.X400_PORT} rule)",
+        [{"action": "set_transparency", "value": False, "port": link.get("mta_port") or dx.X400_PORT}],
         {"client_transparency": bool(firewall.get("client_transparency"))}, {"client_transparency": False},
-        f"Operator, firewall {firewall.get('name')}: turn client-side transparency off for the TCP 102 relay to "
+        f"Operator, firewall {firewall.get('name')}: turn client-side transparency off for the TCP {link.get('mta_port') or dx.X400_PORT} relay to "
         f"{ctx.inside.host}, so {ctx.inside.host} sees the firewall's internal address it expects (KB workaround 3). "
         + fw.TRANSPARENCY_SIDE_EFFECT,
         side_effect=fw.TRANSPARENCY_SIDE_EFFECT, acknowledged=True)]

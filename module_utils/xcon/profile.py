@@ -4,8 +4,10 @@ A profile is data, not code: `connectors.py` and `evidence.py` read everything v
 from here, so Exchange 2000/2003 (Active Directory lDAPDisplayNames) is a second table.
 
 `ASSUMPTIONS` holds, in one place, every item the domain notes (shared/domain/*.md) mark
-UNCONFIRMED, plus the project's own decisions about encodings; each is named, documented in
-`ASSUMPTION_NOTES`, and overridable per run: `get_profile("5.5", {"assumptions": {...}})`.
+UNCONFIRMED that the code relies on, plus the project's own decisions about encodings; each is
+named, documented in `ASSUMPTION_NOTES`, overridable per run (`get_profile("5.5", {"assumptions":
+{...}})`), listed in docs/facts.md, and read by the code (tests/unit/test_facts.py fails on one
+that nothing reads).
 
 Logical property entries: {"name": directory attribute, "syntax": int|bool|string|octet|dn|raw,
 "multi": bool, "secret": bool, "values": {int: name} for enumerations, "min"/"max" lengths}.
@@ -30,8 +32,6 @@ ASSUMPTIONS = {
     "counter_instance": "rdn",
     "changes_apply_live": False,
     "connected_domains_separator": "\u00a7",
-    "dn_attribute_form": "ldap",
-    "wmi_queue_count_property": "MessageCount",
     "rights_attribute": "allowedAttributesEffective",
 }
 
@@ -47,10 +47,6 @@ ASSUMPTION_NOTES = {
     "UNCONFIRMED: False = every change reports 'MTA restart required'.",
     "connected_domains_separator": "The Connected-Domains field separator (byte 0xA7) as carried in JSON "
     "and Python: the character U+00A7.",
-    "dn_attribute_form": "Form of DN-valued attributes (Home-MTA, Supporting-Stack) written over LDAP when "
-    "they must be built rather than copied: 'ldap' (cn=...,o=ORG) or 'x500' (/o=ORG/...).",
-    "wmi_queue_count_property": "Exchange 2000/2003: message-count property of Exchange_X400Queue "
-    "(UNCONFIRMED; only used by a future WMI-based evidence reader).",
     "rights_attribute": "Constructed attribute read to learn whether the account may modify a connector "
     "(allowedAttributesEffective, as Active Directory serves it; that the 5.5 directory serves it is "
     "UNCONFIRMED). When no entry returns it, write access is reported unknown, not denied.",

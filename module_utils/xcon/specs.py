@@ -9,6 +9,8 @@ COMMON = {
     "server": {"type": "str"},
     "exchange_version": {"type": "str", "default": "5.5", "choices": ["5.5", "2000", "2003"]},
     "management_host": {"type": "str"},
+    "ldap_port": {"type": "int"},
+    "organization": {"type": "str"},
 }
 
 CONNECTOR_INFO = dict(

@@ -5,10 +5,11 @@ endpoint (`xcon.winrm_options`), so an existing Windows inventory works unchange
 options, aliases, defaults, `ansible_winrm_<kwarg>` pass-through to pywinrm, transport list
 (tried in order, as the plugin does) and Kerberos ticket handling (`ansible_winrm_kinit_mode`:
 with a password and no manual mode, kinit runs once per client into a credential cache of its
-own, `-f` with `ansible_winrm_kerberos_delegation`, by the plugin's own code).
+own, `-f` with `ansible_winrm_kerberos_delegation`, by the plugin's own code). The shell opens in
+code page 437: everything on the wire is ASCII.
 
 `run()` performs exactly one Create shell / Command / Send(End) / Receive... / Signal / Delete
-sequence with code page 65001 and maps every failure to one typed exception (`xcon.errors`):
+sequence in code page 437 and maps every failure to one typed exception (`xcon.errors`):
 
 * `XconUnreachable`          - connection refused, timeout, DNS failure, connection dropped
 * `XconTLSError`             - TLS handshake or certificate validation failed, CA trust path missing
@@ -51,7 +52,10 @@ from .errors import (  # noqa: F401 - re-exported: the transport layer's excepti
 )
 from .winrm_options import WinRMSettings, from_vars
 
-CODEPAGE_UTF8 = 65001
+# Everything on the wire is ASCII both ways (the request JSON escapes the rest as \uXXXX, the runner
+# writes ASCII only), so the shell's code page never matters: 437, the OEM code page pywinrm uses,
+# not 65001, which misbehaves on hosts older than Windows Server 2008 R2.
+SHELL_CODEPAGE = 437
 WSMAN_OPERATION_TIMEOUT = 2150858793
 # Largest raw stdin chunk per Send (base64 grows it by 4/3; old hosts cap envelopes at 150 KB).
 STDIN_CHUNK = 64 * 1024
@@ -178,7 +182,7 @@ class WinRMClient:
             try:
                 self._prepare(transport)
                 protocol = self._protocol(transport)
-                shell_id = protocol.open_shell(codepage=CODEPAGE_UTF8)
+                shell_id = protocol.open_shell(codepage=SHELL_CODEPAGE)
             except Exception as exc:  # noqa: BLE001 - every failure leaves typed
                 error = self._translate(exc, f"open shell, transport {transport}")
                 if protocol is not None:
@@ -220,7 +224,7 @@ class WinRMClient:
     def run(self, command_line: str, stdin_bytes: bytes = b"") -> tuple[int, bytes, bytes]:
         """Run one command line with `stdin_bytes` on its stdin; return (rc, stdout, stderr).
 
-        Exactly one shell (code page 65001) and one command per call: Create, Command,
+        Exactly one shell (code page 437; the payload is ASCII) and one command per call: Create, Command,
         Send (the last chunk with End=true), Receive until Done, Signal terminate, Delete.
 
         Retry policy (bounded, write-safe): a connection failure while opening the shell or

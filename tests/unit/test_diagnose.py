@@ -93,6 +93,7 @@ class Topology:
         self.in_queue = 0
         self.in_error = self.out_error = None
         self.in_evidence = self.out_evidence = True
+        self.in_port = self.out_port = 102
         self.firewall = firewall(transparency=False)
 
     # -- scenarios --------------------------------------------------------------------------------
@@ -106,17 +107,17 @@ class Topology:
         return topo
 
     def servers(self):
-        def server(name, address, conns, events, queues, error, with_evidence):
-            return {"name": name, "address": address, "fqdn": f"{name.lower()}.contoso.com",
+        def server(name, address, conns, events, queues, error, with_evidence, port):
+            return {"name": name, "address": address, "fqdn": f"{name.lower()}.contoso.com", "mta_port": port,
                     "connectors": [] if error else copy.deepcopy(conns),
                     "evidence": evidence(name, events, queues) if with_evidence and not error else None,
                     "error": error}
 
         return {
             "EXIN": server("EXIN", EXIN_ADDR, [self.in_conn] + self.extra_in, self.in_events,
-                           {self.in_conn["name"]: self.in_queue}, self.in_error, self.in_evidence),
+                           {self.in_conn["name"]: self.in_queue}, self.in_error, self.in_evidence, self.in_port),
             "EXOUT": server("EXOUT", EXOUT_ADDR, [self.out_conn] + self.extra_out, self.out_events,
-                            {self.out_conn["name"]: self.out_queue}, self.out_error, self.out_evidence),
+                            {self.out_conn["name"]: self.out_queue}, self.out_error, self.out_evidence, self.out_port),
         }
 
 
@@ -305,6 +306,33 @@ def unreachable_outside():
     return topo, None
 
 
+def wrong_directory_outside():
+    topo = Topology.kb()
+    topo.out_error = {"code": dx.WRONG_DIRECTORY, "reason": "LDAP://EXOUT:389 is Active Directory"}
+    return topo, None
+
+
+def mta_ports_differ():
+    topo = Topology()
+    topo.out_port = 1102
+    return topo, None
+
+
+def kb_stack_host_names():
+    # Stack addresses written as host names; the Windows hosts' resolvers map them to the interfaces.
+    topo = Topology.kb()
+    topo.in_conn.update(stack_address="fw1-in.inside.contoso.com", address_type="hostname", stack_resolved=[FW_INTERNAL])
+    topo.out_conn.update(stack_address="fw1-out.contoso.com", address_type="hostname", stack_resolved=[FW_EXTERNAL])
+    return topo, None
+
+
+def stack_name_unresolved():
+    topo = Topology()
+    topo.in_conn.update(stack_address="fw1-in.inside.contoso.com", address_type="hostname", stack_resolved=[],
+                        stack_resolve_error="No such host is known")
+    return topo, None
+
+
 def access_denied_inside():
     topo = Topology.kb()
     topo.in_error = {"code": dx.ACCESS_DENIED, "reason": "CONTOSO\\xcon lacks rights on the site container"}
@@ -364,6 +392,10 @@ CASES = [
     ("reverse-refusals-remain", reverse_present_refusals_remain, {(dx.REVERSE_PRESENT, "info"), (dx.REFUSALS_UNEXPLAINED, "warning")}, {dx.TRANSPARENCY_REFUSAL}, "warning", "none"),
     ("reverse-wrong-stack", reverse_wrong_stack, {(dx.REVERSE_WRONG_STACK, "warning"), (dx.TRANSPARENCY_REFUSAL, "error")}, {dx.REVERSE_PRESENT}, "error", "reverse_connector"),
     ("unreachable", unreachable_outside, {(dx.UNREACHABLE, "unknown")}, set(), "unknown", "none"),
+    ("wrong-directory", wrong_directory_outside, {(dx.WRONG_DIRECTORY, "unknown")}, set(), "unknown", "none"),
+    ("mta-ports-differ", mta_ports_differ, {(dx.MTA_PORT_MISMATCH, "error")}, set(), "error", "none"),
+    ("kb-stack-host-names", kb_stack_host_names, {(dx.TRANSPARENCY_REFUSAL, "error")}, {dx.STACK_ADDRESS}, "error", "firewall_tunnel"),
+    ("stack-name-unresolved", stack_name_unresolved, {(dx.STACK_ADDRESS, "warning")}, set(), "warning", "none"),
     ("access-denied", access_denied_inside, {(dx.ACCESS_DENIED, "unknown")}, {dx.TRANSPARENCY_REFUSAL}, "unknown", "none"),
     ("unknown-beats-warning", unreachable_and_backlog, {(dx.UNREACHABLE, "unknown"), (dx.QUEUE_BACKLOG, "warning")}, set(), "unknown", "none"),
     ("error-beats-unknown", unreachable_and_never, {(dx.UNREACHABLE, "unknown"), (dx.SCHEDULE_NEVER, "error")}, set(), "error", "none"),

@@ -157,7 +157,7 @@ class FakeProtocol:
             raise exc
 
     def open_shell(self, codepage=437):
-        assert codepage == 65001
+        assert codepage == 437  # ASCII on the wire: no reliance on 65001
         self._step("create")
         return "shell"
 

@@ -159,7 +159,7 @@ def test_transparency_off_with_acknowledgement():
     assert summary(changes) == [(1, "FW1", "operator", "client-side transparency (TCP 102 rule)")]
     change = changes[0]
     assert change["before"] == {"client_transparency": True} and change["after"] == {"client_transparency": False}
-    assert change["firewall_steps"] == [{"action": "set_transparency", "value": False}]
+    assert change["firewall_steps"] == [{"action": "set_transparency", "value": False, "port": 102}]  # the records name the MTA port
     assert "every server behind this firewall" in change["side_effect"]
     text = fw.operator_instructions(fw.firewall_change_record(Topology.kb().firewall, changes, "r"), "sgs-5400")
     assert "Use Gateway Address" in text and "Side effect" in text

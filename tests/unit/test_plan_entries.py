@@ -57,7 +57,7 @@ def test_transparency_off_without_acknowledgement_is_a_preflight_error_and_plans
     assert plan == [] and len(preflight) == 1 and "xcon_transparency_off_acknowledged" in preflight[0]
     links, plan, preflight = _plan(Topology.kb(), "transparency_off", transparency_off_acknowledged=True)
     assert [p["phase"] for p in plan] == ["transparency_off"] and preflight == []
-    assert plan[0]["inverse"] == [{"action": "set_transparency", "value": True}]
+    assert plan[0]["inverse"] == [{"action": "set_transparency", "value": True, "port": 102}]
 
 
 def test_read_only_account_makes_the_link_unknown_and_blocks_the_fix():

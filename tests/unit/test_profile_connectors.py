@@ -173,3 +173,16 @@ def test_schedule_times_high_bit_first_from_sunday_gmt():
     assert c.schedule_times("ff" * 84) == [{"day": "Sunday", "start": "00:00", "end": "24:00", "text": "the whole week"}]
     assert c.schedule_times("00" * 84) == [] and c.schedule_times("ff" * 83) is None and c.schedule_times("") is None
     assert c.decode_connector(entry(), "EXIN", P)["schedule_times"][0]["text"] == "the whole week"
+
+
+@pytest.mark.parametrize("address,kind", [
+    ("192.0.2.1", "ip"), ("2001:db8::1", "ip"), ("::ffff:192.0.2.1", "ip"),
+    ("10.0.0.300", "hostname"), ("1.2.3", "hostname"), ("exout.outside.example", "hostname"), ("EXOUT", "hostname"),
+    ("", "ip"), (None, "ip"),
+])
+def test_guess_address_type_is_the_live_code(address, kind):
+    # the one used by xcon_connector (the dead copy connectors.infer_address_type is gone)
+    from xcon.actions.connector import guess_address_type
+
+    assert guess_address_type(address) == kind
+    assert not hasattr(c, "infer_address_type")

@@ -65,3 +65,17 @@ def test_ascii_and_op_header(path):
     name = os.path.basename(path)
     if name.startswith("op_"):
         assert text.decode().splitlines()[0] == f"# xcon-op: {name[3:-4]}"
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=os.path.basename)
+def test_script_is_ascii(path):
+    # Everything on the wire is ASCII, whatever the shell's code page (no reliance on 65001).
+    with open(path, "rb") as handle:
+        assert handle.read().isascii()
+
+
+def test_runner_needs_no_dotnet35():
+    # Windows PowerShell 2.0 needs only .NET 2.0: no JavaScriptSerializer (System.Web.Extensions).
+    with open(os.path.join(ops.OPS_DIR, "runner.ps1"), encoding="ascii") as handle:
+        text = handle.read()
+    assert "System.Web.Extensions" not in text and "JavaScriptSerializer" not in text.replace("not by .NET 3.5's JavaScriptSerializer", "")

@@ -8,6 +8,7 @@ connector as it was and a re-run converges.  Check mode stops after the read and
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 
 from ansible.errors import AnsibleActionFail
@@ -34,7 +35,14 @@ class ActionModule(XconAction):
         server = self.server_name(args, task_vars)
         profile = gather.get_profile(args["exchange_version"])
         client = self.winrm_client(task_vars, args.get("management_host"))
-        read = raise_first_failure(gather.run(client, [gather.connector_search_op(server, profile, with_secrets=bool(args.get("clone_from")))]))
+        ldap_port, organization = self.ldap_port(args, task_vars), self.organization(args, task_vars)
+        read = gather.run(client, [gather.directory_root_op(server, ldap_port),
+                                   gather.connector_search_op(server, profile, with_secrets=bool(args.get("clone_from")),
+                                                              ldap_port=ldap_port, organization=organization, resolve=False)])
+        wrong = gather.directory_problem(read.get("directory"), organization, ldap_port, server)
+        if wrong:
+            raise AnsibleActionFail(f"{gather.WRONG_DIRECTORY}: {server}: {wrong}; nothing was changed")
+        read = raise_first_failure(read)
         entries = read["connectors"].data.get("entries", [])
         by_name = {xconn.decode_connector(e, server, profile)["name"].lower(): e for e in entries}
         current = by_name.get(args["name"].lower())
@@ -53,6 +61,8 @@ class ActionModule(XconAction):
             problem = inputs.name_problem(args["name"], "connector name")
             if problem:
                 raise ValueError(f"cannot create {args['name'][:80]!r} on {server}: {problem}")
+        if op is not None and ldap_port != gather.DEFAULT_LDAP_PORT:
+            op["params"]["port"] = ldap_port
         before = self._view(current, server, profile)
         result = {"dn": (current or {}).get("dn") or (after_entry or {}).get("dn", ""), "before": before, "winrm_commands": 1,
                   "restart_required": False, "operations": []}
@@ -126,10 +136,15 @@ class ActionModule(XconAction):
 
 
 def guess_address_type(address):
+    """N-Address-Type for a Stack address: "ip" for an IPv4 or IPv6 literal (10.0.0.300 is not one),
+    "hostname" otherwise; "ip" when there is no address."""
     if not address:
         return "ip"
-    parts = address.split(".")
-    return "ip" if len(parts) == 4 and all(p.isdigit() for p in parts) else "hostname"
+    try:
+        ipaddress.ip_address(str(address).strip())
+        return "ip"
+    except ValueError:
+        return "hostname"
 
 
 def apply_changes(entry, changes):

@@ -19,15 +19,32 @@ class ActionModule(XconAction):
     def xcon_run(self, args, task_vars):
         server = self.server_name(args, task_vars)
         profile = gather.get_profile(args["exchange_version"])
-        ops = [gather.connector_search_op(server, profile, with_secrets=False, with_rights=args["check_write_access"])]
+        ldap_port, organization = self.ldap_port(args, task_vars), self.organization(args, task_vars)
+        # One command: the directory's RootDSE first (is it the Exchange 5.5 directory of the
+        # organisation?), the MTA's TCP port, the connectors, then the MTA evidence.
+        ops = [gather.directory_root_op(server, ldap_port),
+               gather.connector_search_op(server, profile, with_secrets=False, with_rights=args["check_write_access"],
+                                          ldap_port=ldap_port, organization=organization)]
         if args.get("evidence_window_minutes"):
             ops += gather.evidence_ops(server, profile)
-        result = {"server": server, "winrm_commands": 0}
+        # Last, and not fatal: a registry that cannot be read leaves the port unknown (102 assumed).
+        ops.append(gather.mta_port_op(server))
+        result = {"server": server, "winrm_commands": 0, "ldap_port": ldap_port}
         client = None
         try:
             client = self.winrm_client(task_vars, args.get("management_host"))
             result["winrm_commands"] = 1
-            results = raise_first_failure(gather.run(client, ops))
+            results = gather.run(client, ops)
+            wrong = gather.directory_problem(results.get("directory"), organization, ldap_port, server)
+            if wrong:
+                # Never "no connectors found": the link is unknown, and the report says why.
+                result["xcon_error"] = {"code": gather.WRONG_DIRECTORY, "reason": wrong}
+                if args["fail_on_error"]:
+                    from ansible.errors import AnsibleActionFail
+
+                    raise AnsibleActionFail(f"{server}: {wrong}")
+                return self._to_file(args, result)
+            raise_first_failure({k: r for k, r in results.items() if k != "mta_port"})
         except Exception as exc:  # report, don't abort, when asked to
             through = self._management_host(args, task_vars, server)
             explicit = getattr(client, "target_credentials", None)   # denied as that account: not the hop
@@ -46,11 +63,14 @@ class ActionModule(XconAction):
             result["xcon_error"] = {"code": error_code(exc), "reason": error_reason(exc)}
             return self._to_file(args, result)
         result["connectors"] = gather.decode_connectors(results["connectors"], server, profile, args.get("names"))
+        result["mta_port"] = gather.mta_port(results.get("mta_port"))
         if args["check_write_access"]:
             result["write_access"] = gather.write_access(results["connectors"], profile)
         if args.get("evidence_window_minutes"):
             not_before = xstate.evidence_baseline(args.get("evidence_baseline_file"), server)
-            result["evidence"] = gather.decode_evidence(results, server, args["evidence_window_minutes"], not_before)
+            result["evidence"] = gather.queues_by_connector(
+                gather.decode_evidence(results, server, args["evidence_window_minutes"], not_before),
+                result["connectors"], profile)
         raw = [mask(e) for e in results["connectors"].data.get("entries", [])]
         if args["include_raw"]:
             result["raw"] = raw
@@ -59,6 +79,8 @@ class ActionModule(XconAction):
                 "server": server,
                 "inventory_host": task_vars.get("inventory_hostname"),
                 "exchange_version": args["exchange_version"],
+                "ldap_port": ldap_port,
+                "organization": organization,
                 "saved_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "raw": raw,
                 "results": {k: {"ok": r.ok, "data": mask(r.data)} for k, r in results.items()},

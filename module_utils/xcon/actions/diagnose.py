@@ -98,6 +98,7 @@ class ActionModule(XconAction):
                 "connectors": audit.get("connectors", []),
                 "evidence": audit.get("evidence"),
                 "write_access": audit.get("write_access"),
+                "mta_port": audit.get("mta_port"),
                 "error": audit.get("xcon_error") or (None if audit.get("connectors") is not None else {"code": xerr.UNREACHABLE, "reason": audit.get("msg") or "not read (the host failed before its audit)"}),
             }
         if saved:
@@ -179,7 +180,11 @@ def load_saved(run_dir, host):
         saved = json.load(handle)
     profile = gather.get_profile(saved.get("exchange_version", "5.5"))
     results = {k: OpResult(id=k, ok=v["ok"], data=v["data"]) for k, v in saved["results"].items()}
-    audit = {"connectors": gather.decode_connectors(results["connectors"], saved["server"], profile)}
+    wrong = gather.directory_problem(results.get("directory"), saved.get("organization"), saved.get("ldap_port"), saved["server"])
+    if wrong:
+        return {"xcon_error": {"code": gather.WRONG_DIRECTORY, "reason": wrong}}
+    audit = {"connectors": gather.decode_connectors(results["connectors"], saved["server"], profile),
+             "mta_port": gather.mta_port(results.get("mta_port"))}
     if "events" in results:
         audit["evidence"] = gather.decode_evidence(results, saved["server"], None)
     if any(gather.rights_attribute(profile) in e.get("attributes", {}) for e in results["connectors"].data.get("entries", [])):

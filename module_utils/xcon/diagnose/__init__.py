@@ -50,7 +50,8 @@ XCON-TWA-OFF                           warning      two-way alternate off otherw
                                                     precondition not met)
 XCON-SCHEDULE-NOT-ALWAYS               warning      a primary is Selected times, or only one side
                                                     is remote-initiated
-XCON-STACK-ADDRESS                     warning      a primary's Stack is neither the firewall
+XCON-STACK-ADDRESS                     warning      a primary's Stack (or what its host name resolves
+                                                    to on the Windows host) is neither the firewall
                                                     interface facing its server nor the peer
                                                     server's address, FQDN or name
 XCON-QUEUE-BACKLOG                     warning      a queue of a link connector > queue_threshold
@@ -63,6 +64,10 @@ XCON-REFUSALS-UNEXPLAINED              warning      the outside logs refusals bu
                                                     explains them
 XCON-CONNECTOR-MISSING                 error        a readable server has no connector to a peer
                                                     whose connector names it
+XCON-MTA-PORT-MISMATCH                 error        the two MTAs use different RFC1006 ports
+                                                    (Q176466); the link's port is the inside one's
+XCON-WRONG-DIRECTORY                   unknown      the LDAP endpoint read is not the organisation's
+                                                    Exchange 5.5 directory (a read error, below)
 XCON-UNREACHABLE / XCON-ACCESS-DENIED  unknown      a server of the link could not be read (any
                                                     other read failure keeps its own code, also
                                                     severity unknown)
@@ -115,13 +120,14 @@ from xcon.diagnose.codes import *  # noqa: F401,F403  (the codes and constants a
 from xcon.diagnose.codes import link_status, norm, sort_key
 from xcon.diagnose.context import LinkContext, Side  # noqa: F401
 from xcon.diagnose.links import (address_for, discover_links, firewall_dependents, has_routed_path,  # noqa: F401
-                                 identities, relay_passers)
+                                 identities, link_port, relay_passers, stack_in, stack_keys)
 from xcon.diagnose.policy import finding_codes, select_workaround  # noqa: F401
 
 # In this order; the refusals check runs last, on what the others found.
 CHECKS = (checks.check_read_errors, checks.check_write_access, checks.check_missing_connector, checks.check_never,
           checks.check_both_remote, checks.check_not_always, evidence_checks.check_transparency, checks.check_twa,
-          checks.check_stack, checks.check_reverse, evidence_checks.check_facts, evidence_checks.check_queues)
+          checks.check_stack, checks.check_reverse, evidence_checks.check_facts, evidence_checks.check_queues,
+          checks.check_mta_port)
 
 
 def diagnose_link(link, servers, firewall, options=None, requested=None):

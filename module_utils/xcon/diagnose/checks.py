@@ -3,10 +3,10 @@ two-way alternate, Stack addresses and the reverse connector (findings table: th
 
 from __future__ import annotations
 
-from xcon.diagnose.codes import (ACCESS_DENIED, BOTH_REMOTE, CONNECTOR_MISSING, NEVER_ID, OUTSIDE_REFUSAL_IDS,
+from xcon.diagnose.codes import (ACCESS_DENIED, BOTH_REMOTE, CONNECTOR_MISSING, MTA_PORT_MISMATCH, NEVER_ID, OUTSIDE_REFUSAL_IDS,
                                  REVERSE_PRESENT, REVERSE_WRONG_STACK, SCHEDULE_NEVER, SCHEDULE_NOT_ALWAYS,
                                  STACK_ADDRESS, TWA_OFF, UNREACHABLE, event_samples, make_finding, norm)
-from xcon.diagnose.links import is_remote
+from xcon.diagnose.links import is_remote, stack_in
 
 
 def check_read_errors(ctx):
@@ -136,16 +136,38 @@ def check_stack(ctx):
         facing = ctx.facing_interface(side)
         allowed |= ctx.facing_addresses(side)
         stack = connector.get("stack_address")
-        if norm(stack) in allowed:
+        if stack_in(connector, allowed):
             continue
         expected = sorted(a for a in allowed if a)
+        resolved = connector.get("stack_resolved") or []
+        how = ""
+        if connector.get("stack_resolve_error"):
+            how = f" (the host name does not resolve on {side.host}'s WinRM host: {connector['stack_resolve_error']})"
+        elif resolved:
+            how = f" (resolved on {side.host}'s WinRM host to {', '.join(resolved)})"
         findings.append(make_finding(
             STACK_ADDRESS, "warning", side.host, connector.get("name"),
-            f"Connector {connector.get('name')} on {side.host} has Stack address {stack or '(empty)'}, "
+            f"Connector {connector.get('name')} on {side.host} has Stack address {stack or '(empty)'}{how}, "
             f"which is neither the firewall interface facing {side.host} nor {peer.host} itself; "
             f"expected one of: {', '.join(expected)}.",
-            {"stack_address": stack, "expected_any_of": expected, "firewall_interface": facing or None}))
+            {"stack_address": stack, "stack_resolved": resolved, "resolve_error": connector.get("stack_resolve_error"),
+             "expected_any_of": expected, "firewall_interface": facing or None}))
     return findings
+
+
+def check_mta_port(ctx):
+    """Q176466: when one MTA's RFC1006 port changes, every MTA it talks to must use the same port."""
+    ports = {side.host: (side.server or {}).get("mta_port") for side in ctx.sides if side.readable}
+    known = {h: int(p) for h, p in ports.items() if p}
+    if len(known) < 2 or len(set(known.values())) < 2:
+        return []
+    listed = ", ".join(f"{h} {p}" for h, p in sorted(known.items()))
+    return [make_finding(
+        MTA_PORT_MISMATCH, "error", ctx.inside.host, ctx.inside.primary and ctx.inside.primary.get("name"),
+        f"The MTAs of link {ctx.link['id']} listen on different TCP ports ({listed}; registry value \"RFC1006 "
+        "Port Number\", 102 when absent): an association from one never reaches the other. All MTAs that "
+        "talk over X.400 must use the same port (Q176466, Q161931).",
+        {"mta_ports": known})]
 
 
 def check_reverse(ctx):
@@ -155,7 +177,7 @@ def check_reverse(ctx):
     evidence = {"reverse_connector": reverse.get("name"), "stack_address": reverse.get("stack_address"),
                 "schedule": reverse.get("schedule"), "cost": reverse.get("cost"),
                 "outside_addresses": sorted(ctx.outside.identities)}
-    if norm(reverse.get("stack_address")) in ctx.outside.identities:
+    if stack_in(reverse, ctx.outside.identities):
         cost_note = "" if reverse.get("cost") == 99 else f" (its cost is {reverse.get('cost')}; the KB uses 99)"
         return [make_finding(
             REVERSE_PRESENT, "info", ctx.inside.host, reverse.get("name"),

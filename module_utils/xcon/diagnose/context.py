@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xcon.diagnose.codes import (INSIDE_REFUSAL_ID, NO_MATCH_ID, OUTSIDE_REFUSAL_IDS, UNREACHABLE, merged_options,
                                  norm)
-from xcon.diagnose.links import identities, interface_address, is_remote, listen_addresses
+from xcon.diagnose.links import identities, interface_address, is_remote, link_port, listen_addresses
 
 class Side:
     """One side of a link: its server, connectors and evidence, with evidence queries."""
@@ -108,6 +108,8 @@ class LinkContext:
         self.outside = Side(link, "outside", servers)
         self.sides = (self.inside, self.outside)
         self.kb = None  # the XCON-TRANSPARENCY-REFUSAL finding, once assessed
+        self.port = link_port(servers, link)   # the MTAs' TCP port (RFC1006 Port Number, 102 by default)
+        link["mta_port"] = self.port
 
     def peer(self, side):
         return self.outside if side is self.inside else self.inside
@@ -121,7 +123,7 @@ class LinkContext:
         cache = self.__dict__.setdefault("_facing", {})
         which = "internal" if side is self.inside else "external"
         if which not in cache:
-            cache[which] = listen_addresses(self.firewall, which, self.peer(side).identities)
+            cache[which] = listen_addresses(self.firewall, which, self.peer(side).identities, self.port)
         return cache[which]
 
     @property

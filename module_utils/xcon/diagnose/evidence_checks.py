@@ -6,19 +6,19 @@ from __future__ import annotations
 from xcon.diagnose.codes import (BACKLOG_ID, BOTH_REMOTE, CONNECTOR_MISSING, FACTS_CONTRADICTED, INSIDE_REFUSAL_ID,
                                  NO_MATCH_ID, OUTSIDE_REFUSAL_IDS, QUEUE_BACKLOG, REFUSALS_UNEXPLAINED,
                                  SCHEDULE_NEVER, TRANSPARENCY_REFUSAL, event_samples, make_finding, norm)
-from xcon.diagnose.links import is_remote, relay_passers
+from xcon.diagnose.links import is_remote, relay_passers, stack_in
 
 
 def _reverse_effective(ctx):
     reverse = ctx.inside.reverse
-    return bool(reverse) and norm(reverse.get("stack_address")) in ctx.outside.identities
+    return bool(reverse) and stack_in(reverse, ctx.outside.identities)
 
 
 def _kb_configuration(ctx):
     """Whether the connectors and declared facts are the KB's: Stacks at the firewall interfaces,
     a 102 relay to the inside server, transparency declared on."""
-    inside_at_fw = bool(ctx.inside.primary) and norm(ctx.inside.primary.get("stack_address")) in ctx.facing_addresses(ctx.inside)
-    outside_at_fw = bool(ctx.outside.primary) and norm(ctx.outside.primary.get("stack_address")) in ctx.facing_addresses(ctx.outside)
+    inside_at_fw = bool(ctx.inside.primary) and stack_in(ctx.inside.primary, ctx.facing_addresses(ctx.inside))
+    outside_at_fw = bool(ctx.outside.primary) and stack_in(ctx.outside.primary, ctx.facing_addresses(ctx.outside))
     relay = any(norm(p.get("target")) in ctx.inside.identities for p in relay_passers(ctx.firewall, ctx.servers, ctx.link))
     return {"inside_stack_is_firewall_internal": inside_at_fw, "outside_stack_is_firewall_external": outside_at_fw,
             "relay_on_102_declared": relay,
@@ -141,7 +141,7 @@ def check_facts(ctx):
             "source address is not rewritten. Correct the inventory (the diagnosis follows the evidence).",
             declared_client_transparency=False, observed="original source address")
     elif (not declared and ctx.inside.primary and ctx.outside.primary and not ctx.never_sides()
-          and norm(ctx.inside.primary.get("stack_address")) in ctx.facing_addresses(ctx.inside)
+          and stack_in(ctx.inside.primary, ctx.facing_addresses(ctx.inside))
           and ctx.inside_1293_count() > 0 and ctx.outside_triple_count() > 0):
         # no 9301 to show the address (5.5 SP2 and later log it only after a failed reverse lookup):
         # a rewritten source would match the Stack, so the refusals say it is not rewritten
@@ -157,11 +157,11 @@ def check_facts(ctx):
             f"logged event 9301 with the firewall's internal address {internal}: the source address "
             "is rewritten. Correct the inventory.",
             declared_client_transparency=True, observed="gateway address")
-    outside_at_fw = ctx.outside.primary and norm(ctx.outside.primary.get("stack_address")) in ctx.facing_addresses(ctx.outside)
+    outside_at_fw = ctx.outside.primary and stack_in(ctx.outside.primary, ctx.facing_addresses(ctx.outside))
     arrived = ctx.inside_1293_count() > 0 or bool(seen_outside)
     relay = any(norm(p.get("target")) in ctx.inside.identities for p in relay_passers(ctx.firewall, ctx.servers, ctx.link))
     if outside_at_fw and arrived and not relay:
-        add(f"No service passer on TCP 102 to {ctx.inside.host} is declared on firewall {name}, but "
+        add(f"No service passer on TCP {ctx.port} to {ctx.inside.host} is declared on firewall {name}, but "
             f"{ctx.outside.host}'s associations addressed to the firewall reach {ctx.inside.host} "
             "(events 1293/9301): a relay exists. Correct the inventory.",
             declared_passers=(ctx.firewall.get("passers") or []), observed="associations relayed")

@@ -68,14 +68,37 @@ def interface_addresses(firewall):
     return found | {norm(p.get("address")) for p in firewall.get("passers") or [] if p.get("address")}
 
 
-def listen_addresses(firewall, which, targets=None):
+def stack_keys(connector):
+    """Upper-cased forms of a connector's Stack address: the address as written and, for a host
+    name, the addresses the Windows host's resolver gave for it (``stack_resolved``)."""
+    connector = connector or {}
+    keys = {norm(connector.get("stack_address"))} | {norm(a) for a in connector.get("stack_resolved") or []}
+    keys.discard("")
+    return keys
+
+
+def stack_in(connector, addresses):
+    """Whether the connector's Stack address (or what its host name resolves to) is one of `addresses`."""
+    return bool(stack_keys(connector) & set(addresses))
+
+
+def link_port(servers, link):
+    """The link's MTA TCP port: the inside server's RFC1006 port, else the outside's, else 102."""
+    for role in ("inside", "outside"):
+        port = ((servers or {}).get(link[role]["host"]) or {}).get("mta_port")
+        if port:
+            return int(port)
+    return X400_PORT
+
+
+def listen_addresses(firewall, which, targets=None, port=X400_PORT):
     """Upper-cased addresses on the firewall's ``which`` side (internal/external) that a connector's
-    Stack may name: the interface address, and the alias address of each TCP 102 passer on that
+    Stack may name: the interface address, and the alias address of each passer on the MTA port on that
     side (only those relaying to one of ``targets``, upper-cased names/addresses, when given)."""
     found = {interface_address(firewall, which)} - {""}
     for passer in (firewall or {}).get("passers") or []:
         if (passer.get("address") and norm(passer.get("interface")) == norm(which)
-                and int(passer.get("port", X400_PORT)) == X400_PORT
+                and int(passer.get("port", X400_PORT)) == port
                 and (targets is None or norm(passer.get("target")) in targets)):
             found.add(norm(passer.get("address")))
     return found
@@ -85,19 +108,20 @@ def interface_address(firewall, which):
     return norm(((firewall or {}).get("interfaces") or {}).get(which))
 
 
-def relay_passers(firewall, servers, link):
-    """The firewall's TCP 102 passers that relay to either server of the link."""
+def relay_passers(firewall, servers, link, port=None):
+    """The firewall's passers on the link's MTA port (102 by default) that relay to either server."""
+    port = port or link.get("mta_port") or X400_PORT
     targets = set()
     for side in ("inside", "outside"):
         host = link[side]["host"]
         targets |= identities(servers.get(host), host)
     return [p for p in (firewall or {}).get("passers") or []
-            if int(p.get("port", X400_PORT)) == X400_PORT and norm(p.get("target")) in targets]
+            if int(p.get("port", X400_PORT)) == port and norm(p.get("target")) in targets]
 
 
-def has_routed_path(firewall, a, b):
+def has_routed_path(firewall, a, b, port=X400_PORT):
     pair = {norm(a), norm(b)}
-    return any({norm(h) for h in p.get("hosts") or []} == pair and int(p.get("port", X400_PORT)) == X400_PORT
+    return any({norm(h) for h in p.get("hosts") or []} == pair and int(p.get("port", X400_PORT)) == port
                for p in (firewall or {}).get("routed_paths") or [])
 
 
@@ -113,7 +137,7 @@ def firewall_dependents(link, servers, firewall):
         for connector in (servers.get(host) or {}).get("connectors") or []:
             if (norm(host), norm(connector.get("name"))) in primaries:
                 continue
-            if norm(connector.get("stack_address")) in addresses:
+            if stack_in(connector, addresses):
                 found.append({"host": host, "connector": connector.get("name"),
                               "stack_address": connector.get("stack_address"),
                               "remote_mta": connector.get("remote_mta")})

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from xcon.diagnose.codes import (BOTH_REMOTE, CONNECTOR_MISSING, REQUESTABLE, SCHEDULE_NEVER, SCHEDULE_NOT_ALWAYS,
-                                 TRANSPARENCY_REFUSAL, TUNNEL_DRIVERS, TWA_OFF, merged_options, norm)
+                                 TRANSPARENCY_REFUSAL, TUNNEL_DRIVERS, TWA_OFF, X400_PORT, merged_options)
 from xcon.diagnose.context import Side
-from xcon.diagnose.links import firewall_dependents, has_routed_path, identities, relay_passers
+from xcon.diagnose.links import firewall_dependents, has_routed_path, identities, relay_passers, stack_in
 
 
 def finding_codes(link):
@@ -24,11 +24,11 @@ def _partly_in_place(workaround, link, servers, firewall):
         return bool(link["inside"].get("reverse_connector"))
     if workaround == "firewall_tunnel" and firewall:
         inside, outside = link["inside"]["host"], link["outside"]["host"]
-        if has_routed_path(firewall, inside, outside):
+        if has_routed_path(firewall, inside, outside, link.get("mta_port") or X400_PORT):
             return True
         for role, peer in (("inside", outside), ("outside", inside)):
             side = Side(link, role, servers)
-            if side.primary and norm(side.primary.get("stack_address")) in identities(servers.get(peer), peer):
+            if side.primary and stack_in(side.primary, identities(servers.get(peer), peer)):
                 return bool(relay_passers(firewall, servers, link))
     return False
 
@@ -70,7 +70,7 @@ def select_workaround(link, requested, servers, firewall, options=None):
     dependents = firewall_dependents(link, servers, firewall)
     if dependents:
         names = ", ".join(f"{d['connector']} on {d['host']}" for d in dependents)
-        return "reverse_connector", (f"A firewall tunnel would remove the TCP 102 relay that other connectors still use ({names}); "
+        return "reverse_connector", (f"A firewall tunnel would remove the TCP {link.get('mta_port') or X400_PORT} relay that other connectors still use ({names}); "
                                      "the reverse connector leaves them untouched.")
-    return "firewall_tunnel", ("KB Q196381's preferred workaround: route TCP 102 between the two servers and point both "
+    return "firewall_tunnel", (f"KB Q196381's preferred workaround: route TCP {link.get('mta_port') or X400_PORT} between the two servers and point both "
                                f"connectors at each other; firewall {firewall.get('name')} ({firewall.get('driver')} driver) can be changed.")

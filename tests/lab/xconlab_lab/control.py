@@ -138,7 +138,8 @@ class LabProcess:
             configs.append(EndpointConfig(ep["name"], scheme=ep.get("scheme", "http"),
                                           port=int(ep.get("port") or 0),
                                           auth=tuple(ep.get("auth") or ("basic", "ntlm")), users=users,
-                                          fqdn=ep.get("fqdn")))
+                                          fqdn=ep.get("fqdn"),
+                                          codepage=int(ep.get("codepage") or 1252)))
         kerberos = self._start_kdc()
         handler = CommandHandler(self.lab, load_manifest())
         cert_dir = os.path.join(self.state_dir, CERT_DIR)

@@ -233,6 +233,13 @@ class CommandHandler:
                     f"Payload part {index} ({header!r}) is not a script this emulated host knows "
                     f"(sha256 {script_hash(part)}); if the change is intended, run "
                     "tests/lab/xconlab scripts-refresh.")
+        # Windows PowerShell 2.0 needs only .NET 2.0: a runner that uses .NET 3.5's JSON serializer
+        # stops on a host without it, the way PowerShell reports a type it cannot find.
+        has_35 = getattr(self.lab, "host_has_dotnet35", None)
+        if has_35 is not None and not has_35(endpoint_name) and "System.Web.Script.Serialization" in parts[0]:
+            return runner_failure("xcon runner cannot run the request: Cannot find type "
+                                  "[System.Web.Script.Serialization.JavaScriptSerializer]: make sure the "
+                                  "assembly containing this type is loaded.")
         return self._runner(endpoint_name, username, parts)
 
     # ---- what runner.ps1 does ---------------------------------------------------------------

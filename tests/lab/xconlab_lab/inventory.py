@@ -120,6 +120,8 @@ def build_inventory(topology: Mapping[str, Any], endpoints: List[Mapping[str, An
             "xcon_exchange_version": str(server.get("exchange", "5.5")),
             "xcon_management_host": reach if reach is not None else name,
         })
+        if server.get("ldap_port", 389) != 389:
+            host["xcon_ldap_port"] = server["ldap_port"]     # what the operator knows and writes down
         exchange[name] = {k: v for k, v in host.items() if v is not None}
 
     management = {ep["name"]: connection_vars(ep, ca_path) for ep in endpoints if ep["name"] not in servers}
@@ -129,7 +131,8 @@ def build_inventory(topology: Mapping[str, Any], endpoints: List[Mapping[str, An
     if management:
         children["xcon_management_hosts"] = {"hosts": management}
     children["xcon_firewalls"] = {"hosts": firewalls}
-    all_vars = {"xcon_lab_control": os.path.abspath(control),
+    all_vars = {"xcon_organization": topology.get("organization"),
+                "xcon_lab_control": os.path.abspath(control),
                 "xcon_lab_state_dir": os.path.abspath(state_dir),
                 # The lab plays the firewall operator: change records are applied by the lab itself.
                 "xcon_firewall_operator_command": [os.path.abspath(control), "firewall", "apply"],

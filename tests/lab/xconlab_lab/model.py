@@ -61,7 +61,10 @@ OTHER_SERVICES = ("MSExchangeDS", "MSExchangeIS", "MSExchangeSA")
 X400_PORT = 102
 EVENT_LOG_CAP = 50000
 HISTORY_CAP = 10080               # per flow: minutes with deliveries kept (one week)
-LISTENING_PORTS = (135, 389, 445)  # besides 102 (MTA) and WinRM
+LISTENING_PORTS = (135, 445)     # besides the MTA's port, LDAP and WinRM
+MTA_PARAMETERS_KEY = "SYSTEM\\CurrentControlSet\\Services\\MSExchangeMTA\\Parameters"
+# LDAP_CAP_ACTIVE_DIRECTORY_OID: a RootDSE whose supportedCapabilities lists it is Active Directory.
+AD_CAPABILITY = "1.2.840.113556.1.4.800"
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 # -- events --------------------------------------------------------------------------------------
@@ -223,6 +226,15 @@ class Server:
         self.site = spec["site"]
         self.address = spec["address"]
         self.fqdn = spec.get("fqdn")
+        self.ldap_port = spec.get("ldap_port", 389)
+        self.domain_controller = spec.get("domain_controller", False)
+        self.mta_port = spec.get("mta_port", X400_PORT)
+        # HKEY_LOCAL_MACHINE as far as the lab models it: the MTA's Parameters key always exists;
+        # "RFC1006 Port Number" (REG_DWORD) only when the port was changed from 102 (Q161931).
+        parameters: Dict[str, Any] = {}
+        if self.mta_port != X400_PORT:
+            parameters["RFC1006 Port Number"] = self.mta_port
+        self.registry: Dict[str, Dict[str, Any]] = {MTA_PARAMETERS_KEY.lower(): parameters}
         self.directory = directory
         site_dn = (("ou", self.site), ("o", org))
         self.servers_dn = (("cn", "Servers"), ("cn", "Configuration")) + site_dn
@@ -436,7 +448,14 @@ class Lab:
         for user in winrm.get("extra_users") or []:
             users[user["username"]] = {"password": user["password"], "rights": user["rights"]}
         return {"name": name, "scheme": winrm["scheme"], "port": winrm["port"], "auth": list(winrm["auth"]),
-                "users": users, "serves": serves, "fqdn": fqdn}
+                "users": users, "serves": serves, "fqdn": fqdn, "codepage": winrm.get("codepage", 1252),
+                "dotnet35": winrm.get("dotnet35", True)}
+
+    def host_has_dotnet35(self, endpoint_name: str) -> bool:
+        """Whether the Windows host behind a WinRM endpoint has .NET Framework 3.5."""
+        with self.lock:
+            found = self._endpoint_spec(endpoint_name)
+            return True if found is None else bool(found[0].get("dotnet35", True))
 
     # -- the domain ----------------------------------------------------------------------------
     # The site's Windows domain is the organisation's name (its accounts are ORG\user); its
@@ -494,8 +513,8 @@ class Lab:
     # password) and Kerberos with a forwarded TGT carry the user. Explicit credentials for the
     # target (the op's ``target_user``/``target_password``: an LDAP bind with them, an IPC$
     # session for the rest) are checked against the domain's accounts.
-    SECOND_HOP_OPS = ("dir_search", "dir_modify", "dir_create", "dir_delete", "event_query", "perf_counters",
-                      "service")
+    SECOND_HOP_OPS = ("dir_search", "dir_modify", "dir_create", "dir_delete", "dir_root", "event_query",
+                      "perf_counters", "service", "reg_read")
 
     def _second_hop_rights(self, rights: str, logon: Any, params: Mapping[str, Any]) -> str:
         user, password = params.get("target_user"), params.get("target_password")
@@ -533,9 +552,9 @@ class Lab:
                 raise _op_error("InvalidParameter", f"unknown op '{op}'")
             if endpoint_name in self.topology["management_hosts"] and op in self.SECOND_HOP_OPS:
                 rights = self._second_hop_rights(rights, logon, params)
-                if rights == ANONYMOUS and op in ("event_query", "perf_counters", "service"):
+                if rights == ANONYMOUS and op in ("event_query", "perf_counters", "service", "reg_read"):
                     what = {"event_query": "the event log", "perf_counters": "the performance counters",
-                            "service": "the service control manager"}[op]
+                            "service": "the service control manager", "reg_read": "the registry"}[op]
                     server = params.get("server") or ""
                     raise _op_error("AccessDenied", f"Access is denied. (opening {what} on '{server}' as "
                                     "NT AUTHORITY\\ANONYMOUS LOGON)", "0x80070005")
@@ -567,32 +586,102 @@ class Lab:
                             "from this host.")
         return self.servers[match]
 
-    def _op_dir_search(self, _ep, serves, rights, params):
+    # -- LDAP: which directory answers on a server's port ---------------------------------------
+    def _ldap(self, serves, params) -> Tuple[Server, Optional[Directory]]:
+        """The server and the directory answering ``LDAP://SERVER[:port]``: its Exchange 5.5
+        directory on ``ldap_port``; on a Windows 2000 domain controller Active Directory on 389
+        (``None`` here: it holds no Exchange 5.5 objects); nothing elsewhere (ServerUnavailable)."""
         server = self._served(serves, params)
-        entries = server.directory.search(self._param(params, "base", str, False, ""),
-                                          self._param(params, "scope", str, False, "subtree"),
-                                          self._param(params, "classes", list, False, []),
-                                          self._param(params, "attributes", list, False, []), rights)
+        port = params.get("port")
+        if port is None or port == 0:
+            port = 389
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise _op_error("InvalidParameter", f"port must be 1..65535, not '{port}'")
+        if port == server.ldap_port and not (server.domain_controller and port == 389):
+            return server, server.directory
+        if server.domain_controller and port == 389:
+            return server, None
+        raise _op_error("ServerUnavailable", f"The server is not operational. (LDAP://{server.name}:{port})")
+
+    def _ad_root_dse(self, server: Server) -> Dict[str, Any]:
+        """The RootDSE Active Directory serves (MS-ADTS rootDSE attributes): domain naming contexts
+        under DC=..., defaultNamingContext, and the Active Directory capability OID."""
+        domain = (server.fqdn or f"{server.name}.{self.organization}.example").split(".", 1)[-1]
+        base = ",".join(f"DC={part}" for part in domain.split("."))
+        return {"namingContexts": [base, f"CN=Configuration,{base}", f"CN=Schema,CN=Configuration,{base}",
+                                   f"DC=DomainDnsZones,{base}"],
+                "defaultNamingContext": base,
+                "supportedCapabilities": [AD_CAPABILITY, "1.2.840.113556.1.4.1791"],
+                "supportedLDAPVersion": ["3", "2"],
+                "dnsHostName": server.fqdn or f"{server.name}.{domain}"}
+
+    def _op_dir_root(self, _ep, serves, _rights, params):
+        server, directory = self._ldap(serves, params)
+        if directory is None:
+            return self._ad_root_dse(server)
+        # Exchange 5.5: the organisation is the one naming context; no AD capabilities.
+        return {"namingContexts": [schema.format_dn(directory.root)], "defaultNamingContext": None,
+                "supportedCapabilities": [], "supportedLDAPVersion": ["2", "3"], "dnsHostName": None}
+
+    def _op_dir_search(self, _ep, serves, rights, params):
+        server, directory = self._ldap(serves, params)
+        base = self._param(params, "base", str, False, "")
+        scope = self._param(params, "scope", str, False, "subtree")
+        classes = self._param(params, "classes", list, False, [])
+        if directory is None:
+            # Active Directory: an empty base means its first naming context (no o=ORG there);
+            # it has no object of the 5.5 classes, and no o=ORG tree.
+            if base.strip() and not base.strip().upper().startswith("DC="):
+                raise _op_error("NoSuchObject", f"There is no such object on the server: '{base}'.")
+            return {"entries": []}
+        entries = directory.search(base, scope, classes, self._param(params, "attributes", list, False, []), rights)
+        resolve = self._param(params, "resolve", str, False, "")
+        if resolve:
+            for entry in entries:
+                value = entry["attributes"].get(resolve)
+                if not isinstance(value, str):
+                    continue
+                name = bytes.fromhex(value).decode("ascii", errors="replace").strip()
+                if not name or _ip(name) is not None:
+                    continue
+                address = self._resolve(name)
+                entry["resolved"] = {"name": name, "addresses": [address] if address else [],
+                                     "error": None if address else "No such host is known"}
         return {"entries": entries}
 
     def _op_dir_modify(self, _ep, serves, rights, params):
-        server = self._served(serves, params)
+        _server, directory = self._ldap(serves, params)
         dn = self._param(params, "dn")
-        modified = server.directory.modify(dn, self._param(params, "changes", list), rights)
+        if directory is None:
+            raise _op_error("NoSuchObject", f"There is no such object on the server: '{dn}'.")
+        modified = directory.modify(dn, self._param(params, "changes", list), rights)
         return {"dn": dn, "modified": modified}
 
     def _op_dir_create(self, _ep, serves, rights, params):
-        server = self._served(serves, params)
+        _server, directory = self._ldap(serves, params)
         attributes = self._param(params, "attributes", object, False, {})
         if not isinstance(attributes, Mapping):
             raise _op_error("InvalidParameter", "parameter 'attributes' must be an object")
-        dn = server.directory.create(self._param(params, "parent"), self._param(params, "cn"),
-                                     self._param(params, "class"), attributes, rights)
+        if directory is None:
+            raise _op_error("NoSuchObject", f"There is no such object on the server: '{self._param(params, 'parent')}'.")
+        dn = directory.create(self._param(params, "parent"), self._param(params, "cn"),
+                              self._param(params, "class"), attributes, rights)
         return {"dn": dn}
 
     def _op_dir_delete(self, _ep, serves, rights, params):
+        _server, directory = self._ldap(serves, params)
+        if directory is None:
+            raise _op_error("NoSuchObject", f"There is no such object on the server: '{self._param(params, 'dn')}'.")
+        return {"dn": directory.delete(self._param(params, "dn"), rights)}
+
+    def _op_reg_read(self, _ep, serves, _rights, params):
         server = self._served(serves, params)
-        return {"dn": server.directory.delete(self._param(params, "dn"), rights)}
+        key = self._param(params, "key")
+        names = self._param(params, "names", list, False, [])
+        values = server.registry.get(key.replace("/", "\\").strip("\\").lower())
+        found = values is not None
+        return {"key": key, "found": found,
+                "values": {str(n): (values or {}).get(str(n)) for n in names}}
 
     def _op_event_query(self, _ep, serves, _rights, params):
         server = self._served(serves, params)
@@ -731,6 +820,10 @@ class Lab:
         for name, host in self.topology["management_hosts"].items():
             if folded == name.lower() and host.get("address"):
                 return host["address"]
+        for fw in self.firewalls.values():
+            for side, dns_name in (fw.get("interface_names") or {}).items():
+                if folded == dns_name.lower():
+                    return fw["interfaces"][side]
         return None
 
     def _server_at(self, address: str) -> Optional[Server]:
@@ -833,9 +926,11 @@ class Lab:
                 callee, _source, reason = self._connect(prober, address, port)
                 if callee is None:
                     return False, f"timed out after {timeout} ms"
-            listening = set(LISTENING_PORTS)
+            listening = set(LISTENING_PORTS) | {server.ldap_port}
+            if server.domain_controller:
+                listening |= {389, 636, 3268}
             if server.state == "Running":
-                listening.add(X400_PORT)
+                listening.add(server.mta_port)
             winrm = server.spec.get("winrm")
             if winrm:
                 listening.add(5986 if winrm["scheme"] == "https" else 5985)
@@ -947,9 +1042,12 @@ class Lab:
         callee_name, source, _reason = (None, None, "")
         address = self._resolve(link.address, link.address_type) if link.address else None
         if address is not None:
-            callee_name, source, _reason = self._connect(caller.name, address)
+            # The MTA calls out on its own RFC1006 port (Q161931); a GSP relays a port unchanged.
+            callee_name, source, _reason = self._connect(caller.name, address, caller.mta_port)
         callee = self.servers.get(callee_name) if callee_name else None
-        if callee is None or callee.state != "Running":
+        # Nothing listens there unless the callee's MTA uses the same port (Q176466: "All MTAs must
+        # use the same port number").
+        if callee is None or callee.state != "Running" or callee.mta_port != caller.mta_port:
             self._refused(caller, link)
             return
         source_ip = _ip(source) if source else None

@@ -26,6 +26,15 @@ Keys added to the spec's format (all optional):
 * ``firewalls.F.passers[].address``: an alias address on that interface the GSP listens on
   (default: the interface address), so one firewall can carry several GSP links;
 * ``firewalls.F.documented``: the facts an out-of-date record claims (same keys as the firewall).
+* ``servers.X``: ``ldap_port`` (where the Exchange 5.5 directory answers LDAP, default 389),
+  ``domain_controller`` (the server is a Windows 2000 domain controller: Active Directory answers
+  LDAP on 389, Q224447 / Q250989; default false), ``mta_port`` (the MTA's TCP port, the registry
+  value "RFC1006 Port Number", Q161931; default 102 = value absent);
+* ``*.winrm``: ``dotnet35`` (the host has .NET Framework 3.5, default true; Windows PowerShell 2.0
+  needs only .NET 2.0), ``codepage`` (the host's ANSI code page, in which it decodes Basic
+  credentials; default 1252);
+* ``firewalls.F.interface_names``: DNS names of the interfaces (``{internal: NAME, external: NAME}``),
+  which every host's resolver knows (a Stack address may name them).
 """
 from __future__ import annotations
 
@@ -208,7 +217,8 @@ def validate(data: Any, source: str = "<topology>") -> Dict[str, Any]:
 
 
 def _winrm(c: _Checker, value: Any, key: str) -> Dict[str, Any]:
-    w = c.mapping(value, key, ["scheme", "auth", "username", "password", "rights", "port", "extra_users"],
+    w = c.mapping(value, key, ["scheme", "auth", "username", "password", "rights", "port", "extra_users",
+                               "dotnet35", "codepage"],
                   required=["username", "password"])
     out = {"scheme": c.enum(w.get("scheme", "http"), f"{key}.scheme", SCHEMES)}
     auth = w.get("auth", ["basic", "ntlm"])
@@ -223,6 +233,12 @@ def _winrm(c: _Checker, value: Any, key: str) -> Dict[str, Any]:
     out["password"] = w["password"]
     out["rights"] = c.enum(w.get("rights", "admin"), f"{key}.rights", RIGHTS)
     out["port"] = c.integer(w.get("port", 0), f"{key}.port", 0, 65535)
+    out["dotnet35"] = c.boolean(w.get("dotnet35", True), f"{key}.dotnet35")
+    out["codepage"] = c.integer(w.get("codepage", 1252), f"{key}.codepage", 37, 65001)
+    try:
+        "".encode(f"cp{out['codepage']}")
+    except LookupError:
+        c.fail(f"{key}.codepage", "a Windows ANSI code page such as 1252 or 1251", out["codepage"])
     extra = w.get("extra_users", [])
     if not isinstance(extra, list):
         c.fail(f"{key}.extra_users", "a list", extra)
@@ -243,7 +259,8 @@ def _winrm(c: _Checker, value: Any, key: str) -> Dict[str, Any]:
 
 def _server(c: _Checker, name: str, value: Any, servers: Mapping, managers: Mapping) -> Dict[str, Any]:
     key = f"servers.{name}"
-    s = c.mapping(value, key, ["site", "address", "fqdn", "exchange", "winrm", "managed_by", "connectors", "queued"]
+    s = c.mapping(value, key, ["site", "address", "fqdn", "exchange", "winrm", "managed_by", "connectors", "queued",
+                               "ldap_port", "domain_controller", "mta_port"]
                   + list(EVENT_KEYS), required=["site", "address"])
     out: Dict[str, Any] = {"site": c.string(s["site"], f"{key}.site", 64, SITE_RE, "a site name (no '/', '=')"),
                            "address": c.ip(s["address"], f"{key}.address")}
@@ -253,6 +270,11 @@ def _server(c: _Checker, name: str, value: Any, servers: Mapping, managers: Mapp
     if isinstance(version, float):
         version = f"{version:.1f}"
     out["exchange"] = c.enum(version, f"{key}.exchange", EXCHANGE_VERSIONS)
+    out["ldap_port"] = c.integer(s.get("ldap_port", 389), f"{key}.ldap_port", 1, 65535)
+    out["domain_controller"] = c.boolean(s.get("domain_controller", False), f"{key}.domain_controller")
+    if out["domain_controller"] and out["ldap_port"] in (636, 3268, 3269):
+        c.fail(f"{key}.ldap_port", "a port Active Directory does not hold on a domain controller", out["ldap_port"])
+    out["mta_port"] = c.integer(s.get("mta_port", 102), f"{key}.mta_port", 1, 65535)
     out["winrm"] = _winrm(c, s["winrm"], f"{key}.winrm") if s.get("winrm") is not None else None
     manager = s.get("managed_by")
     if manager is not None and manager not in managers:
@@ -414,8 +436,12 @@ def _cross_server_checks(c: _Checker, servers: Mapping[str, Any]) -> None:
 
 def _firewall(c: _Checker, name: str, value: Any, servers: Mapping[str, Any]) -> Dict[str, Any]:
     key = f"firewalls.{name}"
-    f = c.mapping(value, key, list(FIREWALL_FACTS) + ["documented"], required=["inside", "outside", "interfaces"])
+    f = c.mapping(value, key, list(FIREWALL_FACTS) + ["documented", "interface_names"],
+                  required=["inside", "outside", "interfaces"])
     out = _firewall_facts(c, key, f, servers, full=True)
+    names = c.mapping(f.get("interface_names") or {}, f"{key}.interface_names", ["internal", "external"])
+    out["interface_names"] = {side: c.string(name, f"{key}.interface_names.{side}", 253, HOST_RE, "a DNS host name")
+                              for side, name in names.items()}
     documented = f.get("documented")
     if documented is not None:
         d = c.mapping(documented, f"{key}.documented", list(FIREWALL_FACTS))

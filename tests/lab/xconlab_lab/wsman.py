@@ -134,6 +134,9 @@ class EndpointConfig:
     users: Dict[str, str] = field(default_factory=lambda: {"CONTOSO\\xcon": "S3cret!"})
     bind: str = "127.0.0.1"
     fqdn: Optional[str] = None      # the host's DNS name: its Kerberos service principal HTTP/<fqdn>
+    # The host's ANSI code page: Windows decodes Basic credentials in it (1252 on Western systems;
+    # a client such as Python's requests sends latin-1 bytes, so a Western non-ASCII password works).
+    codepage: int = 1252
 
     def __post_init__(self) -> None:
         self.scheme = str(self.scheme).lower()
@@ -149,6 +152,7 @@ class EndpointConfig:
             raise ValueError(f"endpoint {self.name}: Kerberos needs the host's fqdn (its HTTP/ service principal)")
         self.port = int(self.port or 0)
         self.users = {str(k): str(v) for k, v in (self.users or {}).items()}
+        self.codepage = int(self.codepage)
 
 
 # ---- per-endpoint state -----------------------------------------------------------------------
@@ -378,8 +382,9 @@ class _ConnectionHandler(http.server.BaseHTTPRequestHandler):
         if scheme_l == "basic" and "basic" in auth:
             self.ntlm = self.ntlm_user = None
             try:
-                login, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
-            except (binascii.Error, UnicodeDecodeError):
+                raw = base64.b64decode(value.strip())
+                login, _, password = raw.decode(f"cp{endpoint.config.codepage}").partition(":")
+            except (binascii.Error, UnicodeDecodeError, LookupError):
                 login, password = "", None
             name = endpoint.users.check_password(login, password) if password is not None else None
             if name is None or refuse:
