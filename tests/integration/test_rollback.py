@@ -47,6 +47,7 @@ def test_rollback_after_a_later_edit_stops_for_that_connector_and_force_restores
 
     preview = _rollback(lab, run_id, "--check")
     assert preview.returncode != 0 and "left 1 connector(s) alone" in _flat(preview), preview.stdout[-6000:]
+    assert "restore N-Address of TO-OUTSIDE on EXIN" in _flat(preview)  # what a real rollback would restore
     assert directory_and_firewalls(lab.snapshot())["directory"] != directory_and_firewalls(start)["directory"]
 
     stopped = _rollback(lab, run_id)

@@ -89,7 +89,7 @@ def test_a_created_connector_is_deleted_only_while_as_created():
 
 def _run(tmp_path, run_id="20261130T000000Z-abcdef", check_mode=False):
     run_dir = tmp_path / run_id
-    state.write_json_atomic(str(run_dir / "plan.json"), {"run_id": run_id, "check_mode": check_mode, "plan": [
+    state.write_json_atomic(str(run_dir / "plan.json"), {"run_id": run_id, "check_mode": check_mode, "journal": True, "plan": [
         {"target": "FW1", "inverse": [{"action": "add_passer", "n": 1}, {"action": "add_passer", "n": 2}]},
         {"target": "FW1", "inverse": [{"action": "remove_routed_path", "n": 3}]}], "firewalls": {}}, checksum=True)
     if not check_mode:
@@ -127,3 +127,12 @@ def test_a_check_run_is_named_and_a_tampered_file_stops_everything(tmp_path):
     os.unlink(path + ".sha256")
     with pytest.raises(state.StateError, match="has no checksum"):
         load_run(str(tmp_path), run_id, ["EXOUT"], [])
+
+
+def test_a_run_without_a_journal_is_not_half_rolled_back(tmp_path):
+    run_dir = tmp_path / "OLD"
+    state.write_json_atomic(str(run_dir / "plan.json"), {"run_id": "OLD", "plan": [
+        {"target": "EXOUT", "action": "modify"}, {"target": "FW1", "action": "operator", "inverse": [{"action": "add_passer"}]}]}, checksum=True)
+    state.write_json_atomic(str(run_dir / "backup" / "EXOUT.json"), {"raw": []}, checksum=True)
+    with pytest.raises(state.StateError, match="kept no change journal"):
+        load_run(str(tmp_path), "OLD", ["EXOUT"], ["FW1"])

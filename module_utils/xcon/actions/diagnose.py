@@ -62,9 +62,10 @@ class ActionModule(XconAction):
             # offline analysis: names the run it analysed, and leaves reports/latest to real runs
             report["analysed_run_id"] = os.path.basename(os.path.normpath(args["saved_run_dir"]))
         paths = xreport.write_report(report, os.path.dirname(args["run_dir"]), latest=not args.get("saved_run_dir"))
-        # Rollback trusts the plan only with its checksum; check_mode tells it a --check run changed nothing.
-        xstate.write_json_atomic(os.path.join(args["run_dir"], "plan.json"), {"run_id": args["run_id"], "check_mode": check_mode, "plan": plan,
-                                 "firewalls": {f["name"]: f for f in firewalls}}, checksum=True)
+        # Rollback trusts the plan only with its checksum; check_mode tells it a --check run changed nothing,
+        # journal that the run's connector writes are journaled (xcon.state) - older runs' were not.
+        xstate.write_json_atomic(os.path.join(args["run_dir"], "plan.json"), {"run_id": args["run_id"], "check_mode": check_mode, "journal": True,
+                                 "plan": plan, "firewalls": {f["name"]: f for f in firewalls}}, checksum=True)
         result = {}
         if check_mode:
             # --check --diff: what would change, from the audit's read, one entry per planned change

@@ -49,6 +49,11 @@ def load_run(report_dir, run_id, exchange_hosts, firewall_hosts):
     for path in [plan_file] + backups + journals:
         xstate.verify_checksum(path)  # before anything is used
     plan = xstate.read_verified_json(plan_file)
+    if not plan.get("journal") and any(e.get("action") in ("modify", "create") for e in plan.get("plan", [])):
+        # Undoing only its firewall steps would leave the connectors pointing at a path that is gone.
+        raise xstate.StateError(f"run {run_id} was made by an earlier version of fix-xcon that kept no change journal, so rollback "
+                                f"cannot tell what it wrote; restore its connectors by hand from {run_dir}/backup/ and its firewall "
+                                f"from its change records")
     writes, unknown = {}, []
     for path in journals:
         host = os.path.basename(path)[:-len(".json")]
