@@ -18,7 +18,8 @@ description:
     RV(status) C(awaiting_operator) and the role prompts the operator.
   - The result of the change is never trusted - the playbook verifies by observing mail flow.
   - Only steps that differ from O(current) are kept, so a re-run changes nothing.
-  - C(nftables) (automated) driver - applies the same steps to the toolkit's own table.
+  - C(nftables) driver - the same change record and confirmation as C(raptor); the toolkit does not
+    write the gateway's nftables table itself.
 version_added: "0.1.0"
 author: fix-xcon maintainers
 options:

@@ -14,8 +14,8 @@ description:
     interface, so the facts are what the operator documented in the inventory (O(declared)),
     overlaid with the change records that earlier runs had confirmed (O(state_file)); the diagnosis
     cross-checks them against MTA evidence and reports contradictions.
-  - C(nftables) (automated) - for a Linux gateway; the facts are read from the toolkit's own table
-    (C(nft -j list table inet xcon)) on the firewall host.
+  - C(nftables) - for a Linux gateway; the facts are, as for C(raptor), the declaration overlaid with
+    the confirmed change records (the toolkit does not read the gateway's table itself).
 version_added: "0.1.0"
 author: fix-xcon maintainers
 options:

@@ -20,9 +20,8 @@ extends_documentation_fragment:
   - xcon_common
 options:
   name:
-    description: Service name.
+    description: Service name. Default - the Exchange version profile's MTA service (C(MSExchangeMTA) for 5.5).
     type: str
-    default: MSExchangeMTA
   state:
     description: C(query) only reads; C(started) starts it when stopped; C(restarted) always restarts.
     type: str

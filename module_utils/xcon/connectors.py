@@ -4,7 +4,7 @@
 * `encode_changes` turns desired settings into `dir_modify` changes (only what differs);
 * `clone_attributes` builds the `dir_create` attributes of a connector identical on every
   property page but name, schedule, Stack address (+type) and cost (KB Q196381 workaround 2);
-* DN helpers: RFC 4514 escaping, the LDAP and X.500 connector DNs.
+* DN helpers (RFC 4514 escaping, the connector's DN parts and X.500 DN) are in xcon.dn.
 
 Wire values (JSON): integers, booleans, strings; octet strings as lower-case hex; multi-valued
 attributes as lists (a scalar is accepted too). Everything version-specific comes from the profile.
@@ -15,114 +15,11 @@ from __future__ import annotations
 import re
 
 from xcon import mask as _mask
-from xcon.profile import SELECTOR_KEYS, attribute, property_page_attributes, secret_attributes
+# The DN helpers live in xcon.dn; their names stay importable from here (callers use both).
+from xcon.dn import dn_parts, escape_rdn_value, split_dn, unescape_rdn_value, x500_dn  # noqa: F401
+from xcon.profile import SELECTOR_KEYS, property_page_attributes, restart_required, secret_attributes
 
 MASK = _mask.MASK
-
-# -- DN helpers ---------------------------------------------------------------------------------
-_SPECIAL = ',+"\\<>;='
-
-
-def escape_rdn_value(value: str) -> str:
-    """RFC 4514 escaping of one attribute value (non-ASCII is kept as is)."""
-    out = []
-    for index, char in enumerate(value):
-        if char in _SPECIAL or (index == 0 and char in "# ") or (index == len(value) - 1 and char == " "):
-            out.append("\\" + char)
-        elif char == "\0":
-            out.append("\\00")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def unescape_rdn_value(value: str) -> str:
-    """Inverse of escape_rdn_value; also decodes \\XX hex escapes (UTF-8 byte sequences)."""
-    out = bytearray()
-    index = 0
-    while index < len(value):
-        char = value[index]
-        if char == "\\" and index + 1 < len(value):
-            pair = value[index + 1:index + 3]
-            if len(pair) == 2 and all(c in "0123456789abcdefABCDEF" for c in pair):
-                out.append(int(pair, 16))
-                index += 3
-                continue
-            out += value[index + 1].encode("utf-8")
-            index += 2
-            continue
-        out += char.encode("utf-8")
-        index += 1
-    return out.decode("utf-8", errors="replace")
-
-
-def split_dn(dn: str) -> list[tuple[str, str]]:
-    """An LDAP DN -> [(type, unescaped value), ...], first RDN first (multi-valued RDNs kept whole)."""
-    parts, current, index = [], [], 0
-    while index < len(dn):
-        char = dn[index]
-        if char == "\\" and index + 1 < len(dn):
-            current.append(dn[index:index + 2])
-            index += 2
-            continue
-        if char == ",":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-        index += 1
-    if current or parts:
-        parts.append("".join(current))
-    result = []
-    for part in parts:
-        kind, _, value = part.partition("=")
-        value = value.lstrip()
-        if not value.endswith("\\ "):
-            value = value.rstrip()
-        result.append((kind.strip(), unescape_rdn_value(value)))
-    return result
-
-
-def connector_dn(org: str, site: str, name: str, profile: dict | None = None, **extra) -> str:
-    """LDAP DN of a connector: cn=NAME,cn=Connections,cn=Configuration,ou=SITE,o=ORG (5.5 form)."""
-    template = (profile or {}).get("dn", {}).get("connector", "cn={name},cn=Connections,cn=Configuration,ou={site},o={org}")
-    values = {k: escape_rdn_value(str(v)) for k, v in dict(extra, org=org, site=site, name=name).items() if k != "domain"}
-    if "domain" in extra:
-        values["domain"] = extra["domain"]
-    return template.format(**values)
-
-
-def x500_dn(org: str, site: str, name: str) -> str:
-    """The connector's X.500 DN as the MTA writes it in events: upper-case
-    /O=ORG/OU=SITE/CN=CONFIGURATION/CN=CONNECTIONS/CN=NAME."""
-    return f"/o={org}/ou={site}/cn=Configuration/cn=Connections/cn={name}".upper()
-
-
-def dn_parts(dn: str) -> dict:
-    """{"name", "site", "organization", "parent"} of a 5.5 connector DN (missing parts are "")."""
-    rdns = split_dn(dn)
-    info = {"name": "", "site": "", "organization": "", "parent": ""}
-    if rdns:
-        info["name"] = rdns[0][1]
-        info["parent"] = dn[_first_separator(dn) + 1:] if _first_separator(dn) >= 0 else ""
-    for kind, value in rdns:
-        if kind.lower() == "ou" and not info["site"]:
-            info["site"] = value
-        elif kind.lower() == "o" and not info["organization"]:
-            info["organization"] = value
-    return info
-
-
-def _first_separator(dn: str) -> int:
-    index = 0
-    while index < len(dn):
-        if dn[index] == "\\":
-            index += 2
-            continue
-        if dn[index] == ",":
-            return index
-        index += 1
-    return -1
 
 
 # -- value codecs -------------------------------------------------------------------------------
@@ -332,7 +229,7 @@ def decode_connector(entry: dict, server: str, profile: dict) -> dict:
     return {
         "name": name,
         "dn": entry.get("dn", ""),
-        "x500_dn": x500_dn(parts["organization"], parts["site"], name),
+        "x500_dn": x500_dn(parts["organization"], parts["site"], name, profile),
         "server": server,
         "site": parts["site"],
         "organization": parts["organization"],
@@ -363,6 +260,17 @@ def decode_connector(entry: dict, server: str, profile: dict) -> dict:
 # -- encode ---------------------------------------------------------------------------------------
 def _replace(name, values):
     return {"attribute": name, "action": "replace", "values": list(values)}
+
+
+def op_restart_required(op: dict, profile: dict) -> bool:
+    """Whether a directory write (dir_create / dir_delete / dir_modify op) needs an MTA restart to
+    take effect: the profile decides per logical property (profile.restart_required)."""
+    kind = {"dir_create": "create", "dir_delete": "delete"}.get(op.get("op"))
+    if kind:
+        return restart_required(profile, kind)
+    logical = {entry["name"].lower(): name for name, entry in profile["attributes"].items()}
+    changed = {logical.get(str(c.get("attribute")).lower(), "other") for c in (op.get("params") or {}).get("changes") or []}
+    return any(restart_required(profile, name) for name in changed)
 
 
 def _check_cost(cost, profile):
@@ -490,9 +398,3 @@ def create_params(server: str, source_dn: str, name: str, attributes: dict, prof
     """dir_create params for a connector `name` beside the connector `source_dn`."""
     return {"server": server, "parent": dn_parts(source_dn)["parent"], "cn": name,
             "class": profile["object_class"], "attributes": attributes}
-
-
-def search_params(server: str, profile: dict, base: str = "", scope: str = "subtree") -> dict:
-    """dir_search params that read every connector with every property-page attribute."""
-    return {"server": server, "base": base, "scope": scope, "classes": [profile["object_class"]],
-            "attributes": property_page_attributes(profile)}

@@ -9,7 +9,8 @@ Drivers:
   what the operator documented, overlaid with change records the toolkit saw confirmed; a change
   is an operator change record plus a confirmation; the console steps for the operator, per
   product generation, are rendered here (``operator_instructions``).
-* ``nftables`` (automated): the same three concepts as rules of one dedicated table, rendered here.
+* ``nftables``: the same facts and change records as ``raptor`` today (declared facts overlaid
+  with confirmed records); the toolkit neither reads nor writes the gateway's table itself.
 """
 
 from __future__ import annotations
@@ -166,36 +167,6 @@ def record_confirmed(state_file, facts_after, record):
     state["firewall"] = {k: facts_after[k] for k in ("passers", "routed_paths", "client_transparency")}
     state["records"].append({"run_id": record.get("run_id"), "steps": record.get("steps", [])})
     xstate.write_json_atomic(state_file, state)
-
-
-# -- nftables (automated) driver ------------------------------------------------------------------
-def render_nftables(facts, addresses):
-    """The toolkit's own table for a Linux gateway, from the three facts.
-
-    `addresses` maps server names to IP addresses.  A passer is a DNAT of TCP 102 on the interface
-    address to the target; transparency off adds an SNAT to the interface facing the target; a
-    routed path is a forward-chain accept for the host pair on TCP 102 with no NAT.
-    """
-    interfaces = facts.get("interfaces", {})
-    inside = {h.upper() for h in facts.get("inside", [])}
-    lines = [f"table inet {NFT_TABLE} {{", "  chain prerouting {", "    type nat hook prerouting priority dstnat; policy accept;"]
-    for passer in facts.get("passers", []):
-        listen = passer.get("address") or interfaces.get(passer["interface"])
-        target = addresses.get(passer["target"].upper()) or addresses.get(passer["target"])
-        lines.append(f"    ip daddr {listen} tcp dport {passer['port']} dnat ip to {target}:{passer['port']}")
-    lines += ["  }", "  chain postrouting {", "    type nat hook postrouting priority srcnat; policy accept;"]
-    for passer in facts.get("passers", []):
-        target_name = passer["target"].upper()
-        target = addresses.get(target_name) or addresses.get(passer["target"])
-        facing = interfaces.get("internal" if target_name in inside else "external")
-        if target_name not in inside or not facts.get("client_transparency"):
-            lines.append(f"    ip daddr {target} tcp dport {passer['port']} snat ip to {facing}")
-    lines += ["  }", "  chain forward {", "    type filter hook forward priority filter; policy accept;"]
-    for path in facts.get("routed_paths", []):
-        a, b = (addresses.get(h.upper()) or addresses.get(h) for h in path["hosts"])
-        lines.append(f"    ip saddr {{ {a}, {b} }} ip daddr {{ {a}, {b} }} tcp dport {path['port']} accept")
-    lines += ["  }", "}"]
-    return "\n".join(lines) + "\n"
 
 
 # -- change record and the guided driver's operator instructions (its console text, per product) --

@@ -145,25 +145,26 @@ def run(client, ops):
 def decode_connectors(result, server, profile, names=None):
     entries = result.data.get("entries", [])
     connectors = [xconn.decode_connector(entry, server, profile) for entry in entries]
-    connectors = [c for c in connectors if _homed_on(c, server)]
+    connectors = [c for c in connectors if _homed_on(c, server, profile)]
     if names:
         wanted = {n.lower() for n in names}
         connectors = [c for c in connectors if c["name"].lower() in wanted]
     return sorted(connectors, key=lambda c: c["name"].lower())
 
 
-def _homed_on(connector, server):
-    home = str(connector.get("home_mta") or connector.get("attributes", {}).get("Home-MTA") or "")
+def _homed_on(connector, server, profile):
+    home = str(connector.get("home_mta") or connector.get("attributes", {}).get(xprofile.attribute(profile, "home_mta")) or "")
     return not home or f"cn={server.lower()}" in home.lower()
 
 
-def anonymous_read(result):
+def anonymous_read(result, profile):
     """True when a connector search came back as an anonymous bind answers it: entries with their
     names and classes, but not one of the attributes asked for (a bound account sees them)."""
     entries = result.data.get("entries", []) if result.ok else []
     if not entries:
         return False
-    return all(not {k for k in (e.get("attributes") or {}) if k.lower() != "rdn"} for e in entries)
+    naming = xprofile.attribute(profile, "name").lower()
+    return all(not {k for k in (e.get("attributes") or {}) if k.lower() != naming} for e in entries)
 
 
 def write_access(result, profile):

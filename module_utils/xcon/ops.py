@@ -15,7 +15,6 @@ Wire format (docs/design.md, "Wire protocol"):
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import json
 import os
@@ -106,15 +105,6 @@ def _read_script(filename: str) -> str:
 def op_names() -> list[str]:
     """The op names shipped in files/ps (op_<name>.ps1)."""
     return sorted(f[3:-4] for f in os.listdir(OPS_DIR) if f.startswith("op_") and f.endswith(".ps1"))
-
-
-def script_hashes() -> dict[str, str]:
-    """{filename: sha256 hex of its exact bytes} for every shipped .ps1 (what the lab matches on)."""
-    return {
-        name: hashlib.sha256(open(os.path.join(OPS_DIR, name), "rb").read()).hexdigest()
-        for name in sorted(os.listdir(OPS_DIR))
-        if name.endswith(".ps1")
-    }
 
 
 def command_line() -> str:

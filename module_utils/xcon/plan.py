@@ -30,10 +30,11 @@ Order
 (``workaround_chosen``, set once by xcon.diagnose.diagnose_link); ``none`` plans nothing at all
 (audit only), whereas a link whose recommendation is ``none`` still gets its preconditions planned.  Nothing is planned for a
 link that could not be read completely, nor for what is already right: planning the fixed state
-yields ``[]``.  Connector changes need the MTA restarted (``restart_required``), once, at the end.
+yields ``[]``.  Whether a connector change needs the MTA restarted (``restart_required``, once, at
+the end) is the Exchange profile's answer (xcon.profile.restart_required).
 
 Options: ``reverse_connector_name``, ``address_type`` ("ip" | "hostname"),
-``transparency_off_acknowledged``, plus those of xcon.diagnose.select_workaround.
+``transparency_off_acknowledged``, ``exchange_version`` (the profile, "5.5"), plus those of xcon.diagnose.select_workaround.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from __future__ import annotations
 from xcon import diagnose as dx
 from xcon import firewall as fw
 from xcon import inputs
+from xcon import profile as xprofile
 
 REVERSE_COST = 99
 
@@ -49,12 +51,13 @@ class PlanError(ValueError):
     """A change cannot be planned as asked (missing acknowledgement, no firewall, ...)."""
 
 
-def _connector_change(link, side, connector, action, before, after, description):
+def _connector_change(link, side, connector, action, before, after, description, profile):
+    changed = [action] if action in ("create", "delete") else list(after)
     return {
         "link": link["id"], "target": side.host, "kind": "connector", "object": connector.get("name") if connector else after.get("name"),
         "connector": (connector or after).get("name"), "dn": (connector or {}).get("dn"),
         "action": action, "before": before, "after": after, "applied": False,
-        "restart_required": True, "description": description,
+        "restart_required": any(xprofile.restart_required(profile, name) for name in changed), "description": description,
     }
 
 
@@ -68,7 +71,7 @@ def _firewall_change(link, firewall, obj, steps, before, after, description, **e
     return change
 
 
-def _modify(link, side, connector, wanted, why):
+def _modify(link, side, connector, wanted, why, profile):
     """A modify change for the properties of `connector` that differ from `wanted`, or None."""
     before = {k: connector.get(k) for k, v in wanted.items() if connector.get(k) != v}
     if not before:
@@ -76,7 +79,7 @@ def _modify(link, side, connector, wanted, why):
     after = {k: wanted[k] for k in before}
     what = ", ".join(f"{k} {before[k]!r} -> {after[k]!r}" for k in sorted(before))
     return _connector_change(link, side, connector, "modify", before, after,
-                             f"{side.host}: connector {connector.get('name')}: {what} ({why}).")
+                             f"{side.host}: connector {connector.get('name')}: {what} ({why}).", profile)
 
 
 def _preconditions(link, ctx):
@@ -84,7 +87,7 @@ def _preconditions(link, ctx):
     for side in ctx.sides:
         if side.primary:
             change = _modify(link, side, side.primary, {"schedule": "always", "two_way_alternate": True},
-                             "KB Q196381 precondition: schedule Always, two-way alternate on")
+                             "KB Q196381 precondition: schedule Always, two-way alternate on", ctx.profile)
             if change:
                 changes.append(change)
     return changes
@@ -133,7 +136,7 @@ def _reverse_connector(link, ctx):
         wanted = {"schedule": "remote", "cost": REVERSE_COST, "two_way_alternate": True}
         if not dx.stack_in(existing, outside.identities):
             wanted.update(stack_address=stack, address_type=address_type)
-        change = _modify(link, inside, existing, wanted, f"reverse connector for {outside.host}'s real address")
+        change = _modify(link, inside, existing, wanted, f"reverse connector for {outside.host}'s real address", ctx.profile)
         return [change] if change else []
     suffix = " (reverse, remote initiated)"
     display = str(inside.primary.get("display_name") or inside.primary.get("name"))[:inputs.DISPLAY_NAME_MAX - len(suffix)] + suffix
@@ -143,7 +146,8 @@ def _reverse_connector(link, ctx):
         link, inside, None, "create", {}, after,
         f"{inside.host}: create connector {name}, a copy of {inside.primary.get('name')} on every property page "
         f"except: Remote initiated, Stack address {stack} ({outside.host}), cost {REVERSE_COST} (KB Q196381 "
-        f"workaround 2). {inside.host}'s MTA then accepts {outside.host}'s associations from its real address.")]
+        f"workaround 2). {inside.host}'s MTA then accepts {outside.host}'s associations from its real address.",
+        ctx.profile)]
 
 
 def _firewall_tunnel(link, ctx):
@@ -166,7 +170,7 @@ def _firewall_tunnel(link, ctx):
         if side.primary and not dx.stack_in(side.primary, peer.identities):
             address_type = ctx.options["address_type"]
             wanted = {"stack_address": _stack_address(link, peer, address_type), "address_type": address_type}
-            change = _modify(link, side, side.primary, wanted, f"point straight at {peer.host} through the routed path")
+            change = _modify(link, side, side.primary, wanted, f"point straight at {peer.host} through the routed path", ctx.profile)
             if change:
                 changes.append(change)
     passers = dx.relay_passers(firewall, ctx.servers, link)
@@ -225,6 +229,7 @@ def plan_changes(link, servers, firewall, workaround, options=None):
     ctx = dx.LinkContext(link, servers, firewall, options)
     if not ctx.fully_read:
         return []
+    ctx.profile = xprofile.get_profile(ctx.options["exchange_version"])  # which changes need an MTA restart
     chosen = link["workaround_chosen"]
     if chosen in ("firewall_tunnel", "transparency_off") and not firewall:
         raise PlanError(f"link {link['id']}: {chosen} needs a firewall between the two servers")

@@ -51,7 +51,7 @@ CONNECTOR = dict(
 
 MTA_SERVICE = dict(
     COMMON,
-    name={"type": "str", "default": "MSExchangeMTA"},
+    name={"type": "str"},  # default: the Exchange profile's MTA service
     state={"type": "str", "default": "started", "choices": ["started", "restarted", "query"]},
     restart_marker={"type": "path"},
 )

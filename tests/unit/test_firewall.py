@@ -72,18 +72,3 @@ def test_confirmed_state_overlays_the_declaration(tmp_path):
     assert overlaid["passers"] == [] and overlaid["source"] == "inventory+confirmed-records"
     assert overlaid["confirmed_records"] == ["r1"]
     assert json.loads(state_file.read_text())["records"][0]["steps"] == TUNNEL
-
-
-def test_nftables_rendering_follows_the_three_facts():
-    addresses = {"EXIN": "192.0.2.10", "EXOUT": "198.51.100.10"}
-    facts = fw.normalize_facts("FW1", DECLARED)
-    text = fw.render_nftables(facts, addresses)
-    assert "ip daddr 198.51.100.1 tcp dport 102 dnat ip to 192.0.2.10:102" in text
-    # transparency on: no SNAT towards the inside server; outbound still rewritten
-    assert "ip daddr 192.0.2.10 tcp dport 102 snat" not in text
-    assert "ip daddr 198.51.100.10 tcp dport 102 snat ip to 198.51.100.1" in text
-    off = fw.render_nftables(dict(facts, client_transparency=False), addresses)
-    assert "ip daddr 192.0.2.10 tcp dport 102 snat ip to 192.0.2.1" in off
-    _, tunnel = fw.pending_steps(facts, TUNNEL)
-    routed = fw.render_nftables(tunnel, addresses)
-    assert "dnat" not in routed and "tcp dport 102 accept" in routed

@@ -1,6 +1,5 @@
 """Payload building and answer decoding (the wire format of docs/design.md)."""
 import base64
-import hashlib
 import json
 import os
 
@@ -116,12 +115,6 @@ def test_run_ops_missing_result():
     client = FakeClient(lambda request: (0, b'{"version": 1, "results": []}', b""))
     with pytest.raises(ops.RunnerError):
         ops.run_ops(client, [{"op": "service", "params": {}}])
-
-
-def test_script_hashes():
-    hashes = ops.script_hashes()
-    assert set(hashes) >= {"bootstrap.ps1", "runner.ps1", "op_dir_search.ps1"}
-    assert hashes["runner.ps1"] == hashlib.sha256(read("runner.ps1").encode()).hexdigest()
 
 
 # -- WinRMClient: connection variables, typed errors, write-safe retry ----------------------------

@@ -256,9 +256,3 @@ def test_tunnel_removes_the_alias_passers_and_rollback_puts_them_back():
     assert sorted(facts["passers"], key=key) == sorted(before, key=key)
     record = fw.firewall_change_record(topo.firewall, last["firewall_steps"], "run-1")
     assert f"external ({ALIAS_EXTERNAL}) interface" in fw.operator_instructions(record, "raptor-eagle-5")
-
-
-def test_nftables_listens_on_the_alias():
-    facts = kb_behind_aliases().firewall
-    rules = fw.render_nftables(facts, {"EXIN": EXIN_ADDR, "EXOUT": EXOUT_ADDR})
-    assert f"ip daddr {ALIAS_EXTERNAL} tcp dport 102 dnat ip to {EXIN_ADDR}:102" in rules

@@ -126,7 +126,7 @@ def test_mask_helper():
 def test_dn_escaping_round_trip(name, escaped):
     assert c.escape_rdn_value(name) == escaped
     assert c.unescape_rdn_value(escaped) == name
-    dn = c.connector_dn("CONTOSO", "IN, SIDE", name)
+    dn = P["dn"]["connector"].format(name=c.escape_rdn_value(name), site=c.escape_rdn_value("IN, SIDE"), org="CONTOSO")
     assert dn == f"cn={escaped},cn=Connections,cn=Configuration,ou=IN\\, SIDE,o=CONTOSO"
     parts = c.dn_parts(dn)
     assert (parts["name"], parts["site"], parts["organization"]) == (name, "IN, SIDE", "CONTOSO")
@@ -155,8 +155,10 @@ def test_profiles_and_assumptions():
         get_profile("5.5", {"assumptions": {"no_such": 1}})
 
 
-def test_search_params_name_every_attribute():
-    params = c.search_params("EXIN", P)
+def test_connector_search_names_every_attribute():
+    from xcon import gather
+
+    params = gather.connector_search_op("EXIN", P, with_secrets=True)["params"]
     assert params["classes"] == ["RFC1006-X400-Link"]
     for name in ("Activation-Style", "N-Address", "Connected-Domains", "Routing-List", "Gateway-Local-Cred", "Home-MTA"):
         assert name in params["attributes"]

@@ -16,15 +16,21 @@ from ansible.errors import AnsibleActionFail
 from xcon import connectors as xconn
 from xcon import gather
 from xcon import inputs
+from xcon import profile as xprofile
 from xcon import state as xstate
 from xcon.action import XconAction
 from xcon.mask import MASK, is_secret_key, mask
 from xcon.ops import raise_first_failure
 from xcon.specs import CONNECTOR
 
-# Attributes a restore never writes: identity and naming (the DN stays), and anything masked.
-# On 5.5 the naming attribute is `rdn` (LDAP `cn` is Display-Name, which a restore may write back).
-RESTORE_SKIP = {"rdn", "name", "objectclass", "distinguishedname", "allowedattributeseffective"}
+# Attributes a restore never writes: identity and naming (the DN stays), anything masked, and the
+# profile's naming attribute (on 5.5 `rdn`; LDAP `cn` is Display-Name, which a restore may write
+# back) and constructed rights attribute.
+RESTORE_SKIP = {"name", "objectclass", "distinguishedname"}
+
+
+def restore_skip(profile):
+    return RESTORE_SKIP | {xprofile.attribute(profile, "name").lower(), gather.rights_attribute(profile).lower()}
 
 
 class ActionModule(XconAction):
@@ -70,7 +76,7 @@ class ActionModule(XconAction):
             result.update(changed=False, after=before)
             return result
         after = self._view(after_entry, server, profile)
-        result.update(changed=True, after=after, operations=[mask(op)], restart_required=True,
+        result.update(changed=True, after=after, operations=[mask(op)], restart_required=xconn.op_restart_required(op, profile),
                       diff={"before": _text(before), "after": _text(after), "before_header": f"{server}: {args['name']}", "after_header": f"{server}: {args['name']}"})
         result.update(rollback)
         if self._task.check_mode:
@@ -241,7 +247,7 @@ def plan_restore(record, current, server, force=False, profile=None):
         now_attrs = current.get("attributes", {})
         conflict = {k: {"before": None, "written": v, "now": _attr(now_attrs, k)}
                     for k, v in sorted(record.get("attributes", {}).items())
-                    if not is_secret_key(k) and v != MASK and k.lower() not in RESTORE_SKIP and not _same(_attr(now_attrs, k), v)}
+                    if not is_secret_key(k) and v != MASK and k.lower() not in restore_skip(profile) and not _same(_attr(now_attrs, k), v)}
         info = {"rollback": "restore", "msg": f"delete {name} on {server} (created by the run)"}
         if conflict:
             if not force:

@@ -55,7 +55,7 @@ class ActionModule(XconAction):
             result["xcon_error"] = {"code": error_code(exc), "reason": error_reason(exc)}
             return self._to_file(args, result)
         through = self._management_host(args, task_vars, server)
-        if through and gather.anonymous_read(results["connectors"]):
+        if through and gather.anonymous_read(results["connectors"], profile):
             exc = SecondHop(second_hop_reason(server, through, "the directory returned the connectors' names "
                                               "but none of their attributes"))
             if args["fail_on_error"]:

@@ -1,4 +1,5 @@
-"""xcon_mta_service: query, start or restart MSExchangeMTA; never restarts in check mode."""
+"""xcon_mta_service: query, start or restart the MTA service (the profile's, MSExchangeMTA on 5.5);
+never restarts in check mode."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ class ActionModule(XconAction):
         server = self.server_name(args, task_vars)
         client = self.winrm_client(task_vars, args.get("management_host"))
         want = args["state"]
-        query = {"id": "svc", "op": "service", "params": {"server": server, "name": args["name"], "action": "query"}}
+        name = args["name"] or gather.get_profile(args["exchange_version"])["service"]
+        query = {"id": "svc", "op": "service", "params": {"server": server, "name": name, "action": "query"}}
         restart = {"id": "restart", "op": "service", "params": dict(query["params"], action="restart")}
         if want == "restarted" and not self._task.check_mode:
             # A restart needs no decision: the query and the restart travel as one command (the

@@ -44,6 +44,7 @@ DEFAULT_OPTIONS = {
     "reverse_connector_name": "",
     "address_type": "ip",
     "transparency_off_acknowledged": False,
+    "exchange_version": "5.5",
 }
 
 OUTSIDE_REFUSAL_IDS = (1290, 289, 1294)

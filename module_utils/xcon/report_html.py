@@ -1,0 +1,190 @@
+"""The HTML page of a report (xcon.report renders it): the Jinja template and its filters.
+
+Banner, overview table, artefacts, coverage, then per-link details with the topology pictures
+(xcon.topology draws them); every value is autoescaped.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jinja2
+import markupsafe
+
+from xcon import topology as xtopology
+
+HTML_TEMPLATE = r"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>fix-xcon report {{ r.run_id }}</title>
+<style>
+body { font-family: "Segoe UI", Arial, sans-serif; margin: 1.2em 1.5em; color: #222; font-size: 14px; }
+h1 { margin: 0 0 .2em 0; font-size: 24px; } h2 { border-bottom: 2px solid #2b579a; color: #2b579a; margin-top: 1.4em; }
+h3 { background: #f0f0f0; padding: .3em .5em; border-left: 6px solid #999; }
+h3.lnk-error { border-left-color: #c62828; } h3.lnk-warning { border-left-color: #f9a825; } h3.lnk-ok { border-left-color: #2e7d32; } h3.lnk-unknown { border-left-color: #757575; }
+.pill { border: 1px solid #888; }
+table { border-collapse: collapse; margin: .4em 0 1em 0; }
+th, td { border: 1px solid #bbb; padding: .25em .5em; text-align: left; vertical-align: top; }
+th { background: #2b579a; color: #fff; font-weight: 600; }
+td.name { background: #f4f4f4; font-weight: 600; white-space: nowrap; }
+.ok { background: #c8e6c9; } .warning { background: #fff59d; } .error { background: #ef9a9a; }
+.unknown { background: #d6d6d6; } .info { background: #bbdefb; } .none { background: #fff; }
+.pill { padding: .05em .45em; border-radius: .6em; font-weight: 600; font-size: 90%; white-space: nowrap; }
+.arrow { color: #555; padding: 0 .2em; }
+.banner { padding: .7em 1em; margin: .6em 0 1em 0; font-size: 17px; font-weight: 600; border-radius: 4px; }
+.banner.check { background: #fff3cd; border: 3px solid #e0a800; color: #6b4e00; }
+.banner.live { background: #e3f2fd; border: 2px solid #2b579a; color: #1a3a6b; }
+.banner.offline { background: #ede7f6; border: 2px solid #5e35b1; color: #311b92; }
+.small { color: #555; font-size: 90%; } code, pre { font-family: Consolas, "DejaVu Sans Mono", monospace; font-size: 90%; }
+pre { margin: 0; white-space: pre-wrap; } code.cmd { background: #263238; color: #eceff1; padding: .3em .6em; display: inline-block; border-radius: 3px; }
+.tiles { display: flex; gap: .6em; flex-wrap: wrap; margin: .4em 0; } .tile { padding: .4em .8em; border: 1px solid #bbb; border-radius: 4px; min-width: 6em; }
+.tile b { font-size: 20px; display: block; }
+.pictures { display: flex; gap: 1em; flex-wrap: wrap; align-items: flex-start; } .picture { flex: 1 1 600px; max-width: 780px; }
+svg.topology { width: 100%; height: auto; background: #fcfcfc; border: 1px solid #ddd; }
+svg.topology text { font-size: 12px; fill: #222; } svg.topology .caption { font-size: 14px; font-weight: 600; }
+svg.topology .host { font-weight: 700; font-size: 13px; } svg.topology .addr { font-family: Consolas, monospace; font-size: 11.5px; }
+svg.topology .role, svg.topology .legend, svg.topology .via { fill: #666; font-size: 10.5px; }
+svg.topology .stack, svg.topology .seen { font-family: Consolas, monospace; font-size: 11px; }
+svg.topology .rule, svg.topology .conn { font-size: 11px; } svg.topology .transp.on { fill: #c62828; font-weight: 700; }
+svg.topology rect.server { fill: #e8eef7; stroke: #2b579a; stroke-width: 1.5; } svg.topology rect.server.unread { fill: #eee; stroke: #999; stroke-dasharray: 5 3; }
+svg.topology rect.firewall { fill: #fff3e0; stroke: #e65100; stroke-width: 1.5; }
+svg.topology .refused-text { fill: #c62828; font-weight: 600; }
+details { margin: .2em 0; } summary { cursor: pointer; color: #2b579a; }
+ul.paths { margin: .2em 0 .8em 0; } ul.paths li.working { background: none; color: #1b5e20; } ul.paths li.refused { background: none; color: #b71c1c; } ul.paths li.unknown { background: none; color: #555; }
+</style></head><body>
+{% macro status(s) %}<span class="pill {{ s }}">{{ s }}</span>{% endmacro %}
+{% macro scalar(v) %}{% if v is sameas true %}yes{% elif v is sameas false %}no{% elif v is none %}-{% else %}{{ v }}{% endif %}{% endmacro %}
+{% macro value(v) %}
+{% if v is mapping %}{% for k, x in v | dictsort %}{{ k }}: {% if x is mapping or (x is iterable and x is not string) %}<code>{{ x | tojson_compact }}</code>{% else %}{{ scalar(x) }}{% endif %}{% if not loop.last %}<br>{% endif %}{% else %}-{% endfor %}
+{% elif v is iterable and v is not string %}
+{% if v and v[0] is mapping and v[0].message is defined %}
+<table class="samples"><tr><th>time</th><th>event</th><th>message</th></tr>
+{% for e in v %}<tr><td>{{ e.time }}</td><td>{{ e.id }}</td><td>{{ e.message }}</td></tr>{% endfor %}</table>
+{% elif v and v[0] is mapping and v[0].text is defined %}{% for e in v %}{{ e.text }}{% if not loop.last %}<br>{% endif %}{% endfor %}
+{% elif v and v[0] is mapping %}{% for e in v %}<code>{{ e | tojson_compact }}</code>{% if not loop.last %}<br>{% endif %}{% endfor %}
+{% else %}{{ v | join(", ") if v else "none" }}{% endif %}
+{% else %}{{ scalar(v) }}{% endif %}
+{% endmacro %}
+{% macro rows(d) %}
+<table class="kv">{% for k, v in d | dictsort %}<tr><td class="name">{{ k | replace("_", " ") }}</td><td>{{ value(v) }}</td></tr>{% endfor %}</table>
+{% endmacro %}
+{% macro finding_link(code) %}<a href="{{ docs }}/{{ code }}.md" class="code">{{ code }}</a>{% endmacro %}
+<h1>fix-xcon report</h1>
+<p class="small">Run <b>{{ r.run_id }}</b> &middot; generated {{ r.generated_at }} &middot; fix-xcon {{ r.tool_version }} &middot; report schema {{ r.schema_version }} &middot; workaround requested: <b>{{ r.workaround_requested }}</b></p>
+{% if r.analysed_run_id %}
+<div class="banner offline" id="offline-banner">OFFLINE ANALYSIS of saved run {{ r.analysed_run_id }}: no server or firewall was contacted; its saved answers and firewall facts were re-analysed.</div>
+{% endif %}
+{% if r.check_mode %}
+<div class="banner check" id="check-banner">CHECK MODE: nothing was changed. The "after" pictures and the changes below show what a run without --check would do.</div>
+{% else %}
+<div class="banner live" id="live-banner">Changes enabled: {{ r.summary.changes_applied }} of {{ r.summary.changes_planned }} planned change(s) applied{% if r.summary.restart_required %}; MTA restart pending on {{ r.summary.restart_required | join(", ") }}{% endif %}.</div>
+{% endif %}
+<div class="tiles">
+<div class="tile">links<b>{{ r.summary.links_total }}</b></div>
+{% for s in ["error", "unknown", "warning", "ok"] %}<div class="tile {{ s if r.summary.links_by_status[s] else '' }}">{{ s }} as found<b>{{ r.summary.links_by_status[s] }}</b></div>{% endfor %}
+{% if not r.check_mode %}{% for s in ["error", "unknown", "warning", "ok"] %}<div class="tile {{ s if r.summary.links_by_status_after[s] else '' }}">{{ s }} after<b>{{ r.summary.links_by_status_after[s] }}</b></div>{% endfor %}{% endif %}
+<div class="tile">hosts scanned<b>{{ r.summary.hosts_scanned }}</b></div><div class="tile {{ 'unknown' if r.summary.hosts_failed else '' }}">hosts not read<b>{{ r.summary.hosts_failed }}</b></div>
+</div>
+
+<h2 id="overview">Overview</h2>
+<table id="overview-table">
+<tr><th>Link</th><th>Inside</th><th>Outside</th><th>Firewall</th><th>Status</th><th>After</th><th>Findings</th>
+<th>Workaround</th><th>Changes</th><th>Verification</th></tr>
+{% for l in r.links %}
+<tr><td><a href="#link-{{ loop.index }}">{{ l.id }}</a></td>
+<td>{{ l.inside.host }}{% if l.inside.connector %} / {{ l.inside.connector }}{% endif %}</td>
+<td>{{ l.outside.host }}{% if l.outside.connector %} / {{ l.outside.connector }}{% endif %}</td>
+<td>{{ l.firewall or "-" }}</td>
+<td class="{{ l.status }}">{{ l.status }}</td>
+{% if l.status_after %}<td class="{{ l.status_after }}">{{ l.status_after }}</td>{% else %}<td class="none">{{ "would change" if l.changes else "-" }}</td>{% endif %}
+<td>{% for f in l.findings %}<span class="{{ f.severity }}">{{ finding_link(f.code) }}</span>{% if not loop.last %}, {% endif %}{% else %}-{% endfor %}</td>
+<td>{{ l.workaround_chosen or l.recommended_workaround }}</td>
+<td>{{ l.changes | length }} ({{ l.changes | selectattr("applied") | list | length }} applied)</td>
+<td>{{ l.verification.state }}</td></tr>
+{% else %}
+<tr><td colspan="10">No links were found.</td></tr>
+{% endfor %}
+</table>
+
+<h2 id="artifacts">Backup, firewall change records, rollback</h2>
+{% set a = r.artifacts or {} %}
+<table>
+<tr><td class="name">Backup</td><td>{% if a.backup_dir %}<a href="{{ base }}{{ a.backup_dir }}/">{{ a.backup_dir }}/</a> (every object's before-state){% else %}none: {{ "check mode backs nothing up" if r.check_mode else "nothing was changed" }}{% endif %}</td></tr>
+<tr><td class="name">Firewall change records</td><td>{% for f in a.firewall_records or [] %}<a href="{{ base }}{{ f }}">{{ f }}</a>{% if not loop.last %}<br>{% endif %}{% else %}none{% endfor %}</td></tr>
+<tr><td class="name">Rollback</td><td>{% if a.rollback_command %}<code class="cmd" id="rollback-command">{{ a.rollback_command }}</code>{% else %}nothing to roll back{% endif %}</td></tr>
+</table>
+
+<h2 id="coverage">Coverage</h2>
+<table>
+<tr><th>Host</th><th>Scan</th><th>Reason</th></tr>
+{% for h in r.coverage.hosts_scanned %}<tr><td>{{ h }}</td><td class="ok">scanned</td><td></td></tr>{% endfor %}
+{% for h in r.coverage.hosts_failed %}<tr><td>{{ h.host }}</td><td class="unknown">not scanned</td><td>{% if h.code %}{{ finding_link(h.code) }}: {% endif %}{{ h.reason }}</td></tr>{% endfor %}
+</table>
+
+<h2 id="details">Details</h2>
+{% for l in r.links %}
+{% set li = loop.index %}
+<h3 id="link-{{ li }}" class="lnk-{{ l.status_after or l.status }}">{{ l.id }} &nbsp; {{ status(l.status) }}{% if l.status_after %}<span class="arrow">&rarr;</span>{{ status(l.status_after) }}{% elif l.changes and r.check_mode %}<span class="arrow">&rarr;</span><span class="pill none">would change</span>{% endif %}</h3>
+<p>Inside: <b>{{ l.inside.host }}</b> (connector {{ l.inside.connector or "none" }}{% if l.inside.reverse_connector %}, reverse connector {{ l.inside.reverse_connector }}{% endif %});
+outside: <b>{{ l.outside.host }}</b> (connector {{ l.outside.connector or "none" }}); firewall: {{ l.firewall or "none" }}.</p>
+{% if l.topology %}
+<div class="pictures" id="link-{{ li }}-pictures">
+<div class="picture">{{ svg(l.topology.before, "as found" if not l.topology.after else "before", "l" ~ li ~ "b") }}
+<ul class="paths">{% for p in l.topology.before.paths %}<li class="{{ p.state }}">{{ p.connector }} ({{ p.from }}): {{ p.state }} &ndash; {{ p.why }}</li>{% endfor %}</ul></div>
+{% if l.topology.after %}
+<div class="picture">{{ svg(l.topology.after, {"applied": "after the changes", "planned": "after (planned, not done)", "partly_applied": "after (partly applied)"}[l.topology.after_basis], "l" ~ li ~ "a") }}
+<ul class="paths">{% for p in l.topology.after.paths %}<li class="{{ p.state }}">{{ p.connector }} ({{ p.from }}): {{ p.state }} &ndash; {{ p.why }}</li>{% endfor %}</ul></div>
+{% endif %}
+</div>
+{% endif %}
+<h4>Findings</h4>
+{% if l.findings %}
+<table><tr><th>Severity</th><th>Code</th><th>Host</th><th>Connector</th><th>Message and evidence</th></tr>
+{% for f in l.findings %}
+<tr><td class="{{ f.severity }}">{{ f.severity }}</td><td>{{ finding_link(f.code) }}</td><td>{{ f.host }}</td><td>{{ f.connector or "" }}</td>
+<td>{{ f.message }}{% if f.evidence %}{{ rows(f.evidence) }}<details><summary>raw evidence (JSON)</summary><pre>{{ f.evidence | tojson_pretty }}</pre></details>{% endif %}</td></tr>
+{% endfor %}</table>
+{% else %}<p>No findings.</p>{% endif %}
+<h4>Workaround: {{ l.workaround_chosen or l.recommended_workaround }}</h4>
+<p>{{ l.workaround_reason or l.reason }}{% if l.workaround_chosen and l.workaround_chosen != l.recommended_workaround %} (recommended with auto: {{ l.recommended_workaround }} &ndash; {{ l.reason }}){% endif %}</p>
+{% if l.plan_error %}<p class="error">Not planned: {{ l.plan_error }}</p>{% endif %}
+<h4>Changes</h4>
+{% if l.changes %}
+<table><tr><th>Step</th><th>Target</th><th>Object</th><th>Action</th><th>Before</th><th>After</th><th>Applied</th><th>Restart</th><th>Description</th></tr>
+{% for c in l.changes %}
+<tr><td>{{ c.step }}</td><td>{{ c.target }}</td><td>{{ c.object }}</td><td>{{ c.action }}</td>
+<td>{{ value(c.before) }}</td><td>{{ value(c.after) }}</td>
+<td class="{{ 'ok' if c.applied else ('error' if c.error else 'none') }}">{{ "yes" if c.applied else ("FAILED" if c.error else "no") }}</td><td>{{ "yes" if c.restart_required else "no" }}</td>
+<td>{{ c.description }}{% if c.error %}<br><strong class="error">{{ c.error }}</strong>{% endif %}{% if c.warning %}<br><strong class="warning">{{ c.warning }}</strong>{% endif %}</td></tr>
+{% endfor %}</table>
+{% else %}<p>No changes planned.</p>{% endif %}
+{% if l.transaction and l.transaction.stopped_at %}<p class="error">Stopped at step {{ l.transaction.stopped_at.step }} ({{ l.transaction.stopped_at.phase }}) on {{ l.transaction.stopped_at.host }}: {{ l.transaction.stopped_at.reason }}. In place: {{ l.transaction.stopped_at.safe }}. Re-run: <code>{{ r.rerun_command }}</code></p>{% endif %}
+<h4>Verification: {{ l.verification.state }}</h4>
+{% if l.verification.details %}{{ rows(l.verification.details) }}{% endif %}
+{% endfor %}
+</body></html>
+"""
+
+
+def _tojson_pretty(value):
+    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _tojson_compact(value):
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _svg(pic, caption, uid):
+    return markupsafe.Markup(xtopology.svg(pic, caption, uid))
+
+
+_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+_ENV.filters["tojson_pretty"] = _tojson_pretty
+_ENV.filters["tojson_compact"] = _tojson_compact
+_ENV.globals["svg"] = _svg
+_TEMPLATE = _ENV.from_string(HTML_TEMPLATE)
+
+
+def render(report, base, docs):
+    """The page for an already masked `report`; `base` prefixes the run's own files, `docs` is the
+    folder of the finding pages."""
+    return _TEMPLATE.render(r=report, base=base, docs=docs)
