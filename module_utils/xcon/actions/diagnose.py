@@ -197,9 +197,8 @@ def analyse(servers, firewalls, workaround, options):
     """Pure: diagnose every link and plan its changes.  Returns (links, plan, preflight_errors)."""
     by_name = {xdiag.norm(f.get("name")): f for f in firewalls}
     links, plan, preflight = [], [], []
-    for discovered in xdiag.discover_links(servers, firewalls):
-        firewall = by_name.get(xdiag.norm(discovered.get("firewall")))
-        link = xdiag.diagnose_link(discovered, servers, firewall, options, requested=workaround)
+    for link in xdiag.diagnose(servers, firewalls, options, requested=workaround):
+        firewall = by_name.get(xdiag.norm(link.get("firewall")))
         link["topology"] = {"before": xtopology.picture(link, servers, firewall)}
         try:
             changes = xplan.plan_changes(link, servers, firewall, workaround, options)
