@@ -100,6 +100,18 @@ summary_lines:
   returned: always
   type: list
   elements: str
+stats:
+  description:
+    - The run summary for AWX/AAP workflows (the role publishes it with set_stats as xcon_run_summary) - run_id,
+      check_mode, worst_status and worst_status_after, links_by_status and links_by_status_after, links_total,
+      changes_applied, hosts_failed, awaiting_firewall_confirmation (link ids stopped at a firewall record),
+      firewall_records, report_html, report_json.
+  returned: always
+  type: dict
+report:
+  description: The report as written to report.json.
+  returned: always
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule

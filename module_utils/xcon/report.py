@@ -302,3 +302,26 @@ def render_summary(report, width=100):
         lines += _wrap(f"MTA restart pending on: {', '.join(pending)} (the changes take effect when MSExchangeMTA "
                        "restarts there; rerun with xcon_allow_mta_restart=true or restart it yourself)", width)
     return "\n".join(lines)
+
+
+def run_stats(report, paths):
+    """The run summary an AWX/AAP workflow branches on (published with set_stats as
+    ``xcon_run_summary``): worst status as found and after, counts per status, the run id, the
+    report paths, and the firewall change records still waiting for the operator's confirmation."""
+    summary = report.get("summary") or {}
+    waiting = []
+    for link in report.get("links") or []:
+        stopped = (link.get("transaction") or {}).get("stopped_at") or {}
+        if str(stopped.get("phase", "")).startswith(("firewall", "transparency")):
+            waiting.append(link["id"])
+    return {
+        "run_id": report["run_id"], "check_mode": bool(report.get("check_mode")),
+        "worst_status": summary.get("worst_status"), "worst_status_after": summary.get("worst_status_after"),
+        "links_by_status": summary.get("links_by_status"), "links_by_status_after": summary.get("links_by_status_after"),
+        "links_total": summary.get("links_total"), "changes_applied": summary.get("changes_applied"),
+        "hosts_failed": summary.get("hosts_failed"),
+        "awaiting_firewall_confirmation": waiting,
+        "firewall_records": [os.path.join(os.path.dirname(paths["json"]), r)
+                             for r in artifacts(report, os.path.dirname(os.path.dirname(paths["json"])))["firewall_records"]],
+        "report_html": paths.get("html"), "report_json": paths.get("json"),
+    }

@@ -89,7 +89,8 @@ class ActionModule(XconAction):
         else:
             failures = problems + failures
         ok = not failures
-        return {"paths": paths, "ok": ok, "failure": "; ".join(failures), "summary_lines": summary.splitlines(), "report": report}
+        return {"paths": paths, "ok": ok, "failure": "; ".join(failures), "summary_lines": summary.splitlines(), "report": report,
+                "stats": xreport.run_stats(report, paths)}
 
     @staticmethod
     def _transaction(link, state, check_mode):
