@@ -34,7 +34,8 @@ yields ``[]``.  Whether a connector change needs the MTA restarted (``restart_re
 the end) is the Exchange profile's answer (xcon.profile.restart_required).
 
 Options: ``reverse_connector_name``, ``address_type`` ("ip" | "hostname"),
-``transparency_off_acknowledged``, ``exchange_version`` (the profile, "5.5"), plus those of xcon.diagnose.select_workaround.
+``transparency_off_acknowledged``, ``exchange_version`` (the profile of a server whose own
+``exchange_version`` is not given, "5.5"), plus those of xcon.diagnose.select_workaround.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def _preconditions(link, ctx):
     for side in ctx.sides:
         if side.primary:
             change = _modify(link, side, side.primary, {"schedule": "always", "two_way_alternate": True},
-                             "KB Q196381 precondition: schedule Always, two-way alternate on", ctx.profile)
+                             "KB Q196381 precondition: schedule Always, two-way alternate on", ctx.profiles[side.host])
             if change:
                 changes.append(change)
     return changes
@@ -136,7 +137,7 @@ def _reverse_connector(link, ctx):
         wanted = {"schedule": "remote", "cost": REVERSE_COST, "two_way_alternate": True}
         if not dx.stack_in(existing, outside.identities):
             wanted.update(stack_address=stack, address_type=address_type)
-        change = _modify(link, inside, existing, wanted, f"reverse connector for {outside.host}'s real address", ctx.profile)
+        change = _modify(link, inside, existing, wanted, f"reverse connector for {outside.host}'s real address", ctx.profiles[inside.host])
         return [change] if change else []
     suffix = " (reverse, remote initiated)"
     display = str(inside.primary.get("display_name") or inside.primary.get("name"))[:inputs.DISPLAY_NAME_MAX - len(suffix)] + suffix
@@ -147,7 +148,7 @@ def _reverse_connector(link, ctx):
         f"{inside.host}: create connector {name}, a copy of {inside.primary.get('name')} on every property page "
         f"except: Remote initiated, Stack address {stack} ({outside.host}), cost {REVERSE_COST} (KB Q196381 "
         f"workaround 2). {inside.host}'s MTA then accepts {outside.host}'s associations from its real address.",
-        ctx.profile)]
+        ctx.profiles[inside.host])]
 
 
 def _firewall_tunnel(link, ctx):
@@ -170,7 +171,7 @@ def _firewall_tunnel(link, ctx):
         if side.primary and not dx.stack_in(side.primary, peer.identities):
             address_type = ctx.options["address_type"]
             wanted = {"stack_address": _stack_address(link, peer, address_type), "address_type": address_type}
-            change = _modify(link, side, side.primary, wanted, f"point straight at {peer.host} through the routed path", ctx.profile)
+            change = _modify(link, side, side.primary, wanted, f"point straight at {peer.host} through the routed path", ctx.profiles[side.host])
             if change:
                 changes.append(change)
     passers = dx.relay_passers(firewall, ctx.servers, link)
@@ -229,7 +230,9 @@ def plan_changes(link, servers, firewall, workaround, options=None):
     ctx = dx.LinkContext(link, servers, firewall, options)
     if not ctx.fully_read:
         return []
-    ctx.profile = xprofile.get_profile(ctx.options["exchange_version"])  # which changes need an MTA restart
+    # Each server's Exchange profile says which of its changes need an MTA restart.
+    ctx.profiles = {side.host: xprofile.get_profile(side.server.get("exchange_version") or ctx.options["exchange_version"])
+                    for side in ctx.sides}
     chosen = link["workaround_chosen"]
     if chosen in ("firewall_tunnel", "transparency_off") and not firewall:
         raise PlanError(f"link {link['id']}: {chosen} needs a firewall between the two servers")

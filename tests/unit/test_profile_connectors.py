@@ -188,3 +188,13 @@ def test_guess_address_type_is_the_live_code(address, kind):
 
     assert guess_address_type(address) == kind
     assert not hasattr(c, "infer_address_type")
+
+
+def test_restart_required_is_the_profiles_answer():
+    """xcon_connector and the plan report what profile.restart_required says (they hard-coded True)."""
+    live = get_profile("5.5", {"changes_apply_live": True})
+    schedule = {"op": "dir_modify", "params": {"changes": c.encode_changes({"schedule": "never"}, entry(), P)}}
+    stack = {"op": "dir_modify", "params": {"changes": c.encode_changes({"stack_address": "exout.example"}, entry(), P)}}
+    assert c.op_restart_required(schedule, P) is True and c.op_restart_required(schedule, live) is False
+    assert c.op_restart_required(stack, live) is True
+    assert c.op_restart_required({"op": "dir_create", "params": {}}, live) is True

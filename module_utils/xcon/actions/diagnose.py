@@ -96,6 +96,7 @@ class ActionModule(XconAction):
                 "inventory_host": host,
                 "address": self.host_var(task_vars, "xcon_server_address", host=host),
                 "fqdn": self.host_var(task_vars, "xcon_server_fqdn", host=host),
+                "exchange_version": str(self.host_var(task_vars, "xcon_exchange_version", "5.5", host=host)),
                 "connectors": audit.get("connectors", []),
                 "evidence": audit.get("evidence"),
                 "write_access": audit.get("write_access"),
