@@ -131,21 +131,44 @@ function Get-XconEntry([string]$Server, [string]$Dn) {
     return $entry
 }
 
+# WNetAddConnection2 / WNetCancelConnection2 (mpr.dll) instead of net.exe: the password goes to the
+# API, never onto a command line that the process list of the management host would show.
+$XconMprSource = @'
+using System;
+using System.Runtime.InteropServices;
+public static class XconMpr {
+    [StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)]
+    public class NetResource {
+        public int Scope; public int Type; public int DisplayType; public int Usage;
+        public string LocalName; public string RemoteName; public string Comment; public string Provider;
+    }
+    [DllImport("mpr.dll", CharSet = CharSet.Unicode)]
+    public static extern int WNetAddConnection2(NetResource resource, string password, string user, int flags);
+    [DllImport("mpr.dll", CharSet = CharSet.Unicode)]
+    public static extern int WNetCancelConnection2(string name, int flags, bool force);
+}
+'@
+
+function Initialize-XconMpr {
+    if (-not ('XconMpr' -as [type])) { Add-Type -TypeDefinition $XconMprSource }
+}
+
 function Connect-XconIpc([string]$Server) {
     # An authenticated IPC$ session to the server (event log, counters and service control then use
     # it). Returns $true when this call made it (and must remove it), $false when one existed.
+    Initialize-XconMpr
     $share = '\\' + $Server + '\IPC$'
-    $out = & net.exe use $share $XconTarget.Password ('/user:' + $XconTarget.User) 2>&1
-    if ($LASTEXITCODE -eq 0) { return $true }
-    $text = ($out | ForEach-Object { [string]$_ }) -join ' '
-    if ($text -match 'System error 1219') { return $false }   # a session with other credentials exists
-    $text = $text.Replace($XconTarget.Password, '********')
-    throw (New-XconError 'AccessDenied' '0x8007052E' ("net use $share as " + $XconTarget.User + ' failed: ' + $text))
+    $resource = New-Object XconMpr+NetResource
+    $resource.RemoteName = $share
+    $code = [XconMpr]::WNetAddConnection2($resource, $XconTarget.Password, $XconTarget.User, 0)
+    if ($code -eq 0) { return $true }
+    if ($code -eq 1219) { return $false }   # ERROR_SESSION_CREDENTIAL_CONFLICT: a session exists
+    $text = (New-Object System.ComponentModel.Win32Exception $code).Message
+    throw (New-XconError 'AccessDenied' '0x8007052E' ("IPC$ session to $share as " + $XconTarget.User + " failed (error $code): " + $text))
 }
 
 function Disconnect-XconIpc([string]$Server) {
-    $share = '\\' + $Server + '\IPC$'
-    $null = & net.exe use $share /delete /y 2>&1
+    $null = [XconMpr]::WNetCancelConnection2('\\' + $Server + '\IPC$', 0, $true)
 }
 
 function Get-XconRdnValue([string]$Value) {

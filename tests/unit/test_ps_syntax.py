@@ -79,3 +79,13 @@ def test_runner_needs_no_dotnet35():
     with open(os.path.join(ops.OPS_DIR, "runner.ps1"), encoding="ascii") as handle:
         text = handle.read()
     assert "System.Web.Extensions" not in text and "JavaScriptSerializer" not in text.replace("not by .NET 3.5's JavaScriptSerializer", "")
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=os.path.basename)
+def test_no_secret_goes_onto_a_command_line(path):
+    # A password passed to an external program (net.exe use \\S\IPC$ PASSWORD, runas, ...) is
+    # visible to anyone who lists the host's processes; the target credentials go to APIs only.
+    text = open(path, encoding="utf-8").read()
+    for line in text.splitlines():
+        if re.search(r"&\s*\S+\.exe\b", line, re.I):
+            assert not re.search(r"password", line, re.I), f"{os.path.basename(path)}: {line.strip()}"
