@@ -71,7 +71,7 @@ def test_topology_errors_name_file_key_and_expectation(mutate, key, expected):
     with pytest.raises(TopologyError) as info:
         validate(data, source="kb-broken.yml")
     message = str(info.value)
-    assert message.startswith("kb-broken.yml: ") and key in message and expected in message
+    assert message.startswith("topology kb-broken.yml: ") and key in message and expected in message
     assert info.value.key == key and info.value.file == "kb-broken.yml"
 
 

@@ -2,6 +2,7 @@
 
 Usage (from the repository root)::
 
+    xconlab validate TOPOLOGY                                check a topology file, start nothing
     xconlab up TOPOLOGY [--inventory FILE] [--time-scale S]   start the lab in the background
     xconlab down                                             stop it (idempotent)
     xconlab status [--json]                                  endpoints and emulated time
@@ -208,6 +209,18 @@ def cmd_stats(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .topology import TopologyError, load
+
+    try:
+        topo = load(args.topology)
+    except TopologyError as exc:
+        raise CliError(str(exc)) from None
+    print(f"topology {args.topology}: valid ({len(topo['servers'])} server(s), {len(topo['firewalls'])} "
+          f"firewall(s), {len(topo['management_hosts'])} management host(s), {len(topo['traffic'])} flow(s))")
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     import yaml
 
@@ -261,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
+    validate = sub.add_parser("validate", help="check a topology file (nothing is started)")
+    validate.add_argument("topology", metavar="TOPOLOGY")
+    validate.set_defaults(func=cmd_validate)
     up = sub.add_parser("up", help="start the lab in the background and write its inventory")
     up.add_argument("topology", metavar="TOPOLOGY")
     up.add_argument("--inventory", metavar="FILE", help=f"inventory to write (default {DEFAULT_INVENTORY})")

@@ -62,6 +62,8 @@ def load(path: str) -> Dict[str, Any]:
             data = yaml.safe_load(handle)
     except OSError as exc:
         raise TopologyError(path, "", f"a readable file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise TopologyError(path, "", f"UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except yaml.YAMLError as exc:
         raise TopologyError(path, "", f"valid YAML ({str(exc).splitlines()[0]})") from None
     return validate(data, source=path)
@@ -81,6 +83,9 @@ def validate(data: Any, source: str = "<topology>") -> Dict[str, Any]:
     out["time_scale"] = c.number(top.get("time_scale", 60), "time_scale")
     out["backlog_threshold"] = c.integer(top.get("backlog_threshold", 10), "backlog_threshold", 1, 1_000_000)
     start = top.get("start_time", DEFAULT_START)
+    if isinstance(start, _dt.date):
+        c.fail("start_time", "a quoted time like '2026-01-05T09:00:00Z' (YAML reads an unquoted one as a "
+               "timestamp)", str(start))
     if not isinstance(start, str) or not re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", start):
         c.fail("start_time", "an ISO-8601 UTC time like 2026-01-05T09:00:00Z", start)
     try:
@@ -137,8 +142,7 @@ def _traffic(c: _Checker, value: Any, servers: Mapping[str, Any]) -> List[Dict[s
         key = f"traffic[{index}]"
         t = c.mapping(t, key, ["from", "to", "per_minute"], required=["from", "to", "per_minute"])
         for field in ("from", "to"):
-            if t[field] not in servers:
-                c.fail(f"{key}.{field}", "the name of a server defined in this file", t[field])
+            c.reference(t[field], f"{key}.{field}", servers, "server")
         if t["from"] == t["to"]:
             c.fail(f"{key}.to", "a server other than 'from'", t["to"])
         if (t["from"], t["to"]) in seen:

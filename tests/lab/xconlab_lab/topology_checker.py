@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from typing import Any, List, Mapping, Optional
 
@@ -25,7 +26,12 @@ class TopologyError(ValueError):
 
     def __init__(self, file: str, key: str, expected: str) -> None:
         self.file, self.key, self.expected = file, key, expected
-        super().__init__(f"{file}: {key or '(top level)'}: expected {expected}")
+        super().__init__(f"topology {file}: {key or '(top level)'}: expected {expected}")
+
+
+def join(key: str, name: Any) -> str:
+    """The key path of ``name`` under ``key`` (``servers`` + ``EXIN`` -> ``servers.EXIN``)."""
+    return f"{key}.{name}" if key else str(name)
 
 
 class _Checker:
@@ -45,13 +51,13 @@ class _Checker:
             self.fail(key, "a mapping", value)
         for name in value:
             if not isinstance(name, str):
-                self.fail(f"{key}.{name}", "string keys")
+                self.fail(join(key, name), f"a text key (YAML read this key as {type(name).__name__} "
+                          f"{name!r}; quote it)")
             if allowed is not None and name not in allowed:
-                self.fail(f"{key}.{name}" if key else name,
-                          f"one of the keys {', '.join(allowed)} (unknown key '{name}')")
+                self.fail(join(key, name), f"one of the keys {', '.join(allowed)} (unknown key '{name}')")
         for name in required:
             if name not in value:
-                self.fail(f"{key}.{name}" if key else name, "this key (it is required)")
+                self.fail(join(key, name), "this key (it is required)")
         return value
 
     def string(self, value: Any, key: str, max_len: int = 256, pattern: Optional[re.Pattern] = None,
@@ -78,8 +84,9 @@ class _Checker:
         return value
 
     def number(self, value: Any, key: str, low: float = 0.0) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-            self.fail(key, f"a number >= {low}", value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or value < low:
+            self.fail(key, f"a finite number >= {low}", value)
         return float(value)
 
     def ip(self, value: Any, key: str) -> str:
@@ -90,12 +97,17 @@ class _Checker:
         except ValueError:
             self.fail(key, "an IPv4 or IPv6 address", value)
 
+    def reference(self, value: Any, key: str, known, what: str) -> str:
+        """The name of a ``what`` that ``known`` (a mapping or list of names) holds."""
+        if not isinstance(value, str) or value not in known:
+            self.fail(key, f"the name of a {what} defined in this file", value)
+        return value
+
     def names(self, value: Any, key: str, known, what: str) -> List[str]:
         if not isinstance(value, list):
             self.fail(key, f"a list of {what}", value)
         for index, item in enumerate(value):
-            if item not in known:
-                self.fail(f"{key}[{index}]", f"the name of a {what} defined in this file", item)
+            self.reference(item, f"{key}[{index}]", known, what)
         if len(set(value)) != len(value):
             self.fail(key, f"distinct {what} names", value)
         return list(value)

@@ -53,9 +53,7 @@ def _firewall_facts(c: _Checker, key: str, f: Mapping, servers: Mapping[str, Any
                           required=["port", "interface", "target"])
             entry = {"port": c.integer(p["port"], f"{pkey}.port", 1, 65535),
                      "interface": c.enum(p["interface"], f"{pkey}.interface", ("internal", "external")),
-                     "target": p["target"]}
-            if p["target"] not in servers:
-                c.fail(f"{pkey}.target", "the name of a server defined in this file", p["target"])
+                     "target": c.reference(p["target"], f"{pkey}.target", servers, "server")}
             if p.get("address") is not None:
                 entry["address"] = c.ip(p["address"], f"{pkey}.address")
             where = (entry["port"], entry["interface"], entry.get("address"))

@@ -70,7 +70,7 @@ def _server(c: _Checker, name: str, value: Any, servers: Mapping, managers: Mapp
     out["mta_port"] = c.integer(s.get("mta_port", 102), f"{key}.mta_port", 1, 65535)
     out["winrm"] = _winrm(c, s["winrm"], f"{key}.winrm") if s.get("winrm") is not None else None
     manager = s.get("managed_by")
-    if manager is not None and manager not in managers:
+    if manager is not None and (not isinstance(manager, str) or manager not in managers):
         c.fail(f"{key}.managed_by", "the name of a host under management_hosts", manager)
     if manager is not None:
         out["managed_by"] = manager
@@ -182,10 +182,12 @@ def _connector(c: _Checker, key: str, value: Any, servers: Mapping) -> Dict[str,
     out["schedule_grid"] = grid
     out["two_way_alternate"] = c.boolean(v.get("two_way_alternate", True), f"{key}.two_way_alternate")
     out["cost"] = c.integer(v.get("cost", 1), f"{key}.cost", 1, 100)
-    site = v.get("connected_site")
-    if site is None:
-        site = servers[out["remote_mta"]].get("site") if isinstance(servers[out["remote_mta"]], Mapping) else None
-    out["connected_site"] = c.string(site, f"{key}.connected_site", 64, SITE_RE, "a site name")
+    site, site_key = v.get("connected_site"), f"{key}.connected_site"
+    if site is None:  # the remote server's site, named by its own key path when it is wrong
+        site_key = f"servers.{out['remote_mta']}"
+        site = c.mapping(servers[out["remote_mta"]], site_key, required=["site"])["site"]
+        site_key += ".site"
+    out["connected_site"] = c.string(site, site_key, 64, SITE_RE, "a site name")
     routes = v.get("routing_list", [])
     if not isinstance(routes, list):
         c.fail(f"{key}.routing_list", "a list of 'TYPE:address;cost' strings", routes)
