@@ -11,8 +11,9 @@ DOCUMENTATION = """
           print nothing, and tasks that only validate a role's arguments print nothing.
         - Results that changed something print one line each, naming the task (or the loop item); results
           that changed nothing print nothing; the messages of debug tasks print as plain lines.
-        - A failure prints its full message, wrapped (never cut), with the task and host; -v shows the default
-          result dump as well.
+        - A failure prints once (not also as ansible-core's "[ERROR]" block): its full message, wrapped (never
+          cut), with the host, the task and its module; -v prints what the default prints (error block with
+          its origin, result dump), -vvv the traceback.
         - Diffs (--diff) and the recap print as with the default callback. With -v or more, everything the
           default callback prints is printed.
     extends_documentation_fragment:
@@ -162,14 +163,18 @@ class CallbackModule(DefaultCallback):
         if self._verbose():
             return super().v2_runner_on_failed(result, ignore_errors)
         self._phase_line()
-        self._handle_warnings_and_exception(result)
         res = result.result
+        # Warnings as usual; the exception is not shown as ansible-core's own "[ERROR]: Task failed: ..."
+        # block, which repeats the reason the fatal line below prints (whole, wrapped, with host and
+        # module).  -v prints the default's block and result dump, -vvv the traceback.
+        self._handle_warnings(res)
+        had_exception = bool(res.pop("exception", None))
         if result.task.loop and "results" in res:
             for item in res["results"]:
                 if item.get("failed"):
                     self._failure(result, item, self._get_item_label(item))
         else:
-            self._failure(result, res, None)
+            self._failure(result, res, None, traceback=had_exception)
         if ignore_errors:
             self._display.display("  ...ignoring", color=C.COLOR_SKIP)
         return None
@@ -177,16 +182,37 @@ class CallbackModule(DefaultCallback):
     def v2_runner_item_on_failed(self, result):
         if self._verbose():
             return super().v2_runner_item_on_failed(result)
+        self._handle_warnings(result.result)
+        result.result.pop("exception", None)
         return None  # reported once, with the loop's result (v2_runner_on_failed)
 
-    def _failure(self, result, res, item):
-        # the full task name (role : task): where it failed
+    @staticmethod
+    def _reason(res):
+        """The failure's own words: msg (the action plugins put the reason and what to do there); when a
+        module crashed, msg is only Ansible's "MODULE FAILURE", so the module's stderr follows it."""
+        msg = str(res.get("msg") or res.get("reason") or "").strip()
+        if res.get("_ansible_no_log"):
+            return msg or "failed (output hidden: no_log)"
+        detail = next((str(res[k]).strip() for k in ("stderr", "module_stderr", "module_stdout")
+                       if str(res.get(k) or "").strip()), "")
+        if not msg:
+            return detail or "failed"
+        if detail and (msg.startswith("MODULE FAILURE") or "non-zero return code" in msg) and detail not in msg:
+            return f"{msg}\n{detail}"
+        return msg
+
+    def _failure(self, result, res, item, traceback=False):
+        # the full task name (role : task): where it failed; then the module that failed
         what = result.task.get_name().strip() + (f" ({item})" if item else "")
-        reason = res.get("msg") or res.get("reason") or res.get("stderr") or res.get("module_stderr") or "failed"
+        module = result.task.action
+        reason = self._reason(res)
+        if traceback and module not in ("assert", "fail", "ansible.builtin.assert", "ansible.builtin.fail") \
+                and self._display.verbosity < 3:
+            reason += " (-vvv shows the traceback)"
         # Ansible's own words ("fatal:", "failed:" for a loop item), which operators and log scrapers know
         word = "failed" if item else "fatal"
-        self._display.display(wrap(f"{word}: [{self.host_label(result)}] {what}: {reason}"), color=C.COLOR_ERROR,
-                              stderr=self.get_option("display_failed_stderr"))
+        self._display.display(wrap(f"{word}: [{self.host_label(result)}] {what} ({module}): {reason}"),
+                              color=C.COLOR_ERROR, stderr=self.get_option("display_failed_stderr"))
 
     def v2_runner_on_unreachable(self, result):
         self._phase_line()

@@ -68,3 +68,14 @@ def test_a_long_failure_reason_is_printed_whole(lab):
     assert len(text) > 300, text
     assert text.endswith("(reverse_connector needs no firewall change)."), text
     assert "xcon_transparency_off_acknowledged=true" in text, text
+    # printed once: not also as ansible-core's "[ERROR]: Task failed" block; the module is named
+    both = run.stdout + run.stderr
+    assert "[ERROR]" not in both, both
+    assert both.count("xcon_transparency_off_acknowledged=true") == 1, both
+    assert "(ansible.builtin.assert): xcon_workaround=transparency_off" in text, text
+    # -v loses nothing Ansible shows: its own error block with the origin, and the result dump
+    verbose = lab.playbook("-v", extra={"xcon_workaround": "transparency_off"})
+    assert verbose.returncode != 0
+    both = verbose.stdout + verbose.stderr
+    assert "[ERROR]: Task failed" in both and "Origin: " in both and "FAILED! =>" in both, both
+    assert "evaluated_to: false" in both, both
