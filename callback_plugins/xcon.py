@@ -11,7 +11,7 @@ DOCUMENTATION = """
           print nothing, and tasks that only validate a role's arguments print nothing.
         - Results that changed something print one line each, naming the task (or the loop item); results
           that changed nothing print nothing; the messages of debug tasks print as plain lines.
-        - A failure prints once (not also as ansible-core's "[ERROR]" block): its full message, wrapped (never
+        - A failure prints once, not also as ansible-core's "[ERROR]" block - its full message, wrapped (never
           cut), with the host, the task and its module; -v prints what the default prints (error block with
           its origin, result dump), -vvv the traceback.
         - Diffs (--diff) and the recap print as with the default callback. With -v or more, everything the

@@ -1,0 +1,35 @@
+"""The console callback (callback_plugins/xcon.py) without a playbook run: its documentation is YAML that
+Ansible can load (a colon in a sentence once broke every run), and a failure's reason is the failure's own
+words - a crashed module's stderr after Ansible's generic "MODULE FAILURE", nothing of a no_log result.
+Costs well under a second."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _callback():
+    spec = importlib.util.spec_from_file_location("xcon_console", os.path.join(ROOT, "callback_plugins", "xcon.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_documentation_loads():
+    doc = yaml.safe_load(_callback().DOCUMENTATION)
+    assert doc["name"] == "xcon" and all(isinstance(line, str) for line in doc["description"])
+
+
+def test_a_failure_reason_is_the_failure_own_words():
+    reason = _callback().CallbackModule._reason
+    assert reason({"msg": "XCON-ACCESS-DENIED: the account cannot write. Grant it ..."}).startswith("XCON-ACCESS-DENIED")
+    crashed = reason({"msg": "MODULE FAILURE: See stdout/stderr for the exact error", "module_stderr": "KeyError: 'dn'"})
+    assert crashed.endswith("KeyError: 'dn'"), crashed
+    hidden = reason({"msg": "the output has been hidden due to the fact that 'no_log: true' was specified for this result",
+                     "module_stderr": "password=secret", "_ansible_no_log": True})
+    assert "secret" not in hidden
