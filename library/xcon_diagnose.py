@@ -106,9 +106,11 @@ planned:
   description:
     - Per target host, the groups it joins (C(xcon_targets) and C(xcon_targets_<phase>)) and its own plan entries by phase.
     - The roles read a server's entries from its host variable C(xcon_diagnose_planned) (set from C(changes) by xcon_diagnose's add_host task).
+    - For an Exchange server, C(mta_service) is its MTA service's name from the Exchange version's profile
+      (host variable C(xcon_diagnose_mta_service); the MTA restart role names it to the operator).
   returned: always
   type: dict
-  sample: {"ex-in-01": {"groups": ["xcon_targets", "xcon_targets_precondition"], "changes": {"precondition": []}}}
+  sample: {"ex-in-01": {"groups": ["xcon_targets", "xcon_targets_precondition"], "changes": {"precondition": []}, "mta_service": "MSExchangeMTA"}}
 preflight_errors:
   description: Why planned changes could not be completed (no write access, no acknowledgement); empty when all can.
   returned: always

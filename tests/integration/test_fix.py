@@ -156,7 +156,7 @@ def test_restart_not_allowed_is_left_pending_and_reported(lab):
     lab.advance(30)
     run = lab.playbook(extra={"xcon_workaround": "reverse_connector", "xcon_allow_mta_restart": "false"})
     flat = " ".join(run.stdout.split())  # the YAML callback folds long messages
-    assert "EXIN: the MTA service needs a restart" in flat and "left pending because xcon_allow_mta_restart=false" in flat, run.stdout[-6000:]
+    assert "EXIN: MSExchangeMTA needs a restart" in flat and "left pending because xcon_allow_mta_restart=false" in flat, run.stdout[-6000:]
     (link,) = lab.report()["links"]
     assert link["mta_restart"] == "pending"
     assert lab.snapshot()["servers"]["EXIN"]["service"]["restarts"] == 0  # left pending: not restarted

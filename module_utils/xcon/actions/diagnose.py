@@ -16,6 +16,7 @@ from xcon import diagnose as xdiag
 from xcon import errors as xerr
 from xcon import firewall as fw
 from xcon import plan as xplan
+from xcon import profile as xprofile
 from xcon import report as xreport
 from xcon import state as xstate
 from xcon import topology as xtopology
@@ -49,6 +50,12 @@ class ActionModule(XconAction):
                     targets.add(host)
         targets = sorted(targets)
         planned = planned_by_target(plan, targets)
+        # Each Exchange target's MTA service, from its version's profile (MSExchangeMTA on 5.5): the
+        # restart role names it to the operator when it restarts the service or leaves it pending.
+        versions = {d["inventory_host"]: d["exchange_version"] for d in servers.values()}
+        for host, entry in planned.items():
+            if host in versions:
+                entry["mta_service"] = xprofile.get_profile(versions[host])["service"]
         lines = [link_line(link) for link in links] or ["No X.400 link found between the servers of the inventory."]
         check_mode = bool(self._task.check_mode) or bool(task_vars.get("ansible_check_mode"))
         report = xreport.build_report(
