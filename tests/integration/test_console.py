@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+
+from conftest import BIN, ROOT
 
 
 def _lines(run):
@@ -79,3 +82,21 @@ def test_a_long_failure_reason_is_printed_whole(lab):
     both = verbose.stdout + verbose.stderr
     assert "[ERROR]: Task failed" in both and "Origin: " in both and "FAILED! =>" in both, both
     assert "evaluated_to: false" in both, both
+
+
+def test_the_read_path_runs_no_argument_validation_task():
+    # Each validation task is one more task per host on a fleet; the read path's inputs are checked by
+    # xcon_validate (before any host is contacted) and by its modules.  The change roles keep theirs.
+    # (~5 s, no lab: the validation tasks are part of the loaded playbook, as --list-tasks shows.)
+    def tasks(playbook):
+        run = subprocess.run([os.path.join(BIN, "ansible-playbook"), os.path.join(ROOT, playbook), "--list-tasks"],
+                             cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg")),
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stdout + run.stderr
+        return run.stdout
+
+    for playbook in ("playbooks/audit.yml", "playbooks/analyze.yml"):
+        listed = tasks(playbook)
+        assert "xcon_run : Check every operator value" in listed, listed  # the check itself still runs
+        assert "Validating arguments" not in listed, listed
+    assert "xcon_backup : Validating arguments" in tasks("playbooks/remediate.yml")
