@@ -32,6 +32,8 @@ from ansible.plugins.callback.default import CallbackModule as DefaultCallback
 from ansible.playbook.task_include import TaskInclude
 
 ARGSPEC_PREFIX = "Validating arguments against arg spec"
+# how ansible-core words a module or action that crashed instead of failing with a reason
+_CRASHED = ("MODULE FAILURE", "Unexpected failure")
 WIDTH = 100
 
 
@@ -206,9 +208,8 @@ class CallbackModule(DefaultCallback):
         what = result.task.get_name().strip() + (f" ({item})" if item else "")
         module = result.task.action
         reason = self._reason(res)
-        if traceback and module not in ("assert", "fail", "ansible.builtin.assert", "ansible.builtin.fail") \
-                and self._display.verbosity < 3:
-            reason += " (-vvv shows the traceback)"
+        if traceback and self._display.verbosity < 3 and (res.get("module_stderr") or reason.startswith(_CRASHED)):
+            reason += " (-vvv shows the traceback)"  # a crash, not a failure the module explained
         # Ansible's own words ("fatal:", "failed:" for a loop item), which operators and log scrapers know
         word = "failed" if item else "fatal"
         self._display.display(wrap(f"{word}: [{self.host_label(result)}] {what} ({module}): {reason}"),

@@ -200,7 +200,8 @@ def test_module_errors_name_the_cause_the_host_the_operation_and_what_to_do(lab,
     text = _flat(run)
     assert "PlayContext" not in text and "Traceback" not in text, text[-3000:]
     fatal = {}
-    for host, message in re.findall(r"fatal: \[(\w+)\]: FAILED! => (.*?)\.\.\.ignoring", text):
+    # the console callback's failure line: fatal: [host] task (module): reason (callback_plugins/xcon.py)
+    for host, message in re.findall(r"fatal: \[(\w+)\] (.*?)\.\.\.ignoring", text):
         fatal.setdefault(host, message)
     assert set(fatal) == {"EXIN", "EXOUT", "DEAD"}, text[-4000:]
     assert re.search(r"xcon_connector \(EXIN\): .*ConstraintViolation.*dir_create.*300 characters, at most 256.*What to do", fatal["EXIN"]), fatal["EXIN"]
