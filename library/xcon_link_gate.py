@@ -78,6 +78,8 @@ links:
   description: >-
     Per link - C(state) (open, complete, stopped), C(steps_total), C(steps_done), C(not_run) (plan
     entry ids) and C(stopped_at) (C(step), C(change), C(phase), C(host), C(description), C(reason), C(safe)).
+    Every link for phase C(final); the stopped links only before the other phases (the result is
+    registered on every host of the play).
   returned: always
   type: dict
 restart_withheld:
@@ -90,7 +92,7 @@ lines:
   type: list
   elements: str
 outcomes:
-  description: Per plan entry id that ran, C(ok) and C(reason) (every phase so far, from the journal).
+  description: Per plan entry id that ran, C(ok) and C(reason) (every phase, from the journal); phase C(final) only, else empty.
   returned: always
   type: dict
 rerun_command:

@@ -33,12 +33,21 @@ class ActionModule(XconAction):
         journal = self._load(journal_path)
         for key in ("outcomes", "backups", "restarts", "host_errors"):
             journal.setdefault(key, {})
-        targets = sorted({e["target"] for e in plan} | set(args["extra_hosts"]))
-        exchange = set(args["exchange_hosts"])
-        for host in targets:
-            if host in exchange:
-                self._read_exchange_host(task_vars, host, journal)
         gate = txn.phase_index(args["phase"])
+        # Read only the hosts of the plays that ran since the last gate (reading a host's variables
+        # costs about a millisecond each, and a fleet has hundreds).
+        since = journal.get("read_through", 0)
+        exchange = set(args["exchange_hosts"])
+        hosts = set()
+        for index in range(since, gate):
+            phase = txn.PHASES[index]
+            if phase in ("backup", "mta_restart"):
+                hosts |= {e["target"] for e in plan} | set(args["extra_hosts"])
+            else:
+                hosts |= {e["target"] for e in plan if e.get("phase") == phase}
+        for host in sorted(hosts & exchange):
+            self._read_exchange_host(task_vars, host, journal)
+        journal["read_through"] = max(since, gate)
         for entry in plan:
             if entry.get("kind") == "firewall" and txn.phase_index(entry["phase"]) < gate and entry["id"] not in journal["outcomes"]:
                 journal["outcomes"][entry["id"]] = self._operator_outcome(args, task_vars, entry)
@@ -47,7 +56,12 @@ class ActionModule(XconAction):
         xstate.write_json_atomic(journal_path, journal)
         rerun = args["rerun_command"] or rerun_command(task_vars)
         lines = [txn.stop_line(link, states["links"][link], rerun) for link in states["stopped"]]
-        return dict(states, phase=args["phase"], journal=journal_path, lines=lines, outcomes=journal["outcomes"], rerun_command=rerun)
+        # What every host of the play gets registered: the change roles need only the stopped
+        # links; the whole view (every link, every outcome) goes to the report, after the last phase.
+        final = args["phase"] == "final"
+        links = states["links"] if final else {link: states["links"][link] for link in states["stopped"]}
+        return dict(states, links=links, phase=args["phase"], journal=journal_path, lines=lines,
+                    outcomes=journal["outcomes"] if final else {}, rerun_command=rerun)
 
     @staticmethod
     def _plan(run_dir):
