@@ -104,7 +104,9 @@ def exchange_hosts(inventory):
     return sorted((data["all"]["children"]["xcon_exchange"].get("hosts") or {}).keys())
 
 
-CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
+# The bench's timing callback beside the project's own (ansible.cfg's stdout callback `xcon` lives there).
+CALLBACKS = os.pathsep.join([os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins"),
+                             os.path.join(ROOT, "callback_plugins")])
 
 
 def top_tasks(path, count=20):
