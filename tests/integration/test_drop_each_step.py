@@ -149,7 +149,17 @@ def _case(lab, case, server, drop_after, extra, start, control_flows, original, 
     previous_run = lab.report()["run_id"] if os.path.exists(latest) else None
     # let the command's first requests through, drop in its middle, then for the rest of the run
     lab.ctl("fault", server, "drop-after", str(drop_after))
+    restarts = {name: srv["service"]["restarts"] for name, srv in lab.snapshot()["servers"].items()}
     broken = lab.playbook(extra=extra)
+
+    # An applied connector change is never forgotten: its server's MTA was restarted by this run,
+    # or a restart is pending for the re-run (also when the write's answer was lost on the way).
+    after = lab.snapshot()
+    for name in SERVERS:
+        if any(key[0] == name and value != original.get(key) for key, value in _link_connectors(after).items()):
+            restarted = after["servers"][name]["service"]["restarts"] > restarts[name]
+            pending = (lab.tmp / "state" / "restart-pending" / name).exists()
+            assert restarted or pending, f"{case}: {name} holds a change, but no restart ran and none is pending"
 
     # The final report is written, for this run, and says where the link stopped.
     report = lab.report()

@@ -86,15 +86,23 @@ class ActionModule(XconAction):
             # that then fails leaves the object as it was, which rollback recognises).
             xstate.journal_append(xstate.journal_path(args["run_dir"], task_vars.get("inventory_hostname") or server),
                                   journal_entry(op, server, args["name"], current, after_entry))
-        write = gather.run(client, [op])
+        marker = args.get("restart_marker") if result["restart_required"] else None
+        already_pending = xstate.restart_pending(marker)
+        if marker:
+            # Written before the write is sent, and survives an interrupted run: when the server
+            # applies the write but its answer is lost, the next run still restarts the MTA.
+            xstate.note_restart(marker, f"{op['op']} {args['name']}")
+        write = gather.run(client, [op])  # a transport failure here: outcome unknown, the marker stays
         result["winrm_commands"] = 2
-        raise_first_failure(write, f"{op['op']} {args['name']} on {server}")
+        try:
+            raise_first_failure(write, f"{op['op']} {args['name']} on {server}")
+        except Exception:
+            if marker and not already_pending:
+                xstate.clear_restart(marker)  # the server answered and refused: nothing changed
+            raise
         if write[op["id"]].data.get("dn"):
             result["dn"] = write[op["id"]].data["dn"]
         result["ansible_facts"] = {"xcon_restart_pending": True}
-        if args.get("restart_marker"):
-            # Survives an interrupted run: the next run's xcon_mta_restart still restarts.
-            xstate.note_restart(args["restart_marker"], f"{op['op']} {args['name']}")
         return result
 
     # -- planning -------------------------------------------------------------------------------
