@@ -3,11 +3,8 @@ read and changed through MGMT1. With the inventory the lab writes (NTLM) MGMT1 c
 user's identity on: EXIN sees an anonymous logon, the link is unknown with XCON-SECOND-HOP and
 nothing changes. Switching the transport the way a user would (ansible_winrm_transport) to CredSSP
 or to Kerberos with delegation carries the identity, and so do explicit credentials for EXIN
-(xcon_target_user/xcon_target_password); each way audits, applies one of the three workarounds
-and verifies it (reverse connector with CredSSP, firewall tunnel with explicit credentials,
-transparency off with Kerberos).
-
-Cost (measured on the shared 2-core machine): about 110 s for the seven playbook runs.
+(xcon_target_user/xcon_target_password); each way audits, applies each of the three workarounds
+and verifies it.
 """
 from __future__ import annotations
 
@@ -53,59 +50,66 @@ def test_ntlm_through_the_management_host_is_unknown_and_changes_nothing(lab):
         assert listening.strip() == "", listening
 
 
-def test_credssp_through_the_management_host_fixes_and_verifies(lab):
-    lab.up("mgmt.yml")
-    lab.advance(60)
-    run = lab.playbook(extra={"ansible_winrm_transport": "credssp", "xcon_workaround": "reverse_connector"})
-    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-    (link,) = lab.report()["links"]
-    assert "XCON-SECOND-HOP" not in _codes(link)
-    assert link["changes"] and all(c["applied"] for c in link["changes"])
-    assert link["verification"]["state"] == "passed", link["verification"]
+WORKAROUNDS = {
+    "reverse_connector": {},
+    "firewall_tunnel": {},
+    "transparency_off": {"xcon_transparency_off_acknowledged": "true"},
+}
 
 
-def _kerberos(lab, delegate, *args, **extra):
+def _kerberos_status(lab):
     import json
 
     status = json.loads(lab.ctl("status", "--json").stdout)
     if not status.get("kerberos"):
         pytest.skip("the lab offers no Kerberos here (MIT KDC or python-gssapi missing: make setup as root)")
     lab.env["KRB5_CONFIG"] = status["kerberos"]["krb5_config"]
+
+
+def _kerberos(lab, delegate, *args, **extra):
+    _kerberos_status(lab)
     return lab.playbook(*args, extra=dict(extra, ansible_winrm_transport="kerberos", ansible_user=f"xcon@{REALM}",
                                           ansible_winrm_kerberos_delegation=str(delegate).lower()))
 
 
-def test_kerberos_with_delegation_fixes_and_verifies_through_the_management_host(lab):
-    pytest.importorskip("kerberos", reason="pywinrm[kerberos] is not installed: make setup")
+# The three ways past the second hop, as a user would switch to them: CredSSP to MGMT1, Kerberos with
+# a forwarded ticket, or NTLM to MGMT1 plus explicit credentials for EXIN (an authenticated LDAP
+# bind and IPC$ session).
+WAYS = {
+    "credssp": {"ansible_winrm_transport": "credssp"},
+    "kerberos_delegation": {"ansible_winrm_transport": "kerberos", "ansible_user": f"xcon@{REALM}",
+                            "ansible_winrm_kerberos_delegation": "true"},
+    "target_credentials": {"xcon_target_user": "CONTOSO\\xcon", "xcon_target_password": "S3cret!"},
+}
+
+
+@pytest.mark.parametrize("workaround", list(WORKAROUNDS))
+@pytest.mark.parametrize("way", list(WAYS))
+def test_each_way_past_the_second_hop_audits_fixes_and_verifies(lab, way, workaround):
+    if way == "kerberos_delegation":
+        pytest.importorskip("kerberos", reason="pywinrm[kerberos] is not installed: make setup")
     lab.up("mgmt.yml")
     lab.advance(60)
-    # without delegation the Kerberos logon stops at MGMT1
-    _kerberos(lab, False, "--check")
-    (link,) = lab.report()["links"]
-    assert "XCON-SECOND-HOP" in _codes(link) and link["status"] == "unknown", link
-    # with a forwarded TGT MGMT1 reaches EXIN as the user: audit, fix, verify
-    run = _kerberos(lab, True, xcon_workaround="transparency_off", xcon_transparency_off_acknowledged="true")
+    if way == "kerberos_delegation":
+        _kerberos_status(lab)
+    run = lab.playbook(extra=dict(WAYS[way], xcon_workaround=workaround, **WORKAROUNDS[workaround]))
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "S3cret!" not in run.stdout + run.stderr
     (link,) = lab.report()["links"]
     assert "XCON-TRANSPARENCY-REFUSAL" in _codes(link) and "XCON-SECOND-HOP" not in _codes(link), link
     assert link["changes"] and all(c["applied"] for c in link["changes"])
     assert link["verification"]["state"] == "passed", link["verification"]
 
 
-def test_explicit_target_credentials_fix_and_verify_with_ntlm(lab):
-    """NTLM to MGMT1 (the lab's inventory as written) plus xcon_target_user/xcon_target_password
-    for EXIN: an authenticated LDAP bind and IPC$ session, so the audit, the fix and the
-    verification all reach EXIN as that account."""
+def test_kerberos_without_delegation_stops_at_the_management_host(lab):
+    pytest.importorskip("kerberos", reason="pywinrm[kerberos] is not installed: make setup")
     lab.up("mgmt.yml")
     lab.advance(60)
-    run = lab.playbook(extra={"xcon_workaround": "firewall_tunnel", "xcon_target_user": "CONTOSO\\xcon",
-                              "xcon_target_password": "S3cret!"})
-    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-    assert "S3cret!" not in run.stdout + run.stderr
+    before = directory_and_firewalls(lab.snapshot())
+    _kerberos(lab, False, "--check")
     (link,) = lab.report()["links"]
-    assert "XCON-SECOND-HOP" not in _codes(link)
-    assert link["changes"] and all(c["applied"] for c in link["changes"])
-    assert link["verification"]["state"] == "passed", link["verification"]
+    assert "XCON-SECOND-HOP" in _codes(link) and link["status"] == "unknown", link
+    assert directory_and_firewalls(lab.snapshot()) == before
 
 
 def test_wrong_target_credentials_are_access_denied_not_the_second_hop(lab):
