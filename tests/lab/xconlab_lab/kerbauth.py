@@ -33,7 +33,7 @@ import spnego
 from spnego.channel_bindings import GssChannelBindings
 from spnego.exceptions import SpnegoError
 
-from .ntlmauth import AuthError, UserTable, _UserFile
+from .ntlmauth import AuthError, UserTable, WinrmSealing, _UserFile
 
 KRB5_OID_DER = bytes.fromhex("06092a864886f712010202")     # 1.2.840.113554.1.2.2 (Kerberos V5)
 SPNEGO_OID_DER = bytes.fromhex("06062b0601050502")         # 1.3.6.1.5.5.2
@@ -54,7 +54,7 @@ def _bindings(cbt_hash: Optional[bytes]) -> Optional[GssChannelBindings]:
     return GssChannelBindings(application_data=b"tls-server-end-point:" + cbt_hash)
 
 
-class KerberosAcceptor:
+class KerberosAcceptor(WinrmSealing):
     """Server side of one Kerberos logon (one per TCP connection).
 
     ``realms`` maps a realm (``CONTOSO.EXAMPLE``) to the NetBIOS domain of its accounts (``CONTOSO``):
@@ -103,21 +103,6 @@ class KerberosAcceptor:
                               or self.context.context_attr & spnego.ContextReq.delegate)
         self.principal, self.username = principal, name
         return out
-
-    def seal(self, data: bytes) -> bytes:
-        wrapped = self.context.wrap_winrm(data)
-        return struct.pack("<I", len(wrapped.header)) + wrapped.header + wrapped.data
-
-    def unseal(self, blob: bytes) -> bytes:
-        if len(blob) < 4:
-            raise AuthError("encrypted part too short")
-        sig_len = struct.unpack("<I", blob[:4])[0]
-        if sig_len > len(blob) - 4:
-            raise AuthError("encrypted part has a bad signature length")
-        try:
-            return self.context.unwrap_winrm(blob[4:4 + sig_len], blob[4 + sig_len:])
-        except SpnegoError as exc:
-            raise AuthError(f"cannot decrypt the message: {exc}") from None
 
 
 class CredsspAcceptor:

@@ -117,7 +117,29 @@ class _UserFile:
             _ENV_LOCK.release()
 
 
-class NtlmAcceptor:
+class WinrmSealing:
+    """WinRM message encryption with an established context (NTLM or Kerberos: ``self.context``):
+    each encrypted part is the signature length (LE uint32), the signature, then the sealed data."""
+
+    context = None
+
+    def seal(self, data: bytes) -> bytes:
+        wrapped = self.context.wrap_winrm(data)
+        return struct.pack("<I", len(wrapped.header)) + wrapped.header + wrapped.data
+
+    def unseal(self, blob: bytes) -> bytes:
+        if len(blob) < 4:
+            raise AuthError("encrypted part too short")
+        sig_len = struct.unpack("<I", blob[:4])[0]
+        if sig_len > len(blob) - 4:
+            raise AuthError("encrypted part has a bad signature length")
+        try:
+            return self.context.unwrap_winrm(blob[4:4 + sig_len], blob[4 + sig_len:])
+        except SpnegoError as exc:
+            raise AuthError(f"cannot decrypt the message: {exc}") from None
+
+
+class NtlmAcceptor(WinrmSealing):
     """Server side of one NTLM exchange (one per TCP connection, used by one thread).
 
     ``step(token)`` returns the token to send back (the challenge) or None once the client is
@@ -157,22 +179,6 @@ class NtlmAcceptor:
         self.username = name
         return out
 
-    # ---- message encryption -----------------------------------------------------------------
-    def seal(self, data: bytes) -> bytes:
-        """Signature length (LE uint32) + signature + sealed data."""
-        wrapped = self.context.wrap_winrm(data)
-        return struct.pack("<I", len(wrapped.header)) + wrapped.header + wrapped.data
-
-    def unseal(self, blob: bytes) -> bytes:
-        if len(blob) < 4:
-            raise AuthError("encrypted part too short")
-        sig_len = struct.unpack("<I", blob[:4])[0]
-        if sig_len > len(blob) - 4:
-            raise AuthError("encrypted part has a bad signature length")
-        try:
-            return self.context.unwrap_winrm(blob[4:4 + sig_len], blob[4 + sig_len:])
-        except SpnegoError as exc:
-            raise AuthError(f"cannot decrypt the message: {exc}") from None
 
 
 def is_encrypted(content_type: str) -> bool:
