@@ -45,6 +45,11 @@ def test_kb_audit_names_the_fault_and_changes_nothing(lab):
     records = sum(1 for c in link["changes"] if c["action"] == "operator")
     assert run.stdout.count(f"+++ after: firewall {link['firewall']} (after the operator's change)") == records, run.stdout[-4000:]
     assert "(planned)" in run.stdout and "+    stack_address: " in run.stdout
+    if link["recommended_workaround"] == "firewall_tunnel":
+        # the "close the old path" record is previewed against the firewall as the "open" record
+        # leaves it: the routed path stays, only the relays go (not "no path at all")
+        close = run.stdout.rsplit(f"+++ after: firewall {link['firewall']}", 1)[1].split("\n== ", 1)[0]
+        assert '"hosts": ["EXIN", "EXOUT"]' in close and "routed_paths: []" not in close, close
     stats = json.loads(lab.ctl("stats").stdout)
     assert {stats[h]["commands"] for h in ("EXIN", "EXOUT")} == {1}, stats
 

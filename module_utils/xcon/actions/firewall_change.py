@@ -27,6 +27,10 @@ class ActionModule(XconAction):
             # The audit's facts, overlaid with what earlier phases of this run (or earlier runs) had
             # confirmed, so a second phase is planned against the firewall as it is now.
             current = fw.facts_with_state(name, args["current"], args.get("state_file"))
+            # --check confirms nothing, so a later phase previews against the firewall as the
+            # earlier phases of this run would leave it (kept beside this run's change records).
+            preview = os.path.join(args["record_dir"], f"{name}.check-mode-preview.json") if self._task.check_mode else None
+            current = dict(current, **xstate.read_json(preview, {})) if preview else current
             steps, after = fw.pending_steps(current, args["steps"])
         except fw.FirewallError as exc:
             raise AnsibleActionFail(f"firewall change record for {name}: {exc}") from exc
@@ -41,6 +45,7 @@ class ActionModule(XconAction):
         result["diff"] = {"before": fw_json(before), "after": fw_json({k: after[k] for k in before}),
                           "before_header": f"firewall {name}", "after_header": f"firewall {name} (after the operator's change)"}
         if self._task.check_mode:
+            xstate.write_json_atomic(preview, {k: after[k] for k in before})
             result["status"] = "awaiting_operator"
             return result
         record_path = os.path.join(args["record_dir"], f"{name}-{len(os.listdir(args['record_dir'])) if os.path.isdir(args['record_dir']) else 0:02d}.json")
