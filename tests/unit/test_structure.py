@@ -1,7 +1,8 @@
 """Structure rules of issue 14 (cheap static scans, well under a second):
 
 - no source file over 400 lines in module_utils/, action_plugins/, library/, roles/, nor in the lab
-  (tests/lab/; its WS-Management server, wsman.py, is exempt);
+  (tests/lab/; its WS-Management server, wsman.py, is exempt), nor any .py file under tests/ (the
+  tests themselves: split by topic, shared helpers in a helper module or a conftest fixture);
 - no module-level function or method in module_utils/ that nothing in the repository names outside
   its own definition (dead code and the tests that exercised only a dead copy go together).
 """
@@ -17,6 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SIZE_DIRS = ("module_utils", "action_plugins", "library", "roles")
 LAB_DIR = os.path.join("tests", "lab")
 LAB_EXEMPT = (os.path.join(LAB_DIR, "xconlab_lab", "wsman.py"),)   # the WS-Management server
+TESTS_DIR = "tests"
 SOURCE_EXT = (".py", ".yml", ".yaml", ".j2", ".ps1", ".sh")
 MAX_LINES = 400
 PRODUCTION = ("module_utils", "action_plugins", "library", "roles", "playbooks", "callback_plugins")
@@ -38,26 +40,27 @@ def _files(top, exts):
                 yield os.path.join(base, name)
 
 
-def test_no_source_file_over_400_lines():
+def _over_limit(top, exts):
+    """'path: N lines' of every file under `top` with these endings over MAX_LINES, the lab's exemption aside."""
     long = []
-    for top in SIZE_DIRS:
-        for path in _files(top, SOURCE_EXT):
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                lines = sum(1 for _ in handle)
-            if lines > MAX_LINES:
-                long.append(f"{os.path.relpath(path, ROOT)}: {lines} lines")
-    assert long == [], "split these by concern: " + "; ".join(long)
-
-
-def test_no_lab_file_over_400_lines():
-    long = []
-    for path in _files(LAB_DIR, SOURCE_EXT):
+    for path in _files(top, exts):
         if os.path.relpath(path, ROOT) in LAB_EXEMPT:
             continue
         with open(path, encoding="utf-8", errors="replace") as handle:
             lines = sum(1 for _ in handle)
         if lines > MAX_LINES:
             long.append(f"{os.path.relpath(path, ROOT)}: {lines} lines")
+    return long
+
+
+def test_no_source_file_over_400_lines():
+    long = [entry for top in SIZE_DIRS for entry in _over_limit(top, SOURCE_EXT)]
+    assert long == [], "split these by concern: " + "; ".join(long)
+
+
+def test_no_lab_or_test_file_over_400_lines():
+    """The lab's sources, and every .py under tests/: test modules, their helpers and conftests."""
+    long = sorted(set(_over_limit(LAB_DIR, SOURCE_EXT)) | set(_over_limit(TESTS_DIR, (".py",))))
     assert long == [], "split these by concern: " + "; ".join(long)
 
 
