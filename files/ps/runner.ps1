@@ -4,15 +4,16 @@
 #   {"version": 1, "results": [{"id": "1", "ok": true, "data": {...}},
 #                              {"id": "2", "ok": false, "error": {"category", "hresult", "message"}},
 #                              {"id": "3", "ok": false, "skipped": true}]}
-# Params:  $Parts = every stdin part (see bootstrap.ps1). Part 0 is this script; the parts between are
-#          op scripts whose first line is "# xcon-op: NAME"; the last part is the request JSON
-#          {"version": 1, "stop_on_error": true, "ops": [{"id": "1", "op": "NAME", "params": {...}}]}.
+# Params:  $Parts = every stdin part (see bootstrap.ps1). Part 0 is this script; then the libraries
+#          (first line "# xcon-lib: NAME", dot-sourced here before the request is read: lib_json.ps1
+#          is required), then the op scripts (first line "# xcon-op: NAME"); the last part is the
+#          request JSON {"version": 1, "stop_on_error": true, "ops": [{"id": "1", "op": "NAME", ...}]}.
 # Output:  exit 0 when the request ran (an op's failure is reported in its result; with stop_on_error
 #          the ops after a failure are reported as skipped); exit 1 with the reason on stderr when the
 #          request cannot be run at all.
 # Needs:   only .NET 2.0 (what Windows PowerShell 2.0 needs). JSON is read and written by the small
-#          reader/writer below, not by .NET 3.5's JavaScriptSerializer, which a PowerShell 2.0 host
-#          need not have.
+#          reader/writer of lib_json.ps1, not by .NET 3.5's JavaScriptSerializer, which a PowerShell
+#          2.0 host need not have.
 # Safety:  op parameters are data only; nothing taken from the request is ever run as code.
 # Wire:    ASCII both ways, whatever the console code page: the request arrives ASCII (non-ASCII as
 #          \uXXXX escapes), and everything written to stdout and stderr is ASCII (the rest escaped).
@@ -205,209 +206,6 @@ function ConvertTo-XconAttributeValue([string]$Server, [string]$Name, $Value) {
     return $Value
 }
 
-function ConvertTo-XconJsonValue($Value) {
-    # Any op output -> plain values ConvertTo-XconJson writes as the design says (octets as hex, times ISO).
-    if ($null -eq $Value) { return $null }
-    $Value = $Value.PSObject.BaseObject
-    if ($Value -is [string]) { return $Value }
-    if ($Value -is [Enum] -or $Value -is [char]) { return $Value.ToString() }
-    if ($Value -is [byte[]]) { return (ConvertTo-XconHex $Value) }
-    if ($Value -is [DateTime]) { return (ConvertTo-XconIso $Value) }
-    if ($Value -is [ValueType]) { return $Value }
-    if ($Value -is [System.Collections.IDictionary]) {
-        $map = @{}
-        foreach ($k in $Value.Keys) { $map[[string]$k] = ConvertTo-XconJsonValue $Value[$k] }
-        return $map
-    }
-    if ($Value -is [System.Collections.IEnumerable]) {
-        $list = New-Object System.Collections.ArrayList
-        foreach ($item in $Value) { [void]$list.Add((ConvertTo-XconJsonValue $item)) }
-        return ,($list.ToArray())
-    }
-    return $Value.ToString()
-}
-
-# ---- JSON (RFC 8259) without .NET 3.5 -----------------------------------------------------------
-$XconNumberTypes = @('System.Byte', 'System.SByte', 'System.Int16', 'System.UInt16', 'System.Int32',
-                     'System.UInt32', 'System.Int64', 'System.UInt64', 'System.Single', 'System.Double',
-                     'System.Decimal')
-$XconJsonNumber = New-Object System.Text.RegularExpressions.Regex '\G-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?'
-$XconJsonPlain = New-Object System.Text.RegularExpressions.Regex '[^\x20\x21\x23-\x5B\x5D-\x7E]'
-
-function Skip-XconJsonSpace($S) {
-    while ($S.Pos -lt $S.Text.Length -and (" `t`r`n".IndexOf($S.Text[$S.Pos]) -ge 0)) { $S.Pos += 1 }
-}
-
-function Read-XconJsonString($S) {
-    # At the opening quote; returns the unescaped text.
-    $S.Pos += 1
-    $out = New-Object System.Text.StringBuilder
-    while ($true) {
-        if ($S.Pos -ge $S.Text.Length) { throw 'unterminated string in JSON' }
-        $c = [string]$S.Text[$S.Pos]
-        if ($c -ceq '"') { $S.Pos += 1; return $out.ToString() }
-        if ($c -ceq '\') {
-            if ($S.Pos + 1 -ge $S.Text.Length) { throw 'unterminated escape in JSON' }
-            $e = [string]$S.Text[$S.Pos + 1]
-            $S.Pos += 2
-            if ($e -ceq 'u') {
-                if ($S.Pos + 4 -gt $S.Text.Length -or $S.Text.Substring($S.Pos, 4) -notmatch '^[0-9A-Fa-f]{4}$') {
-                    throw "bad \u escape in JSON at offset $($S.Pos)"
-                }
-                [void]$out.Append([char][Convert]::ToInt32($S.Text.Substring($S.Pos, 4), 16))
-                $S.Pos += 4
-            } elseif ($e -ceq '"' -or $e -ceq '\' -or $e -ceq '/') { [void]$out.Append($e) }
-            elseif ($e -ceq 'n') { [void]$out.Append("`n") }
-            elseif ($e -ceq 'r') { [void]$out.Append("`r") }
-            elseif ($e -ceq 't') { [void]$out.Append("`t") }
-            elseif ($e -ceq 'b') { [void]$out.Append([char]8) }
-            elseif ($e -ceq 'f') { [void]$out.Append([char]12) }
-            else { throw "bad escape '\$e' in JSON at offset $($S.Pos)" }
-            continue
-        }
-        if ([int][char]$c -lt 32) { throw "control character in a JSON string at offset $($S.Pos)" }
-        [void]$out.Append($c)
-        $S.Pos += 1
-    }
-}
-
-function Read-XconJsonValue($S) {
-    # One value at $S.Pos: objects become hashtables, arrays object[] (returned whole), numbers
-    # int / long / double, true / false / null as themselves.
-    Skip-XconJsonSpace $S
-    if ($S.Pos -ge $S.Text.Length) { throw 'unexpected end of JSON' }
-    $c = [string]$S.Text[$S.Pos]
-    if ($c -ceq '{') {
-        $S.Pos += 1
-        $map = @{}
-        Skip-XconJsonSpace $S
-        if ($S.Pos -lt $S.Text.Length -and [string]$S.Text[$S.Pos] -ceq '}') { $S.Pos += 1; return $map }
-        while ($true) {
-            Skip-XconJsonSpace $S
-            if ($S.Pos -ge $S.Text.Length -or [string]$S.Text[$S.Pos] -cne '"') { throw "expected a member name in JSON at offset $($S.Pos)" }
-            $key = Read-XconJsonString $S
-            Skip-XconJsonSpace $S
-            if ($S.Pos -ge $S.Text.Length -or [string]$S.Text[$S.Pos] -cne ':') { throw "expected ':' in JSON at offset $($S.Pos)" }
-            $S.Pos += 1
-            $map[$key] = Read-XconJsonValue $S
-            Skip-XconJsonSpace $S
-            if ($S.Pos -ge $S.Text.Length) { throw 'unterminated object in JSON' }
-            $c = [string]$S.Text[$S.Pos]
-            $S.Pos += 1
-            if ($c -ceq '}') { return $map }
-            if ($c -cne ',') { throw "expected ',' or '}' in JSON at offset $($S.Pos - 1)" }
-        }
-    }
-    if ($c -ceq '[') {
-        $S.Pos += 1
-        $list = New-Object System.Collections.ArrayList
-        Skip-XconJsonSpace $S
-        if ($S.Pos -lt $S.Text.Length -and [string]$S.Text[$S.Pos] -ceq ']') { $S.Pos += 1; return ,($list.ToArray()) }
-        while ($true) {
-            $item = Read-XconJsonValue $S
-            [void]$list.Add($item)
-            Skip-XconJsonSpace $S
-            if ($S.Pos -ge $S.Text.Length) { throw 'unterminated array in JSON' }
-            $c = [string]$S.Text[$S.Pos]
-            $S.Pos += 1
-            if ($c -ceq ']') { return ,($list.ToArray()) }
-            if ($c -cne ',') { throw "expected ',' or ']' in JSON at offset $($S.Pos - 1)" }
-        }
-    }
-    if ($c -ceq '"') { return (Read-XconJsonString $S) }
-    foreach ($word in 'true', 'false', 'null') {
-        if ([string]::CompareOrdinal($S.Text, $S.Pos, $word, 0, $word.Length) -eq 0) {
-            $S.Pos += $word.Length
-            if ($word -ceq 'true') { return $true }
-            if ($word -ceq 'false') { return $false }
-            return $null
-        }
-    }
-    $m = $XconJsonNumber.Match($S.Text, $S.Pos)
-    if (-not $m.Success -or $m.Length -eq 0) { throw "unexpected character '$c' in JSON at offset $($S.Pos)" }
-    $S.Pos += $m.Length
-    $culture = [Globalization.CultureInfo]::InvariantCulture
-    if (-not $m.Groups[1].Success -and -not $m.Groups[2].Success) {
-        $long = [long]0
-        if ([long]::TryParse($m.Value, [Globalization.NumberStyles]::AllowLeadingSign, $culture, [ref]$long)) {
-            if ($long -ge [int]::MinValue -and $long -le [int]::MaxValue) { return [int]$long }
-            return $long
-        }
-    }
-    return [double]::Parse($m.Value, [Globalization.NumberStyles]::Float, $culture)
-}
-
-function ConvertFrom-XconJson([string]$Text) {
-    # JSON text -> hashtables, object[], strings, numbers, booleans, $null (one document).
-    $state = @{ Text = $Text; Pos = 0 }
-    $value = Read-XconJsonValue $state
-    Skip-XconJsonSpace $state
-    if ($state.Pos -ne $Text.Length) { throw "unexpected text after the JSON document at offset $($state.Pos)" }
-    return ,$value
-}
-
-function Write-XconJsonString([System.Text.StringBuilder]$Out, [string]$Text) {
-    # A JSON string in pure ASCII: '"', '\', control and non-ASCII characters escaped.
-    [void]$Out.Append('"')
-    if (-not $XconJsonPlain.IsMatch($Text)) {
-        [void]$Out.Append($Text)
-    } else {
-        foreach ($ch in $Text.ToCharArray()) {
-            $n = [int]$ch
-            if ($n -eq 34) { [void]$Out.Append('\"') }
-            elseif ($n -eq 92) { [void]$Out.Append('\\') }
-            elseif ($n -lt 32 -or $n -gt 126) { [void]$Out.Append('\u').Append($n.ToString('x4')) }
-            else { [void]$Out.Append($ch) }
-        }
-    }
-    [void]$Out.Append('"')
-}
-
-function Write-XconJson([System.Text.StringBuilder]$Out, $Value) {
-    # Any plain value (see ConvertTo-XconJsonValue) as JSON text.
-    if ($null -eq $Value) { [void]$Out.Append('null'); return }
-    if ($Value -is [bool]) { if ($Value) { [void]$Out.Append('true') } else { [void]$Out.Append('false') }; return }
-    if ($Value -is [string] -or $Value -is [char]) { Write-XconJsonString $Out ([string]$Value); return }
-    if ($XconNumberTypes -contains $Value.GetType().FullName) {
-        if (($Value -is [double] -or $Value -is [single]) -and ([double]::IsNaN($Value) -or [double]::IsInfinity($Value))) {
-            [void]$Out.Append('null'); return
-        }
-        if ($Value -is [double] -or $Value -is [single]) { [void]$Out.Append(([double]$Value).ToString('R', [Globalization.CultureInfo]::InvariantCulture)); return }
-        [void]$Out.Append($Value.ToString([Globalization.CultureInfo]::InvariantCulture)); return
-    }
-    if ($Value -is [System.Collections.IDictionary]) {
-        [void]$Out.Append('{')
-        $first = $true
-        foreach ($key in $Value.Keys) {
-            if (-not $first) { [void]$Out.Append(',') }
-            $first = $false
-            Write-XconJsonString $Out ([string]$key)
-            [void]$Out.Append(':')
-            Write-XconJson $Out $Value[$key]
-        }
-        [void]$Out.Append('}')
-        return
-    }
-    if ($Value -is [System.Collections.IEnumerable]) {
-        [void]$Out.Append('[')
-        $first = $true
-        foreach ($item in $Value) {
-            if (-not $first) { [void]$Out.Append(',') }
-            $first = $false
-            Write-XconJson $Out $item
-        }
-        [void]$Out.Append(']')
-        return
-    }
-    Write-XconJsonString $Out ([string]$Value)
-}
-
-function ConvertTo-XconJson($Value) {
-    $out = New-Object System.Text.StringBuilder
-    Write-XconJson $out $Value
-    return $out.ToString()
-}
-
 function ConvertTo-XconAscii([string]$Text) {
     # Text for stderr: non-ASCII characters as \uXXXX, whatever the console code page.
     $out = New-Object System.Text.StringBuilder
@@ -422,15 +220,22 @@ function ConvertTo-XconAscii([string]$Text) {
 try {
     if ($null -eq $Parts -or $Parts.Length -lt 2) { throw 'the payload has no request part' }
     [void][System.Reflection.Assembly]::LoadWithPartialName('System.DirectoryServices')
+    $opScripts = @{}
+    $libraries = @{}
+    for ($i = 1; $i -lt $Parts.Length - 1; $i++) {
+        $firstLine = ($Parts[$i] -split "`n", 2)[0].Trim()
+        if ($firstLine -match '^# xcon-lib: ([a-z_]+)$') {
+            # Dot-sourced at this script's scope: its functions are the runner's and the ops' too.
+            $libraries[$matches[1]] = $true
+            . ([ScriptBlock]::Create($Parts[$i]))
+        } elseif ($firstLine -match '^# xcon-op: ([a-z_]+)$') {
+            $opScripts[$matches[1]] = [ScriptBlock]::Create($Parts[$i])
+        } else { throw "payload part $i is neither a library nor an op script" }
+    }
+    if (-not $libraries.ContainsKey('json')) { throw 'the payload has no JSON library part (# xcon-lib: json)' }
     $request = ConvertFrom-XconJson $Parts[$Parts.Length - 1]
     if ($request -isnot [System.Collections.IDictionary] -or $request['version'] -ne 1) {
         throw 'unsupported request: expected {"version": 1, ...}'
-    }
-    $opScripts = @{}
-    for ($i = 1; $i -lt $Parts.Length - 1; $i++) {
-        $firstLine = ($Parts[$i] -split "`n", 2)[0].Trim()
-        if ($firstLine -notmatch '^# xcon-op: ([a-z_]+)$') { throw "payload part $i is not an op script" }
-        $opScripts[$matches[1]] = [ScriptBlock]::Create($Parts[$i])
     }
     $stopOnError = $true
     if ($request.ContainsKey('stop_on_error')) { $stopOnError = [bool]$request['stop_on_error'] }

@@ -4,8 +4,9 @@ Wire format (docs/design.md, "Wire protocol"):
 
 * command line: ``powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand B64``
   with B64 = base64(UTF-16LE(exact text of files/ps/bootstrap.ps1)); fixed, the lab recognises it;
-* stdin: ASCII text of the parts joined by four NULs: runner.ps1, each needed ``op_<name>.ps1`` once (in
-  order of first use), then the request JSON ``{"version": 1, "stop_on_error": ..., "ops": [...]}``.
+* stdin: ASCII text of the parts joined by four NULs: runner.ps1, every library ``lib_<name>.ps1``
+  (first line ``# xcon-lib: <name>``; the runner dot-sources them), each needed ``op_<name>.ps1``
+  once (in order of first use), then the request JSON ``{"version": 1, "stop_on_error": ..., "ops": [...]}``.
   The request JSON is written with ``ensure_ascii=True`` (non-ASCII such as the Connected-Domains
   separator U+00A7 travels as ``\\u00a7``), so stdin is pure ASCII;
 * stdout: one JSON document ``{"version": 1, "results": [...]}``; rc 1 + stderr (CLIXML or text)
@@ -102,6 +103,11 @@ def _read_script(filename: str) -> str:
         return handle.read().decode("utf-8")
 
 
+def library_files() -> list[str]:
+    """The runner's libraries shipped in files/ps (lib_<name>.ps1), sent with every request."""
+    return sorted(f for f in os.listdir(OPS_DIR) if f.startswith("lib_") and f.endswith(".ps1"))
+
+
 def op_names() -> list[str]:
     """The op names shipped in files/ps (op_<name>.ps1)."""
     return sorted(f[3:-4] for f in os.listdir(OPS_DIR) if f.startswith("op_") and f.endswith(".ps1"))
@@ -140,6 +146,7 @@ def build_payload(ops: list[dict], stop_on_error: bool = True) -> tuple[str, byt
         if item["op"] not in needed:
             needed.append(item["op"])
     parts = [_read_script(RUNNER)]
+    parts += [_read_script(name) for name in library_files()]
     parts += [_read_script(f"op_{name}.ps1") for name in needed]
     parts.append(json.dumps(request, ensure_ascii=True, separators=(",", ":")))
     # ASCII both ways: the scripts are ASCII (a unit test checks) and the request escapes the rest.

@@ -85,9 +85,29 @@ def test_modified_op_script_is_refused(kb_lab):
     name = winrm_endpoint(topology_data())[0][0]
     command, stdin = build_payload([{"op": "dir_search", "params": {"server": name, "base": "", "scope": "base"}}])
     parts = stdin.decode("utf-8").split("\0\0\0\0")
-    parts[1] += "\n# an innocent-looking extra line\n"
+    assert parts[2].startswith("# xcon-op: dir_search\n")
+    parts[2] += "\n# an innocent-looking extra line\n"
     rc, out, err = kb_lab.client(name).run(command, "\0\0\0\0".join(parts).encode("utf-8"))
     assert rc == 1 and out == b"" and err.startswith(b"#< CLIXML\r\n")
+
+
+def test_json_library_missing_or_modified_is_refused(kb_lab):
+    """The runner's JSON library travels as part 1; without it the runner cannot read the request
+    (its plain stderr line), and a modified copy is not a script the host runs (CLIXML)."""
+    name = winrm_endpoint(topology_data())[0][0]
+    command, stdin = build_payload([{"op": "dir_search", "params": {"server": name, "base": "", "scope": "base"}}])
+    parts = stdin.decode("utf-8").split("\0\0\0\0")
+    assert parts[1].startswith("# xcon-lib: json\n")
+    rc, out, _err = kb_lab.client(name).run(command, stdin)
+    assert rc == 0 and json.loads(out)["results"][0]["ok"] is True
+    without = parts[:1] + parts[2:]
+    rc, out, err = kb_lab.client(name).run(command, "\0\0\0\0".join(without).encode("utf-8"))
+    assert rc == 1 and out == b"" and b"no JSON library part" in err and not err.startswith(b"#< CLIXML")
+    modified = list(parts)
+    modified[1] = modified[1].replace("$S.Pos += 1", "$S.Pos += 2", 1)
+    assert modified[1] != parts[1]
+    rc, out, err = kb_lab.client(name).run(command, "\0\0\0\0".join(modified).encode("utf-8"))
+    assert rc == 1 and out == b"" and err.startswith(b"#< CLIXML\r\n") and b"xcon-lib: json" in err
 
 
 def test_unknown_command_lines_are_refused(kb_lab):

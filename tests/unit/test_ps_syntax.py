@@ -31,7 +31,7 @@ def syntax_errors(source: bytes):
 
 def test_all_scripts_present():
     names = {os.path.basename(p) for p in SCRIPTS}
-    expected = {"bootstrap.ps1", "runner.ps1"} | {f"op_{n}.ps1" for n in (
+    expected = {"bootstrap.ps1", "runner.ps1", "lib_json.ps1"} | {f"op_{n}.ps1" for n in (
         "dir_search", "dir_modify", "dir_create", "dir_delete", "event_query", "perf_counters", "service", "tcp_probe")}
     assert expected <= names
 
@@ -65,6 +65,8 @@ def test_ascii_and_op_header(path):
     name = os.path.basename(path)
     if name.startswith("op_"):
         assert text.decode().splitlines()[0] == f"# xcon-op: {name[3:-4]}"
+    if name.startswith("lib_"):
+        assert text.decode().splitlines()[0] == f"# xcon-lib: {name[4:-4]}"
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=os.path.basename)
@@ -74,11 +76,13 @@ def test_script_is_ascii(path):
         assert handle.read().isascii()
 
 
-def test_runner_needs_no_dotnet35():
+@pytest.mark.parametrize("name", ["runner.ps1", "lib_json.ps1"])
+def test_runner_needs_no_dotnet35(name):
     # Windows PowerShell 2.0 needs only .NET 2.0: no JavaScriptSerializer (System.Web.Extensions).
-    with open(os.path.join(ops.OPS_DIR, "runner.ps1"), encoding="ascii") as handle:
-        text = handle.read()
-    assert "System.Web.Extensions" not in text and "JavaScriptSerializer" not in text.replace("not by .NET 3.5's JavaScriptSerializer", "")
+    with open(os.path.join(ops.OPS_DIR, name), encoding="ascii") as handle:
+        code = "\n".join(line for line in handle.read().splitlines() if not line.lstrip().startswith("#"))
+    assert "System.Web.Extensions" not in code and "JavaScriptSerializer" not in code
+    assert "function " in code
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=os.path.basename)

@@ -12,10 +12,12 @@ This module provides the lab's handler. It plays, in this order:
   ``known_scripts.json``); any other script, or a modified known one, fails with a PowerShell
   CLIXML error on stderr (exit 1). The lab never pretends to run a script it does not know.
 * **bootstrap.ps1 / runner.ps1** - stdin is split on four NULs: part 0 must be the shipped runner,
-  the middle parts shipped op scripts (again recognised by SHA-256), the last part the request
+  the middle parts shipped libraries (``# xcon-lib: NAME``, which the runner dot-sources; the lab
+  only requires the JSON one) and op scripts (both recognised by SHA-256), the last part the request
   JSON. The ops are then executed in order through ``lab.execute_op`` and the answer is the
   runner's JSON document (``docs/design.md`` "Wire protocol"), exit 0. Request-level problems the
-  real runner reports (bad JSON, a part that is not an op script) are reported the way it does:
+  real runner reports (bad JSON, a part that is neither a library nor an op script, no JSON
+  library) are reported the way it does:
   one plain line on stderr, exit 1.
 
 Known scripts are identified by ``sha256(text.encode("utf-8"))`` of the exact file text; the
@@ -47,6 +49,7 @@ CMD_LINE_LIMIT = 8191
 BOOTSTRAP = "bootstrap.ps1"
 RUNNER = "runner.ps1"
 OP_HEADER = re.compile(r"^# xcon-op: ([a-z_]+)$")
+LIB_HEADER = re.compile(r"^# xcon-lib: ([a-z_]+)$")
 # HRESULT of a .NET exception without a more specific one (COR_E_EXCEPTION): what the runner
 # reports when an op fails for a reason it has no category for.
 GENERIC_HRESULT = 0x80131500
@@ -225,7 +228,7 @@ class CommandHandler:
                 "Payload part 0 is not the shipped runner.ps1 (sha256 "
                 f"{script_hash(parts[0])}); the lab runs only known scripts. If the change is intended, "
                 "run tests/lab/xconlab scripts-refresh.")
-        # Every op script part must be a known, unmodified script.
+        # Every library and op script part must be a known, unmodified script.
         for index, part in enumerate(parts[1:-1], start=1):
             if script_hash(part) not in self.by_hash:
                 header = part.split("\n", 1)[0].strip()[:80]
@@ -236,7 +239,8 @@ class CommandHandler:
         # Windows PowerShell 2.0 needs only .NET 2.0: a runner that uses .NET 3.5's JSON serializer
         # stops on a host without it, the way PowerShell reports a type it cannot find.
         has_35 = getattr(self.lab, "host_has_dotnet35", None)
-        if has_35 is not None and not has_35(endpoint_name) and "System.Web.Script.Serialization" in parts[0]:
+        if has_35 is not None and not has_35(endpoint_name) and any(
+                "System.Web.Script.Serialization" in part for part in parts[:-1]):
             return runner_failure("xcon runner cannot run the request: Cannot find type "
                                   "[System.Web.Script.Serialization.JavaScriptSerializer]: make sure the "
                                   "assembly containing this type is loaded.")
@@ -247,18 +251,27 @@ class CommandHandler:
         prefix = "xcon runner cannot run the request: "
         if len(parts) < 2:
             return runner_failure(prefix + "the payload has no request part")
+        # The runner dot-sources the libraries (nothing else to emulate) and keeps the op scripts,
+        # then needs its JSON library to read the request.
+        scripts: Dict[str, str] = {}
+        libraries = set()
+        for index, part in enumerate(parts[1:-1], start=1):
+            first_line = part.split("\n", 1)[0].strip()
+            library, match = LIB_HEADER.match(first_line), OP_HEADER.match(first_line)
+            if library:
+                libraries.add(library.group(1))
+            elif match:
+                scripts[match.group(1)] = part
+            else:
+                return runner_failure(prefix + f"payload part {index} is neither a library nor an op script")
+        if "json" not in libraries:
+            return runner_failure(prefix + "the payload has no JSON library part (# xcon-lib: json)")
         try:
             request = json.loads(parts[-1])
         except ValueError as exc:
             return runner_failure(prefix + f"Invalid JSON primitive: {exc}")
         if not isinstance(request, dict) or request.get("version") != 1:
             return runner_failure(prefix + 'unsupported request: expected {"version": 1, ...}')
-        scripts: Dict[str, str] = {}
-        for index, part in enumerate(parts[1:-1], start=1):
-            match = OP_HEADER.match(part.split("\n", 1)[0].strip())
-            if not match:
-                return runner_failure(prefix + f"payload part {index} is not an op script")
-            scripts[match.group(1)] = part
         stop_on_error = bool(request.get("stop_on_error", True))
         ops = request.get("ops") or []
         if not isinstance(ops, list):
