@@ -31,7 +31,8 @@ def test_stdin_parts_each_script_once_and_request_last():
     _, stdin = ops.build_payload(batch, stop_on_error=False)
     parts = stdin.decode("utf-8").split("\0\0\0\0")
     assert parts[0] == read("runner.ps1")
-    assert parts[1:-1] == [read("op_dir_search.ps1"), read("op_event_query.ps1")]
+    assert parts[1] == read("lib_json.ps1") and parts[1].startswith("# xcon-lib: json\n")
+    assert parts[2:-1] == [read("op_dir_search.ps1"), read("op_event_query.ps1")]
     request = json.loads(parts[-1])
     assert request == {"version": 1, "stop_on_error": False, "ops": [
         {"id": "1", "op": "dir_search", "params": {"server": "EXIN", "base": ""}},
