@@ -82,12 +82,13 @@ def test_a_runner_that_needs_dotnet35_stops_on_a_host_without_it():
     data["servers"]["EXIN"]["winrm"]["dotnet35"] = False
     lab = Lab.from_dict(data)
     old_runner = "$s = New-Object System.Web.Script.Serialization.JavaScriptSerializer\n"
-    request = '{"version": 1, "ops": []}'
+    with open(os.path.join(handler_mod.SCRIPTS_DIR, "lib_json.ps1"), encoding="ascii") as handle:
+        payload = "\0\0\0\0".join([old_runner, handle.read(), '{"version": 1, "ops": []}']).encode("ascii")
     manifest = dict(handler_mod.load_manifest(), **{"runner.ps1": handler_mod.script_hash(old_runner)})
     run = handler_mod.CommandHandler(lab, manifest)._bootstrap
-    out, err, rc = run("EXIN", USER, (old_runner + "\0\0\0\0" + request).encode("ascii"))
+    out, err, rc = run("EXIN", USER, payload)
     assert rc == 1 and b"Cannot find type [System.Web.Script.Serialization.JavaScriptSerializer]" in err
-    out, err, rc = run("EXOUT", USER, (old_runner + "\0\0\0\0" + request).encode("ascii"))
+    out, err, rc = run("EXOUT", USER, payload)
     assert rc == 0, err                                  # EXOUT has .NET 3.5
 
 
