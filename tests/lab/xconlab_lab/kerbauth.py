@@ -30,10 +30,8 @@ import struct
 from typing import Dict, Optional
 
 import spnego
-from spnego.channel_bindings import GssChannelBindings
-from spnego.exceptions import SpnegoError
 
-from .ntlmauth import AuthError, UserTable, WinrmSealing, _UserFile
+from .ntlmauth import Acceptor, AuthError, UserTable, WinrmSealing, _UserFile, channel_bindings
 
 KRB5_OID_DER = bytes.fromhex("06092a864886f712010202")     # 1.2.840.113554.1.2.2 (Kerberos V5)
 SPNEGO_OID_DER = bytes.fromhex("06062b0601050502")         # 1.3.6.1.5.5.2
@@ -48,13 +46,7 @@ def is_spnego_token(token: bytes) -> bool:
     return token[:1] == b"\x60" and SPNEGO_OID_DER in token[:20]
 
 
-def _bindings(cbt_hash: Optional[bytes]) -> Optional[GssChannelBindings]:
-    if cbt_hash is None:
-        return None
-    return GssChannelBindings(application_data=b"tls-server-end-point:" + cbt_hash)
-
-
-class KerberosAcceptor(WinrmSealing):
+class KerberosAcceptor(Acceptor, WinrmSealing):
     """Server side of one Kerberos logon (one per TCP connection).
 
     ``realms`` maps a realm (``CONTOSO.EXAMPLE``) to the NetBIOS domain of its accounts (``CONTOSO``):
@@ -74,22 +66,13 @@ class KerberosAcceptor(WinrmSealing):
             raise AuthError(f"no key for HTTP/{fqdn} in {keytab}: {exc}") from None
         # pyspnego's GSSAPI proxy takes a ready credential; with it the acceptor knows only this key.
         self.context = spnego.server(hostname=fqdn, service="HTTP", protocol="kerberos",
-                                     channel_bindings=_bindings(cbt_hash), _gssapi_credential=credential)
-        self.username: Optional[str] = None
+                                     channel_bindings=channel_bindings(cbt_hash), _gssapi_credential=credential)
+        self.username = None
         self.principal: Optional[str] = None
         self.delegated = False
 
-    @property
-    def complete(self) -> bool:
-        return self.username is not None
-
     def step(self, token: bytes) -> Optional[bytes]:
-        try:
-            out = self.context.step(token)
-        except SpnegoError as exc:
-            raise AuthError(f"Kerberos logon failed: {exc}") from None
-        except Exception as exc:  # a malformed token is a failed logon, not a server error
-            raise AuthError(f"Kerberos token rejected: {type(exc).__name__}: {exc}") from None
+        out = self._step(token, "Kerberos logon")
         if not self.context.complete:
             return out
         principal = self.context.client_principal or ""
@@ -105,7 +88,7 @@ class KerberosAcceptor(WinrmSealing):
         return out
 
 
-class CredsspAcceptor:
+class CredsspAcceptor(Acceptor):
     """Server side of one CredSSP logon (one per TCP connection): TLS, NTLM inside, then the
     user's delegated password. ``user_file`` is the endpoint's NTLM account file."""
 
@@ -115,21 +98,11 @@ class CredsspAcceptor:
         with _UserFile(user_file):   # pyspnego's acceptor: its own self-signed TLS key (made once)
             inner = spnego.server(protocol="negotiate")
             self.context = spnego.server(protocol="credssp", credssp_negotiate_context=inner)
-        self.username: Optional[str] = None
+        self.username = None
         self.delegated = False
 
-    @property
-    def complete(self) -> bool:
-        return self.username is not None
-
     def step(self, token: bytes) -> Optional[bytes]:
-        try:
-            with _UserFile(self.user_file):
-                out = self.context.step(token)
-        except SpnegoError as exc:
-            raise AuthError(f"CredSSP logon failed: {exc}") from None
-        except Exception as exc:
-            raise AuthError(f"CredSSP token rejected: {type(exc).__name__}: {exc}") from None
+        out = self._step(token, "CredSSP logon")
         if not self.context.complete:
             return out
         creds = self.context.get_extra_info("client_credential")

@@ -117,6 +117,37 @@ class _UserFile:
             _ENV_LOCK.release()
 
 
+def channel_bindings(cbt_hash: Optional[bytes]) -> Optional[GssChannelBindings]:
+    """The https channel binding a client may send (``tls-server-end-point`` of the certificate)."""
+    if cbt_hash is None:
+        return None
+    return GssChannelBindings(application_data=b"tls-server-end-point:" + cbt_hash)
+
+
+class Acceptor:
+    """What every logon acceptor shares: ``complete`` once ``username`` is known, and one context
+    step with pyspnego's failures (and malformed tokens) turned into ``AuthError``."""
+
+    context = None
+    username: Optional[str] = None
+    user_file: Optional[str] = None   # an NTLM account file pyspnego reads during the step
+
+    @property
+    def complete(self) -> bool:
+        return self.username is not None
+
+    def _step(self, token: bytes, label: str) -> Optional[bytes]:
+        try:
+            if self.user_file:
+                with _UserFile(self.user_file):
+                    return self.context.step(token)
+            return self.context.step(token)
+        except SpnegoError as exc:
+            raise AuthError(f"{label} failed: {exc}") from None
+        except Exception as exc:  # a malformed token is a failed logon, not a server error
+            raise AuthError(f"{label}: token rejected: {type(exc).__name__}: {exc}") from None
+
+
 class WinrmSealing:
     """WinRM message encryption with an established context (NTLM or Kerberos: ``self.context``):
     each encrypted part is the signature length (LE uint32), the signature, then the sealed data."""
@@ -139,7 +170,7 @@ class WinrmSealing:
             raise AuthError(f"cannot decrypt the message: {exc}") from None
 
 
-class NtlmAcceptor(WinrmSealing):
+class NtlmAcceptor(Acceptor, WinrmSealing):
     """Server side of one NTLM exchange (one per TCP connection, used by one thread).
 
     ``step(token)`` returns the token to send back (the challenge) or None once the client is
@@ -151,25 +182,12 @@ class NtlmAcceptor(WinrmSealing):
     def __init__(self, users: UserTable, user_file: str, cbt_hash: Optional[bytes] = None) -> None:
         self.users = users
         self.user_file = user_file
-        bindings = None
-        if cbt_hash is not None:
-            bindings = GssChannelBindings(application_data=b"tls-server-end-point:" + cbt_hash)
         with _UserFile(user_file):
-            self.context = spnego.server(protocol="ntlm", channel_bindings=bindings)
-        self.username: Optional[str] = None
-
-    @property
-    def complete(self) -> bool:
-        return self.username is not None
+            self.context = spnego.server(protocol="ntlm", channel_bindings=channel_bindings(cbt_hash))
+        self.username = None
 
     def step(self, token: bytes) -> Optional[bytes]:
-        try:
-            with _UserFile(self.user_file):
-                out = self.context.step(token)
-        except SpnegoError as exc:
-            raise AuthError(f"NTLM authentication failed: {exc}") from None
-        except Exception as exc:  # a malformed token is a failed logon, not a server error
-            raise AuthError(f"NTLM token rejected: {type(exc).__name__}: {exc}") from None
+        out = self._step(token, "NTLM authentication")
         if not self.context.complete:
             return out
         principal = self.context.client_principal or ""
