@@ -100,3 +100,16 @@ def test_the_read_path_runs_no_argument_validation_task():
         assert "xcon_run : Check every operator value" in listed, listed  # the check itself still runs
         assert "Validating arguments" not in listed, listed
     assert "xcon_backup : Validating arguments" in tasks("playbooks/remediate.yml")
+
+
+def test_a_stopped_link_is_announced_once_while_the_run_goes_on(lab):
+    """A link stopped by a failed step is said at the gate that first sees it, not again at every
+    later phase's gate (the run summary and the final failure then repeat it once each)."""
+    lab.up("kb.yml")
+    lab.advance(60)
+    lab.ctl("fault", "EXIN", "drop-after", "27")  # EXIN's Stack write (audit, backup, read: 9 requests each)
+    run = lab.playbook()
+    assert run.returncode != 0, run.stdout[-4000:]
+    progress = re.split(r"^fix-xcon \S+ run ", run.stdout, maxsplit=1, flags=re.M)[0]  # up to the summary
+    said = re.findall(r"^EXIN<->EXOUT stopped at step \d+", progress, re.M)
+    assert len(said) == 1, run.stdout[-6000:]

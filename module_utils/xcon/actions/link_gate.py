@@ -52,10 +52,12 @@ class ActionModule(XconAction):
             if entry.get("kind") == "firewall" and txn.phase_index(entry["phase"]) < gate and entry["id"] not in journal["outcomes"]:
                 journal["outcomes"][entry["id"]] = self._operator_outcome(args, task_vars, entry)
         states = txn.link_states(plan, args["phase"], journal["outcomes"], journal["backups"], journal["restarts"], journal["host_errors"])
-        journal.update(phase=args["phase"], links=states["links"])
+        # Each stop is said once, at the gate that first sees it (the final report repeats them all).
+        announced = set(journal.get("announced", []))
+        journal.update(phase=args["phase"], links=states["links"], announced=sorted(announced | set(states["stopped"])))
         xstate.write_json_atomic(journal_path, journal)
         rerun = args["rerun_command"] or rerun_command(task_vars)
-        lines = [txn.stop_line(link, states["links"][link], rerun) for link in states["stopped"]]
+        lines = [txn.stop_line(link, states["links"][link], rerun) for link in states["stopped"] if link not in announced]
         # What every host of the play gets registered: the change roles need only the stopped
         # links; the whole view (every link, every outcome) goes to the report, after the last phase.
         final = args["phase"] == "final"
