@@ -97,7 +97,8 @@ def mta_port_op(server, op_id="mta_port"):
 
 
 def mta_port(result):
-    """The MTA's TCP port from a reg_read answer: the RFC1006 Port Number value, else 102."""
+    """The MTA's TCP port from a reg_read answer: the RFC1006 Port Number value, else 102; None
+    when the registry could not be read (never 102: see mta_port_error)."""
     if result is None or not result.ok:
         return None
     value = ((result.data or {}).get("values") or {}).get(MTA_PORT_VALUE)
@@ -106,6 +107,33 @@ def mta_port(result):
     except (TypeError, ValueError):
         return DEFAULT_MTA_PORT
     return port if 1 <= port <= 65535 else DEFAULT_MTA_PORT
+
+
+def mta_port_error(result):
+    """Why the MTA's port is unknown (the reg_read failed or was skipped), or None when it was read."""
+    if result is None:
+        return None
+    if result.skipped:
+        return "not read: an earlier operation of the same command failed"
+    if not result.ok:
+        return f"{result.error_category or 'OperationFailed'} ({result.hresult}): {result.message}"
+    return None
+
+
+def saved_result(result, masked):
+    """One OpResult as a saved run keeps it (data masked by `masked`; a failure's reason kept)."""
+    saved = {"ok": result.ok, "data": masked(result.data)}
+    if not result.ok:
+        saved["error"] = {"category": result.error_category, "hresult": result.hresult, "message": result.message,
+                          "skipped": result.skipped}
+    return saved
+
+
+def loaded_result(op_id, saved):
+    """The OpResult a saved run kept (saved_result's inverse)."""
+    error = saved.get("error") or {}
+    return xops.OpResult(id=op_id, ok=saved["ok"], data=saved["data"], error_category=error.get("category"),
+                         hresult=error.get("hresult"), message=error.get("message"), skipped=bool(error.get("skipped")))
 
 
 def directory_problem(result, organization=None, ldap_port=None, server=""):

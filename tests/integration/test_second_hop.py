@@ -121,3 +121,19 @@ def test_wrong_target_credentials_are_access_denied_not_the_second_hop(lab):
     assert link["status"] == "unknown"
     assert "XCON-ACCESS-DENIED" in _codes(link) and "XCON-SECOND-HOP" not in _codes(link), link
     assert directory_and_firewalls(lab.snapshot()) == before
+
+
+def test_mta_port_through_the_management_host_is_read_with_the_target_credentials(lab, tmp_path):
+    # EXIN's MTA listens on 1102 ("RFC1006 Port Number", Q161931), EXOUT's on 102. The remote registry
+    # read goes through MGMT1 with EXIN's credentials (an IPC$ session), as the LDAP bind does: EXIN's
+    # port is read as 1102 and the two ports are found to differ (was: the read went anonymously,
+    # was denied, and the link was diagnosed on EXOUT's 102 with no word of it).
+    from test_real_world import topology
+
+    lab.up(topology(tmp_path, "mgmt.yml", lambda data: data["servers"]["EXIN"].update(mta_port=1102)))
+    lab.advance(30)
+    lab.playbook("--check", extra=WAYS["target_credentials"])
+    (link,) = lab.report()["links"]
+    codes = {f["code"]: f for f in link["findings"]}
+    assert "XCON-SECOND-HOP" not in codes and "XCON-MTA-PORT-UNKNOWN" not in codes, link["findings"]
+    assert codes["XCON-MTA-PORT-MISMATCH"]["evidence"]["mta_ports"] == {"EXIN": 1102, "EXOUT": 102}

@@ -89,6 +89,7 @@ class Topology:
         self.in_error = self.out_error = None
         self.in_evidence = self.out_evidence = True
         self.in_port = self.out_port = 102
+        self.port_errors = {}       # server -> why its RFC1006 port could not be read (port unknown)
         self.firewall = firewall(transparency=False)
 
     # -- scenarios --------------------------------------------------------------------------------
@@ -108,12 +109,15 @@ class Topology:
                     "evidence": evidence(name, events, queues) if with_evidence and not error else None,
                     "error": error}
 
-        return {
+        servers = {
             "EXIN": server("EXIN", EXIN_ADDR, [self.in_conn] + self.extra_in, self.in_events,
                            {self.in_conn["name"]: self.in_queue}, self.in_error, self.in_evidence, self.in_port),
             "EXOUT": server("EXOUT", EXOUT_ADDR, [self.out_conn] + self.extra_out, self.out_events,
                             {self.out_conn["name"]: self.out_queue}, self.out_error, self.out_evidence, self.out_port),
         }
+        for name, reason in self.port_errors.items():
+            servers[name].update(mta_port=None, mta_port_error=reason)
+        return servers
 
 
 # -- helpers --------------------------------------------------------------------------------------

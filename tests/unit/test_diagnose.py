@@ -197,6 +197,14 @@ def mta_ports_differ():
     return topo, None
 
 
+def mta_port_unread():
+    # The remote registry denied the read (anonymous second hop): the port is unknown, not 102.
+    topo = Topology()
+    topo.out_port = 1102
+    topo.port_errors = {"EXIN": "AccessDenied (0x80070005): Access is denied."}
+    return topo, None
+
+
 def kb_stack_host_names():
     # Stack addresses written as host names; the Windows hosts' resolvers map them to the interfaces.
     topo = Topology.kb()
@@ -273,6 +281,7 @@ CASES = [
     ("unreachable", unreachable_outside, {(dx.UNREACHABLE, "unknown")}, set(), "unknown", "none"),
     ("wrong-directory", wrong_directory_outside, {(dx.WRONG_DIRECTORY, "unknown")}, set(), "unknown", "none"),
     ("mta-ports-differ", mta_ports_differ, {(dx.MTA_PORT_MISMATCH, "error")}, set(), "error", "none"),
+    ("mta-port-unread", mta_port_unread, {(dx.MTA_PORT_UNKNOWN, "warning")}, {dx.MTA_PORT_MISMATCH}, "warning", "none"),
     ("kb-stack-host-names", kb_stack_host_names, {(dx.TRANSPARENCY_REFUSAL, "error")}, {dx.STACK_ADDRESS}, "error", "firewall_tunnel"),
     ("stack-name-unresolved", stack_name_unresolved, {(dx.STACK_ADDRESS, "warning")}, set(), "warning", "none"),
     ("access-denied", access_denied_inside, {(dx.ACCESS_DENIED, "unknown")}, {dx.TRANSPARENCY_REFUSAL}, "unknown", "none"),

@@ -64,6 +64,8 @@ class ActionModule(XconAction):
             return self._to_file(args, result)
         result["connectors"] = gather.decode_connectors(results["connectors"], server, profile, args.get("names"))
         result["mta_port"] = gather.mta_port(results.get("mta_port"))
+        if gather.mta_port_error(results.get("mta_port")):
+            result["mta_port_error"] = gather.mta_port_error(results.get("mta_port"))
         if args["check_write_access"]:
             result["write_access"] = gather.write_access(results["connectors"], profile)
         if args.get("evidence_window_minutes"):
@@ -83,7 +85,7 @@ class ActionModule(XconAction):
                 "organization": organization,
                 "saved_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "raw": raw,
-                "results": {k: {"ok": r.ok, "data": mask(r.data)} for k, r in results.items()},
+                "results": {k: gather.saved_result(r, mask) for k, r in results.items()},
             }
             xstate.write_json_atomic(args["save_raw_to"], saved, mode=0o600, checksum=True)
         return self._to_file(args, result)

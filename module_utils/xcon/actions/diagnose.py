@@ -108,6 +108,7 @@ class ActionModule(XconAction):
                 "evidence": audit.get("evidence"),
                 "write_access": audit.get("write_access"),
                 "mta_port": audit.get("mta_port"),
+                "mta_port_error": audit.get("mta_port_error"),
                 "error": audit.get("xcon_error") or (None if audit.get("connectors") is not None else {"code": xerr.UNREACHABLE, "reason": audit.get("msg") or "not read (the host failed before its audit)"}),
             }
         if saved:
@@ -180,7 +181,6 @@ def load_result_file(audit):
 def load_saved(run_dir, host):
     """An audit result rebuilt offline from a saved run's raw answers (no server contacted)."""
     from xcon import gather
-    from xcon.ops import OpResult
 
     path = os.path.join(run_dir, "raw", f"{host}.json")
     if not os.path.exists(path):
@@ -188,12 +188,13 @@ def load_saved(run_dir, host):
     with open(path, encoding="utf-8") as handle:
         saved = json.load(handle)
     profile = gather.get_profile(saved.get("exchange_version", "5.5"))
-    results = {k: OpResult(id=k, ok=v["ok"], data=v["data"]) for k, v in saved["results"].items()}
+    results = {k: gather.loaded_result(k, v) for k, v in saved["results"].items()}
     wrong = gather.directory_problem(results.get("directory"), saved.get("organization"), saved.get("ldap_port"), saved["server"])
     if wrong:
         return {"xcon_error": {"code": gather.WRONG_DIRECTORY, "reason": wrong}}
     audit = {"connectors": gather.decode_connectors(results["connectors"], saved["server"], profile),
-             "mta_port": gather.mta_port(results.get("mta_port"))}
+             "mta_port": gather.mta_port(results.get("mta_port")),
+             "mta_port_error": gather.mta_port_error(results.get("mta_port"))}
     if "events" in results:
         audit["evidence"] = gather.decode_evidence(results, saved["server"], None)
     if any(gather.rights_attribute(profile) in e.get("attributes", {}) for e in results["connectors"].data.get("entries", [])):

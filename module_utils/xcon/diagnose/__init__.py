@@ -65,6 +65,8 @@ XCON-REFUSALS-UNEXPLAINED              warning      the outside logs refusals bu
 XCON-CONNECTOR-MISSING                 error        a readable server has no connector to a peer
                                                     whose connector names it
 XCON-MTA-PORT-MISMATCH                 error        the two MTAs use different RFC1006 ports
+XCON-MTA-PORT-UNKNOWN                  warning      a server's RFC1006 port could not be read (the
+                                                    port used instead is named, never silently 102)
                                                     (Q176466); the link's port is the inside one's
 XCON-WRONG-DIRECTORY                   unknown      the LDAP endpoint read is not the organisation's
                                                     Exchange 5.5 directory (a read error, below)

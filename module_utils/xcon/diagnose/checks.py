@@ -3,8 +3,8 @@ two-way alternate, Stack addresses and the reverse connector (findings table: th
 
 from __future__ import annotations
 
-from xcon.diagnose.codes import (ACCESS_DENIED, BOTH_REMOTE, CONNECTOR_MISSING, MTA_PORT_MISMATCH, NEVER_ID, OUTSIDE_REFUSAL_IDS,
-                                 REVERSE_PRESENT, REVERSE_WRONG_STACK, SCHEDULE_NEVER, SCHEDULE_NOT_ALWAYS,
+from xcon.diagnose.codes import (ACCESS_DENIED, BOTH_REMOTE, CONNECTOR_MISSING, MTA_PORT_MISMATCH, MTA_PORT_UNKNOWN,
+                                 NEVER_ID, OUTSIDE_REFUSAL_IDS, REVERSE_PRESENT, REVERSE_WRONG_STACK, SCHEDULE_NEVER, SCHEDULE_NOT_ALWAYS,
                                  STACK_ADDRESS, TWA_OFF, UNREACHABLE, event_samples, make_finding, norm)
 from xcon.diagnose.links import is_remote, stack_in
 
@@ -156,18 +156,32 @@ def check_stack(ctx):
 
 
 def check_mta_port(ctx):
-    """Q176466: when one MTA's RFC1006 port changes, every MTA it talks to must use the same port."""
+    """Q176466: when one MTA's RFC1006 port changes, every MTA it talks to must use the same port.
+    A port that could not be read is said so (never taken silently as 102)."""
     ports = {side.host: (side.server or {}).get("mta_port") for side in ctx.sides if side.readable}
     known = {h: int(p) for h, p in ports.items() if p}
+    findings = []
+    for side in ctx.sides:
+        error = (side.server or {}).get("mta_port_error")
+        if not side.readable or ports.get(side.host) or not error:
+            continue
+        basis = "the other server's port" if known else "the default, assumed"
+        findings.append(make_finding(
+            MTA_PORT_UNKNOWN, "warning", side.host, side.primary and side.primary.get("name"),
+            f"The MTA's TCP port on {side.host} could not be read (registry value \"RFC1006 Port Number\": {error}). "
+            f"The diagnosis and any firewall change record use TCP {ctx.port} ({basis}), which is wrong if "
+            f"{side.host}'s MTA listens on another port (Q161931). Through a management host, give the target's "
+            "credentials (xcon_target_user) or use CredSSP or delegated Kerberos.",
+            {"mta_port_used": ctx.port, "read_error": error}))
     if len(known) < 2 or len(set(known.values())) < 2:
-        return []
+        return findings
     listed = ", ".join(f"{h} {p}" for h, p in sorted(known.items()))
     return [make_finding(
         MTA_PORT_MISMATCH, "error", ctx.inside.host, ctx.inside.primary and ctx.inside.primary.get("name"),
         f"The MTAs of link {ctx.link['id']} listen on different TCP ports ({listed}; registry value \"RFC1006 "
         "Port Number\", 102 when absent): an association from one never reaches the other. All MTAs that "
         "talk over X.400 must use the same port (Q176466, Q161931).",
-        {"mta_ports": known})]
+        {"mta_ports": known})] + findings
 
 
 def check_reverse(ctx):
