@@ -12,10 +12,10 @@ options:
     description: NetBIOS name of the Exchange server. Default - host variable C(xcon_server_name), else the inventory name.
     type: str
   exchange_version:
-    description: Exchange version profile (attribute names and encodings; see module_utils/xcon/profile.py).
+    description: Exchange version profile (attribute names, encodings and what the server's own directory can do over LDAP - none on 4.0, search on 5.0, read-write on 5.5; see module_utils/xcon/profile.py).
     type: str
     default: "5.5"
-    choices: ["5.5", "2000", "2003"]
+    choices: ["4.0", "5.0", "5.5"]
   management_host:
     description:
       - Inventory name of a Windows host with WinRM that reaches the server over LDAP, the remote event

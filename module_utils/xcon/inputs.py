@@ -63,7 +63,7 @@ CONTRACT = (
     Var("xcon_preview_on_servers", "bool", "true"),
     Var("xcon_lock_wait_seconds", "int", "600", 0, 7 * 24 * 3600, what="seconds to wait for another run's lock"),
     Var("xcon_firewall_changes_possible", "bool", "false"),
-    Var("xcon_exchange_version", "choice", "5.5", choices=("5.5", "2000", "2003")),
+    Var("xcon_exchange_version", "choice", "5.5", choices=("4.0", "5.0", "5.5")),
     Var("xcon_firewall_driver", "choice", "raptor", choices=("raptor", "nftables")),
     # Per server: the Exchange 5.5 directory's LDAP port (moved off 389 on a Windows 2000 domain
     # controller, Q224447) and the organisation whose o= naming context it must serve.
@@ -176,7 +176,7 @@ def check(var, value, root=None):
             return f"out of range: give {var.what} from {var.low} to {var.high}"
         return None
     if var.kind == "choice":
-        # YAML may give a version as a number (5.5, 2000): the modules take it as text.
+        # YAML may give a version as a number (4.0, 5.5): the modules take it as text.
         if isinstance(value, (bool, dict, list)) or str(value) not in var.choices:
             return "not one of: " + ", ".join(var.choices)
         return None

@@ -1,7 +1,8 @@
 """Exchange-version profiles: directory attribute names, syntaxes, encodings, DN forms, counters.
 
 A profile is data, not code: `connectors.py` and `evidence.py` read everything version-specific
-from here, so Exchange 2000/2003 (Active Directory lDAPDisplayNames) is a second table.
+from here. One profile per version the KB covers (4.0, 5.0, 5.5): the same directory schema, and
+`directory.ldap` says what the server's own directory can do over LDAP (none / read / read-write).
 
 `ASSUMPTIONS` holds, in one place, every item the domain notes (shared/domain/*.md) mark
 UNCONFIRMED that the code relies on, plus the project's own decisions about encodings; each is
@@ -136,54 +137,24 @@ PROFILE_55 = {
     "assumptions": ASSUMPTIONS,
 }
 
-# -- Exchange 2000/2003 (Active Directory): the same logical properties, lDAPDisplayNames -----------
-_AD_NAMES = {
-    "rdn": "cn", "cn": "displayName", "Admin-Display-Name": "adminDisplayName", "Activation-Style": "activationStyle",
-    "Activation-Schedule": "activationSchedule", "Two-Way-Alternate-Facility": "twoWayAlternateFacility",
-    "N-Address": "nAddress", "N-Address-Type": "nAddressType", "Gateway-Local-Desig": "gatewayLocalDesig",
-    "Gateway-Local-Cred": "gatewayLocalCred", "MTA-Local-Desig": "mTALocalDesig", "MTA-Local-Cred": "mTALocalCred",
-    "Routing-List": "routingList", "Connected-Domains": "connectedDomains", "Supporting-Stack": "supportingStack",
-    "Home-MTA": "homeMTA", "Delivery-Mechanism": "deliveryMechanism", "X400-Selector-Syntax": "x400SelectorSyntax",
-    "T-Selector": "tSelector", "S-Selector": "sSelector", "P-Selector": "pSelector",
-    "T-Selector-Inbound": "tSelectorInbound", "S-Selector-Inbound": "sSelectorInbound",
-    "P-Selector-Inbound": "pSelectorInbound",
-    "Association-Lifetime": "associationLifetime", "Num-Of-Open-Retries": "numOfOpenRetries",
-    "Num-Of-Transfer-Retries": "numOfTransferRetries", "Open-Retry-Interval": "openRetryInterval",
-    "Transfer-Retry-Interval": "transferRetryInterval", "Transfer-Timeout-Non-Urgent": "transferTimeoutNonUrgent",
-    "Transfer-Timeout-Normal": "transferTimeoutNormal", "Transfer-Timeout-Urgent": "transferTimeoutUrgent",
-    "Temp-Assoc-Threshold": "tempAssocThreshold", "RTS-Checkpoint-Size": "rTSCheckpointSize",
-    "RTS-Recovery-Timeout": "rTSRecoveryTimeout", "RTS-Window-Size": "rTSWindowSize",
-    "Session-Disconnect-Timer": "sessionDisconnectTimer", "Supported-Application-Context": "supportedApplicationContext",
-    "Deliv-Ext-Cont-Types": "delivExtContTypes", "Deliv-Cont-Length": "delivContLength",
-    "Transport-Expedited-Data": "transportExpeditedData", "Encapsulation-Method": "encapsulationMethod",
-    "Translation-Table-Used": "translationTableUsed", "Line-Wrap": "lineWrap", "Local-Initial-Turn": "localInitialTurn",
-    "Admin-Description": "adminDescription", "Auth-Orig": "authOrig", "Unauth-Orig": "unauthOrig",
-}
+# -- Exchange 4.0 and 5.0: the same directory schema, less of it reachable over LDAP --------------
+# Platform SDK, "The Exchange Server Directory" (ADSI): 5.5 speaks LDAP v3 (add, modify, delete);
+# 5.0's LDAP "was only capable of searching for directory objects and returning attributes"; ADSI
+# programs attach to a 5.5 server, and because the servers of a site replicate their directory
+# multi-master, one 5.5 server in the site takes the writes and replicates them to its 4.0/5.0
+# servers. Exchange 4.0 has no LDAP at all (Q164422: LDAP arrived with 5.0). The MTA, its events,
+# counters, registry and service are the same lineage (the KB articles cite the same events on
+# 4.0, 5.0 and 5.5), so everything but `directory` is 5.5's.
+#   directory.ldap: "none" (no LDAP listener), "read" (search only), "read-write" (LDAP v3).
+PROFILE_55["directory"] = {"ldap": "read-write"}
+PROFILE_50 = copy.deepcopy(PROFILE_55)
+PROFILE_50.update(version="5.0", directory={"ldap": "read"})
+PROFILE_40 = copy.deepcopy(PROFILE_55)
+PROFILE_40.update(version="4.0", directory={"ldap": "none"})
 
-PROFILE_2000 = copy.deepcopy(PROFILE_55)
-PROFILE_2000.update(
-    version="2000",
-    object_class="rFC1006X400Link",
-    object_classes=["rFC1006X400Link", "x400Link"],
-    other_page_attributes=[_AD_NAMES[n] for n in _P55_OTHER_PAGES],
-    dn={
-        "connector": "CN={name},CN=Connections,CN={site},CN=Routing Groups,CN={admin_group},"
-        "CN=Administrative Groups,CN={org},CN=Microsoft Exchange,CN=Services,CN=Configuration,{domain}",
-        "connections": "CN=Connections,CN={site},CN=Routing Groups,CN={admin_group},CN=Administrative Groups,"
-        "CN={org},CN=Microsoft Exchange,CN=Services,CN=Configuration,{domain}",
-        "connector_x500": "/o={org}/ou={admin_group}/cn=Configuration/cn=Connections/cn={name}",
-        "home_mta": "CN=Microsoft MTA,CN={server},CN=Servers,CN={admin_group},CN=Administrative Groups,"
-        "CN={org},CN=Microsoft Exchange,CN=Services,CN=Configuration,{domain}",
-        "stack": "CN=TCP (X.400),CN=Protocols,CN={server},CN=Servers,CN={admin_group},CN=Administrative Groups,"
-        "CN={org},CN=Microsoft Exchange,CN=Services,CN=Configuration,{domain}",
-    },
-    assumptions=ASSUMPTIONS,
-)
-for _logical, _entry in PROFILE_2000["attributes"].items():
-    _entry["name"] = _AD_NAMES[_entry["name"]]
-
-PROFILES = {"5.5": PROFILE_55, "2000": PROFILE_2000}
-ALIASES = {"4.0": "5.5", "5.0": "5.5", "2003": "2000"}
+PROFILES = {"4.0": PROFILE_40, "5.0": PROFILE_50, "5.5": PROFILE_55}
+VERSIONS = tuple(PROFILES)
+DIRECTORY_ACCESS = ("none", "read", "read-write")
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -196,11 +167,11 @@ def _merge(base: dict, override: dict) -> dict:
 
 
 def get_profile(version="5.5", overrides: dict | None = None) -> dict:
-    """A private copy of the profile for `version` ("5.5", "2000", "2003", "4.0", "5.0"),
-    with `overrides` merged in (nested dicts merge; a top-level key naming an assumption sets it)."""
-    key = ALIASES.get(str(version), str(version))
+    """A private copy of the profile for `version` ("4.0", "5.0", "5.5": the KB's versions), with
+    `overrides` merged in (nested dicts merge; a top-level key naming an assumption sets it)."""
+    key = str(version)
     if key not in PROFILES:
-        raise ValueError(f"unsupported Exchange version {version!r}; known: {sorted(PROFILES) + sorted(ALIASES)}")
+        raise ValueError(f"unsupported Exchange version {version!r}; known: {', '.join(VERSIONS)}")
     profile = copy.deepcopy(PROFILES[key])
     for name, value in (overrides or {}).items():
         if name in ASSUMPTIONS:
@@ -216,6 +187,15 @@ def get_profile(version="5.5", overrides: dict | None = None) -> dict:
 
 
 # -- accessors used by connectors.py / evidence.py --------------------------------------------------
+def directory_access(profile: dict) -> str:
+    """What the server's own directory can do over LDAP: "none", "read" or "read-write"."""
+    return profile["directory"]["ldap"]
+
+
+def can_write_directory(profile: dict) -> bool:
+    return directory_access(profile) == "read-write"
+
+
 def attribute(profile: dict, logical: str) -> str:
     """The directory attribute name of a logical property."""
     return profile["attributes"][logical]["name"]

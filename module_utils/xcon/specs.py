@@ -7,7 +7,7 @@ from __future__ import annotations
 # Windows connection variables of the endpoint host, not from module options).
 COMMON = {
     "server": {"type": "str"},
-    "exchange_version": {"type": "str", "default": "5.5", "choices": ["5.5", "2000", "2003"]},
+    "exchange_version": {"type": "str", "default": "5.5", "choices": ["4.0", "5.0", "5.5"]},
     "management_host": {"type": "str"},
     "ldap_port": {"type": "int"},
     "organization": {"type": "str"},

@@ -20,7 +20,7 @@ from xcon import plan
     ("xcon_evidence_window_minutes", "-5"), ("xcon_evidence_window_minutes", "abc"), ("xcon_evidence_window_minutes", 0),
     ("xcon_queue_threshold", "-1"), ("xcon_queue_threshold", "ten"),
     ("xcon_workaround", "reverse"), ("xcon_workaround", "AUTO"), ("xcon_workaround", True),
-    ("xcon_stack_address_type", "fqdn"), ("xcon_exchange_version", "5.0"),
+    ("xcon_stack_address_type", "fqdn"), ("xcon_exchange_version", "2000"), ("xcon_exchange_version", 2003),
     ("xcon_reverse_connector_name", "X" * 65), ("xcon_reverse_connector_name", "X" * 300),
     ("xcon_reverse_connector_name", " LEADING"), ("xcon_reverse_connector_name", "A\tB"),
     ("xcon_run_id_requested", "../x"), ("xcon_run_id_requested", "/tmp/x"), ("xcon_run_id_requested", "a/b"),
@@ -36,7 +36,7 @@ def test_bad_values_are_refused(name, value):
     ("xcon_allow_mta_restart", "false"), ("xcon_allow_mta_restart", "yes"), ("xcon_allow_mta_restart", False),
     ("xcon_allow_mta_restart", "True"), ("xcon_evidence_window_minutes", "120"), ("xcon_queue_threshold", "0"),
     ("xcon_workaround", "none"), ("xcon_stack_address_type", "hostname"), ("xcon_exchange_version", 5.5),
-    ("xcon_exchange_version", 2000), ("xcon_reverse_connector_name", ""), ("xcon_reverse_connector_name", "X" * 64),
+    ("xcon_exchange_version", 4.0), ("xcon_exchange_version", "5.0"), ("xcon_reverse_connector_name", ""), ("xcon_reverse_connector_name", "X" * 64),
     ("xcon_run_id_requested", ""), ("xcon_run_id", "20260105T090000Z-abc123"), ("xcon_workaround", None),
 ])
 def test_good_values_pass(name, value):

@@ -1,7 +1,7 @@
 """Profiles, connector decode/encode/clone, masking and DN escaping."""
 import pytest
 
-from xcon import connectors as c
+from xcon import connectors as c, profile as xprofile
 from xcon.profile import ASSUMPTIONS, ASSUMPTION_NOTES, get_profile, property_page_attributes
 
 P = get_profile("5.5")
@@ -141,16 +141,20 @@ def test_hex_escapes_unescape():
 
 def test_profiles_and_assumptions():
     assert set(ASSUMPTIONS) == set(ASSUMPTION_NOTES)
-    ad = get_profile("2003")
-    assert ad["attributes"]["schedule"]["name"] == "activationStyle"
-    assert ad["attributes"]["stack_address"]["name"] == "nAddress"
-    assert "associationLifetime" in property_page_attributes(ad)
+    for version, access in (("4.0", "none"), ("5.0", "read"), ("5.5", "read-write")):
+        older = get_profile(version)
+        assert older["version"] == version and older["directory"]["ldap"] == access
+        # the same directory schema and MTA lineage as 5.5
+        assert older["attributes"]["schedule"]["name"] == "Activation-Style"
+        assert "Association-Lifetime" in property_page_attributes(older) and older["service"] == "MSExchangeMTA"
+    assert [xprofile.can_write_directory(get_profile(v)) for v in ("4.0", "5.0", "5.5")] == [False, False, True]
     custom = get_profile("5.5", {"cost_max": 200, "assumptions": {"counter_instance": "display_name"}})
     assert custom["assumptions"]["cost_max"] == 200 and custom["assumptions"]["counter_instance"] == "display_name"
     assert get_profile("5.5")["assumptions"]["cost_max"] == 100  # overrides never leak
     assert c.encode_changes({"cost": 150}, entry(), custom)
-    with pytest.raises(ValueError):
-        get_profile("2010")
+    for gone in ("2000", "2003", "2010"):   # the KB covers 4.0-5.5 only
+        with pytest.raises(ValueError):
+            get_profile(gone)
     with pytest.raises(ValueError):
         get_profile("5.5", {"assumptions": {"no_such": 1}})
 

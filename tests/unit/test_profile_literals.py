@@ -79,7 +79,7 @@ def literal_uses(root=ROOT):
 def test_the_scan_knows_the_profile_names():
     wanted = exchange_literals()
     assert {"home-mta", "activation-style", "n-address", "msexchangemta", "rfc1006-x400-link", "rdn",
-            "homemta", "allowedattributeseffective"} <= wanted
+            "allowedattributeseffective"} <= wanted
 
 
 def test_the_scan_finds_a_literal(tmp_path):

@@ -40,6 +40,11 @@ class ActionModule(XconAction):
     def xcon_run(self, args, task_vars):
         server = self.server_name(args, task_vars)
         profile = gather.get_profile(args["exchange_version"])
+        if not xprofile.can_write_directory(profile):
+            # Platform SDK "The Exchange Server Directory": only 5.5 takes LDAP writes (5.0 searches
+            # only, 4.0 has no LDAP). Never send a write to such a server's own directory.
+            raise AnsibleActionFail(f"{server} runs Exchange {profile['version']}, whose directory cannot be written over "
+                                    f"LDAP ({xprofile.directory_access(profile)}); nothing was changed")
         client = self.winrm_client(task_vars, args.get("management_host"))
         ldap_port, organization = self.ldap_port(args, task_vars), self.organization(args, task_vars)
         read = gather.run(client, [gather.directory_root_op(server, ldap_port),
