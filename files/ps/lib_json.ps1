@@ -16,7 +16,7 @@ function ConvertTo-XconJsonValue($Value) {
     if ($Value -is [ValueType]) { return $Value }
     if ($Value -is [System.Collections.IDictionary]) {
         $map = @{}
-        foreach ($k in $Value.Keys) { $map[[string]$k] = ConvertTo-XconJsonValue $Value[$k] }
+        foreach ($k in $Value.PSBase.Keys) { $map[[string]$k] = ConvertTo-XconJsonValue $Value[$k] }
         return $map
     }
     if ($Value -is [System.Collections.IEnumerable]) {
@@ -178,7 +178,7 @@ function Write-XconJson([System.Text.StringBuilder]$Out, $Value) {
     if ($Value -is [System.Collections.IDictionary]) {
         [void]$Out.Append('{')
         $first = $true
-        foreach ($key in $Value.Keys) {
+        foreach ($key in $Value.PSBase.Keys) {
             if (-not $first) { [void]$Out.Append(',') }
             $first = $false
             Write-XconJsonString $Out ([string]$key)

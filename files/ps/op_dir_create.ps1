@@ -21,7 +21,7 @@ $attributes = Get-XconParam $Params 'attributes' @{}
 $rdn = 'cn=' + (Get-XconRdnValue $cn)
 $parent = Get-XconEntry $server $parentDn
 $child = $parent.Create($class, $rdn.Replace('/', '\/'))
-foreach ($name in @($attributes.Keys)) {
+foreach ($name in @($attributes.PSBase.Keys)) {
     if ([string]$name -eq 'rdn') { continue }   # the RDN already sets the directory name
     $value = $attributes[$name]
     if ($value -is [System.Array]) {

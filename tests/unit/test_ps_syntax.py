@@ -4,29 +4,11 @@ import os
 import re
 
 import pytest
-import tree_sitter
-import tree_sitter_powershell
 
+from ps2_checker import RULES, findings, syntax_errors
 from xcon import ops
 
 SCRIPTS = sorted(glob.glob(os.path.join(ops.OPS_DIR, "*.ps1")))
-PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
-# Windows PowerShell 2.0 has none of these (PS3+ cmdlets, type accelerators and syntax).
-PS3_ONLY = [r"ConvertTo-Json", r"ConvertFrom-Json", r"Get-CimInstance", r"Invoke-RestMethod",
-            r"\[ordered\]", r"::new\(", r"\[pscustomobject\]", r"\$PSItem\b", r"-(?:not)?in\s", r"-shl\b", r"-shr\b"]
-
-
-def syntax_errors(source: bytes):
-    found = []
-
-    def walk(node):
-        if node.is_error or node.is_missing:
-            found.append(f"{node.type} at {node.start_point}: {node.text[:60]!r}")
-        for child in node.children:
-            walk(child)
-
-    walk(PARSER.parse(source).root_node)
-    return found
 
 
 def test_all_scripts_present():
@@ -48,14 +30,26 @@ def test_checker_detects_broken_powershell():
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=os.path.basename)
 def test_ps2_compatible(path):
-    code = "\n".join(line for line in open(path, encoding="ascii").read().splitlines() if not line.lstrip().startswith("#"))
-    hits = [p for p in PS3_ONLY if re.search(p, code, re.I)]
-    assert hits == []
+    # Every rule of the PowerShell 2.0 checker (tests/unit/ps2_checker.py) over every shipped script.
+    with open(path, "rb") as handle:
+        assert findings(handle.read(), os.path.basename(path)) == []
 
 
-def test_ps2_check_can_fail():
-    code = "$o = [ordered]@{}; $j = $o | ConvertTo-Json; $l = [System.Collections.ArrayList]::new()"
-    assert [p for p in PS3_ONLY if re.search(p, code, re.I)]
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
+def test_each_rule_has_a_failing_example(rule):
+    name = rule.scope[0] if rule.scope else "example.ps1"
+    assert rule.id in {hit[0] for hit in findings(rule.example.encode(), name)}, rule.example
+
+
+@pytest.mark.parametrize("source", [
+    "# ConvertTo-Json, [ordered], $x -eq $null in a comment\n$m = 'ConvertTo-Json -in a message'",
+    "$h = @{}\nforeach ($k in $h.PSBase.Keys) { }\nif ($null -eq $x) { }",
+    "function F { $l = New-Object System.Collections.ArrayList\n [void]$l.Add(1)\n return ,$l.ToArray() }",
+    "$t = [string]::Join(',', [string[]]$list.ToArray())",
+])
+def test_rules_spare_the_2_0_forms(source):
+    # What a rule must not flag: text in comments and strings, and the 2.0-safe way of each pitfall.
+    assert findings(source.encode(), "runner.ps1") == []
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=os.path.basename)
