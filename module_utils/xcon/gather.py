@@ -164,6 +164,19 @@ def evidence_ops(server, profile):
     return xev.evidence_ops(server, profile)
 
 
+def audit_ops(server, profile, ldap_port=None, organization=None, check_write_access=True, with_evidence=True):
+    """The audit's one command for `server`: the directory's RootDSE first (is it the Exchange 5.5
+    directory of the organisation?), the connectors, the MTA evidence, then the MTA's TCP port
+    (last, and not fatal: a registry that cannot be read leaves the port unknown, 102 assumed)."""
+    ops = [directory_root_op(server, ldap_port),
+           connector_search_op(server, profile, with_secrets=False, with_rights=check_write_access,
+                               ldap_port=ldap_port, organization=organization)]
+    if with_evidence:
+        ops += evidence_ops(server, profile)
+    ops.append(mta_port_op(server))
+    return ops
+
+
 def run(client, ops):
     """Send the ops as one WinRM command; return {op id: OpResult}."""
     return {r.id: r for r in xops.run_ops(client, ops)}

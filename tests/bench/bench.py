@@ -37,6 +37,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 XCONLAB = os.path.join(ROOT, "tests", "lab", "xconlab")
 NAIVE_DIR = os.path.join(ROOT, "tests", "bench", "naive")
+FLOOR = os.path.join(ROOT, "tests", "bench", "floor.py")
 BIN = os.path.dirname(sys.executable)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -124,7 +125,7 @@ def measure(lab, cmd, env, label):
     hosts = exchange_hosts(lab.inventory)
     times = os.path.join(lab.dir, f"{label}-tasks.json")
     env = dict(env, XCON_TASK_TIMES=times, ANSIBLE_CALLBACK_PLUGINS=CALLBACKS, ANSIBLE_CALLBACKS_ENABLED="xcon_task_times")
-    before_stats, before_lab = lab.stats(), lab.cpu_seconds()
+    before_stats, before_lab, load = lab.stats(), lab.cpu_seconds(), os.getloadavg()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=7200)
@@ -147,7 +148,7 @@ def measure(lab, cmd, env, label):
     histogram = {}
     for c in commands:
         histogram[str(c)] = histogram.get(str(c), 0) + 1
-    return {"wall_s": wall, "controller_cpu_s": cpu, "lab_cpu_s": lab_cpu,
+    return {"wall_s": wall, "controller_cpu_s": cpu, "lab_cpu_s": lab_cpu, "load_avg_1m": round(load[0], 2),
             "lab_share": lab_cpu / (cpu + lab_cpu) if cpu + lab_cpu else 0.0,
             "hosts": len(hosts),
             "commands_per_host": {"min": min(commands, default=0), "max": max(commands, default=0),
@@ -155,7 +156,7 @@ def measure(lab, cmd, env, label):
             "http_requests_per_host": {"min": min(requests, default=0), "max": max(requests, default=0),
                                        "mean": statistics.fmean(requests) if requests else 0},
             "hosts_with_more_than_one_command": sorted(h for h, v in per_host.items() if v["commands"] > 1),
-            "longest_tasks": top_tasks(times)}
+            "longest_tasks": top_tasks(times), "stdout": proc.stdout}
 
 
 def playbook_cmd(lab, tmp, playbook, *args):
@@ -164,7 +165,7 @@ def playbook_cmd(lab, tmp, playbook, *args):
 
 
 def one_run(kind, n, topology, workroot, index):
-    """One measurement of `kind` (audit, audit_phase, fix, baseline) on a fresh lab."""
+    """One measurement of `kind` (audit, audit_phase, fix, baseline, floor) on a fresh lab."""
     work = tempfile.mkdtemp(prefix=f"{kind}-{n}-{index}-", dir=workroot)
     lab = Lab(work, topology)
     try:
@@ -176,10 +177,18 @@ def one_run(kind, n, topology, workroot, index):
             cmd = playbook_cmd(lab, work, "playbooks/audit.yml", "--check")
         elif kind == "fix":
             cmd = playbook_cmd(lab, work, "fix-xcon.yml")
+        elif kind == "floor":  # tests/bench/floor.py: its own wall and CPU, from its first command to its last
+            result = measure(lab, [sys.executable, FLOOR, lab.inventory], env, f"{kind}-{n}")
+            own = json.loads(result.pop("stdout"))
+            result.update(wall_s=own["wall_s"], controller_cpu_s=own["cpu_s"], workers=own["workers"])
+            result["lab_share"] = result["lab_cpu_s"] / (own["cpu_s"] + result["lab_cpu_s"]) if own["cpu_s"] else 0.0
+            return result
         else:
             env = dict(lab.env, ANSIBLE_CONFIG=os.path.join(NAIVE_DIR, "ansible.cfg"))
             cmd = [os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, os.path.join(NAIVE_DIR, "naive-audit.yml")]
-        return measure(lab, cmd, env, f"{kind}-{n}")
+        result = measure(lab, cmd, env, f"{kind}-{n}")
+        result.pop("stdout")
+        return result
     finally:
         lab.down()
 
@@ -191,6 +200,7 @@ def median_of(runs):
         out[key] = statistics.median(r[key] for r in runs)
     out["runs"] = len(runs)
     out["wall_s_all"] = [round(r["wall_s"], 2) for r in runs]
+    out["load_avg_1m_all"] = [r.get("load_avg_1m") for r in runs]
     return out
 
 
@@ -204,6 +214,7 @@ def main(argv=None):
     parser.add_argument("--skip-fix", action="store_true")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-audit-phase", action="store_true", help="do not run playbooks/audit.yml alone")
+    parser.add_argument("--skip-floor", action="store_true", help="do not measure the wire's floor (tests/bench/floor.py)")
     parser.add_argument("--output", default=os.path.join(ROOT, "reports", "bench", "latest.json"))
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
@@ -221,8 +232,16 @@ def main(argv=None):
             topology = os.path.join(workroot, f"topology-{n}.yml")
             subprocess.run([XCONLAB, "generate", str(n), "-o", topology], cwd=ROOT, check=True, capture_output=True)
             entry = {"links": n, "exchange_hosts": 2 * n}
-            print(f"N={n}: audit x{args.repeat}", file=sys.stderr, flush=True)
-            entry["audit"] = median_of([one_run("audit", n, topology, workroot, i) for i in range(args.repeat)])
+            # Audit and floor interleaved: on a shared machine both see the same load (their ratio is the figure).
+            kinds = ["audit"] + ([] if args.skip_floor else ["floor"])
+            print(f"N={n}: {' and '.join(kinds)} x{args.repeat}, interleaved", file=sys.stderr, flush=True)
+            runs = {kind: [] for kind in kinds}
+            for i in range(args.repeat):
+                for kind in kinds:
+                    runs[kind].append(one_run(kind, n, topology, workroot, i))
+            entry["audit"] = median_of(runs["audit"])
+            if "floor" in runs:
+                entry["floor"] = median_of(runs["floor"])
             if not args.skip_audit_phase:
                 print(f"N={n}: audit phase alone (playbooks/audit.yml) x1", file=sys.stderr, flush=True)
                 entry["audit_phase"] = median_of([one_run("audit_phase", n, topology, workroot, 0)])
@@ -239,6 +258,8 @@ def main(argv=None):
             entry["fix_wall_s"] = round(entry["fix"]["wall_s"], 2) if "fix" in entry else None
             entry["baseline_wall_s"] = round(entry["baseline"]["wall_s"], 2) if "baseline" in entry else None
             entry["ratio"] = round(entry["baseline"]["wall_s"] / audit["wall_s"], 1) if "baseline" in entry else None
+            entry["floor_wall_s"] = round(entry["floor"]["wall_s"], 2) if "floor" in entry else None
+            entry["audit_over_floor"] = round(audit["wall_s"] / entry["floor"]["wall_s"], 2) if "floor" in entry else None
             phase = entry.get("audit_phase", audit)
             entry["winrm_commands_per_host"] = {"audit_phase": phase["commands_per_host"]["max"],
                                                 "audit_run": audit["commands_per_host"]["max"],
@@ -279,13 +300,14 @@ def print_table(results):
     m = results["machine"]
     print(f"\nfix-xcon benchmark: {m['nproc']} CPU ({m['cpu_model']}), Python {m['python']}, {m['ansible']}; "
           f"medians of {results['repeat']} (baseline: {results['baseline_repeat']})")
-    head = ("N", "hosts", "audit s", "per link s", "ctl CPU s", "lab share", "fix s", "baseline s", "ratio",
+    head = ("N", "hosts", "audit s", "floor s", "audit/floor", "per link s", "ctl CPU s", "lab share", "fix s", "baseline s", "ratio",
             "cmd/host audit", "cmd/host run", "cmd/host fix", "req/host audit", "cmd/host base")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for n, e in sorted(results["sizes"].items(), key=lambda kv: int(kv[0])):
         a = e["audit"]
-        row = (n, str(e["exchange_hosts"]), fmt(a["wall_s"]), fmt(e["audit_per_link_s"], "{:.3f}"), fmt(a["controller_cpu_s"]),
+        row = (n, str(e["exchange_hosts"]), fmt(a["wall_s"]), fmt(e.get("floor_wall_s")), fmt(e.get("audit_over_floor"), "{:.2f}x"),
+               fmt(e["audit_per_link_s"], "{:.3f}"), fmt(a["controller_cpu_s"]),
                fmt(100 * a["lab_share"], "{:.0f}%"), fmt(e["fix_wall_s"]), fmt(e["baseline_wall_s"]),
                fmt(e["ratio"], "{:.1f}x"), str(e["winrm_commands_per_host"]["audit_phase"]),
                json.dumps(a["commands_per_host"]["histogram"]).replace('"', ""),

@@ -20,15 +20,8 @@ class ActionModule(XconAction):
         server = self.server_name(args, task_vars)
         profile = gather.get_profile(args["exchange_version"])
         ldap_port, organization = self.ldap_port(args, task_vars), self.organization(args, task_vars)
-        # One command: the directory's RootDSE first (is it the Exchange 5.5 directory of the
-        # organisation?), the MTA's TCP port, the connectors, then the MTA evidence.
-        ops = [gather.directory_root_op(server, ldap_port),
-               gather.connector_search_op(server, profile, with_secrets=False, with_rights=args["check_write_access"],
-                                          ldap_port=ldap_port, organization=organization)]
-        if args.get("evidence_window_minutes"):
-            ops += gather.evidence_ops(server, profile)
-        # Last, and not fatal: a registry that cannot be read leaves the port unknown (102 assumed).
-        ops.append(gather.mta_port_op(server))
+        ops = gather.audit_ops(server, profile, ldap_port, organization, args["check_write_access"],
+                               bool(args.get("evidence_window_minutes")))
         result = {"server": server, "winrm_commands": 0, "ldap_port": ldap_port}
         client = None
         try:

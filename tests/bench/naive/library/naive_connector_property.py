@@ -63,7 +63,9 @@ def run_op(module, client, op, params):
     ps_dir = module.params["ps_dir"]
     line = POWERSHELL + base64.b64encode(read(ps_dir, "bootstrap.ps1").encode("utf-16-le")).decode("ascii")
     request = {"version": 1, "stop_on_error": True, "ops": [{"id": "1", "op": op, "params": params}]}
-    stdin = SEPARATOR.join([read(ps_dir, "runner.ps1"), read(ps_dir, f"op_{op}.ps1"),
+    # The runner's protocol (docs/design.md, "Wire protocol"): runner, every library part, the op, the request.
+    libraries = [read(ps_dir, name) for name in sorted(os.listdir(ps_dir)) if name.startswith("lib_") and name.endswith(".ps1")]
+    stdin = SEPARATOR.join([read(ps_dir, "runner.ps1"), *libraries, read(ps_dir, f"op_{op}.ps1"),
                             json.dumps(request, ensure_ascii=True, separators=(",", ":"))]).encode("utf-8")
     rc, stdout, stderr = client.run(line, stdin)
     if rc != 0:
