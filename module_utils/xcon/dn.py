@@ -66,6 +66,22 @@ def split_dn(dn: str) -> list[tuple[str, str]]:
     return result
 
 
+def canonical_name(value) -> str:
+    """A directory name (organisation, site, connector) in the one form names are compared in:
+    unescaped (give values, not DN text), case folded, and with RFC 4518's insignificant spaces
+    gone (leading and trailing removed, inner runs as one), as the directory's caseIgnoreMatch."""
+    return " ".join(str(value or "").split()).casefold()
+
+
+def naming_context_value(context: str, kind: str = "o"):
+    """The unescaped value of a one-RDN naming context of type `kind` (``o=Contoso\\, Ltd`` ->
+    ``Contoso, Ltd``), or None for any other DN."""
+    rdns = split_dn(str(context or ""))
+    if len(rdns) == 1 and rdns[0][0].casefold() == kind:
+        return rdns[0][1]
+    return None
+
+
 def x500_dn(org: str, site: str, name: str, profile: dict) -> str:
     """The connector's X.500 DN as the MTA writes it in events, upper-case (the profile's
     ``connector_x500`` form; on 5.5 /O=ORG/OU=SITE/CN=CONFIGURATION/CN=CONNECTIONS/CN=NAME)."""

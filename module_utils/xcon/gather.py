@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 
 from xcon import connectors as xconn
+from xcon import dn as xdn
 from xcon import evidence as xev
 from xcon import ops as xops
 from xcon import profile as xprofile
@@ -149,12 +150,13 @@ def directory_problem(result, organization=None, ldap_port=None, server=""):
         return (f"{where} is Active Directory (naming contexts: {listed}), not the Exchange 5.5 directory: on a "
                 "Windows 2000 domain controller the Exchange directory listens on another port (Q224447); set "
                 "xcon_ldap_port to it")
-    wanted = f"o={organization}".casefold() if organization else None
-    folded = [c.replace(" ", "").casefold() for c in contexts]
-    if wanted is not None and wanted.replace(" ", "") not in folded:
+    # Compared as values in one canonical form (xcon.dn.canonical_name): the context is DN text, with
+    # RFC 4514 escapes (o=Contoso\\, Ltd), the organisation a plain name.
+    organisations = [xdn.naming_context_value(c) for c in contexts]
+    if organization and xdn.canonical_name(organization) not in {xdn.canonical_name(o) for o in organisations if o is not None}:
         return (f"{where} has no naming context o={organization} (naming contexts: {listed}): it is not the "
                 f"Exchange 5.5 directory of organisation {organization}; check xcon_ldap_port and xcon_organization")
-    if wanted is None and not any(c.startswith("o=") for c in folded):
+    if not organization and not any(c.replace(" ", "").casefold().startswith("o=") for c in contexts):
         return f"{where} has no o= naming context (naming contexts: {listed}): it is not an Exchange 5.5 directory"
     return None
 

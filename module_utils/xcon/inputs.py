@@ -12,6 +12,9 @@ Pure Python, no Ansible: the unit tests call :func:`check` directly.
 
 from __future__ import annotations
 
+import difflib
+import glob
+import ipaddress
 import os
 import re
 
@@ -22,6 +25,12 @@ NAME_MAX = 64
 DISPLAY_NAME_MAX = 256
 # N-Address (the Stack address, host name or dotted IP as ASCII): 1..50 bytes (Exchange 5.5 schema).
 STACK_ADDRESS_MAX = 50
+
+# Characters a name may not contain, by what it names (the lab's topology rules, tests/lab/xconlab_lab
+# topology_checker.SITE_RE and topology_servers._connector): the X.500 form of a DN
+# (/O=ORG/OU=SITE/CN=Configuration/CN=Connections/CN=NAME, as the MTA writes it in its events)
+# separates its parts with '/' and a part's type from its value with '='.
+FORBIDDEN_CHARS = {"reverse connector name": "/", "organisation name": "/="}
 
 # A run id names a directory directly under the reports directory: letters, digits, '.', '_' and
 # '-', not starting with '.', and not one of the directory's own entries.
@@ -119,6 +128,10 @@ def name_problem(name, what="name"):
         return f"the {what} starts or ends with a space"
     if len(name) > NAME_MAX:
         return f"the {what} has {len(name)} characters; the directory accepts at most {NAME_MAX}"
+    bad = sorted({c for c in name if c in FORBIDDEN_CHARS.get(what, "/")})
+    if bad:
+        return (f"the {what} contains {', '.join(repr(c) for c in bad)}, which the directory's names may not contain "
+                "(the X.500 form /O=ORG/OU=SITE/CN=NAME separates its parts with '/' and '=')")
     return None
 
 
@@ -236,3 +249,69 @@ def validate(values_by_host, root=None):
         example = BY_NAME[name].example
         messages.append(f"{name}={shown} (seen by {_where(hosts, values_by_host)}): {problem} (e.g. -e {name}={example}).")
     return messages
+
+
+# -- variables nobody reads ---------------------------------------------------------------------------
+# The inventory variables the toolkit reads per host (docs/design.md "Server identity", the
+# firewall facts of "Lab inventory", the second hop's target account) and the lab's.  With the
+# contract, the internal facts and every name the roles and playbooks mention (role defaults and
+# argument specs, registered results, facts), they are every xcon_ variable fix-xcon knows.
+INVENTORY = (
+    "xcon_server_name", "xcon_server_address", "xcon_server_fqdn", "xcon_management_host", "xcon_target_user",
+    "xcon_target_password", "xcon_firewall_product", "xcon_firewall_inside", "xcon_firewall_outside",
+    "xcon_firewall_interfaces", "xcon_firewall_passers", "xcon_firewall_routed_paths", "xcon_firewall_client_transparency",
+    "xcon_firewall_operator_command", "xcon_tool_version", "xcon_lab_control", "xcon_lab_state_dir", "xcon_lab_topology",
+)
+_VARIABLE = re.compile(r"\bxcon_[a-z0-9_]*[a-z0-9]\b")
+
+
+def known_names(root):
+    """Every xcon_ variable name fix-xcon defines or reads (see INVENTORY)."""
+    names = set(BY_NAME) | set(INTERNAL) | set(INVENTORY)
+    for pattern in ("roles/*/*/*.yml", "playbooks/*.yml", "*.yml"):
+        for path in glob.glob(os.path.join(root or os.getcwd(), pattern)):
+            with open(path, encoding="utf-8") as handle:
+                names.update(_VARIABLE.findall(handle.read()))
+    return names
+
+
+def unknown_variables(names_by_host, known):
+    """One message per xcon_ variable that some host has and nothing reads (a misspelt
+    ``-e xcon_allow_mta_restarts=false`` would be silently ignored), with the closest known name."""
+    unknown = {}
+    for host, names in names_by_host.items():
+        for name in names:
+            if str(name).startswith("xcon_") and name not in known:
+                unknown.setdefault(str(name), []).append(host)
+    operator = sorted(set(BY_NAME) | set(INVENTORY))
+    messages = []
+    for name, hosts in sorted(unknown.items()):
+        close = (difflib.get_close_matches(name, operator, n=1, cutoff=0.75)
+                 or difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75))
+        hint = (f"did you mean {close[0]}?" if close
+                else "README \"Operator variables\" lists the variables fix-xcon reads")
+        messages.append(f"{name} (seen by {_where(hosts, names_by_host)}): no such fix-xcon variable, so it would be "
+                        f"ignored without a word; {hint}")
+    return messages
+
+
+# -- one address per server ---------------------------------------------------------------------------
+def _address_key(value):
+    text = str(value).strip()
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text.rstrip(".").casefold()
+
+
+def duplicate_addresses(addresses):
+    """Two Exchange hosts given one address (``{host: xcon_server_address}``): a link between them
+    would be repointed at the wrong server.  One message per shared address."""
+    by_address = {}
+    for host, address in sorted(addresses.items()):
+        if address not in (None, ""):
+            by_address.setdefault(_address_key(address), []).append(host)
+    return [f"xcon_server_address='{address}' is given to {len(hosts)} Exchange hosts ({', '.join(hosts)}): each server's "
+            "address is its own MTA's; a change planned from it would point a connector at the wrong server. "
+            "Correct the inventory (xcon_server_address of each host)."
+            for address, hosts in sorted(by_address.items()) if len(hosts) > 1]

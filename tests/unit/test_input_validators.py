@@ -114,3 +114,59 @@ def test_stack_address_longer_than_the_directory_stores_is_refused():
     topo.servers = servers
     with pytest.raises(plan.PlanError, match="xcon_stack_address_type=ip"):
         planned(topo, "reverse_connector", {"address_type": "hostname"})
+
+
+# -- issue 22, case 8: variables nobody reads, names the directory forbids, one form for names ---------
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_a_misspelt_variable_is_named_with_the_closest_known_one():
+    known = inputs.known_names(ROOT)
+    names = {"localhost": ["xcon_allow_mta_restarts", "xcon_workaround", "xcon_run_workaround"], "EXIN": ["xcon_server_adress"]}
+    messages = inputs.unknown_variables(names, known)
+    assert len(messages) == 2, messages
+    assert "xcon_allow_mta_restarts (seen by localhost)" in messages[0] and "did you mean xcon_allow_mta_restart?" in messages[0]
+    assert "did you mean xcon_server_address?" in messages[1]
+
+
+def test_every_variable_the_toolkit_reads_is_known():
+    import re
+    known = inputs.known_names(ROOT)
+    read = set()
+    for folder in ("module_utils/xcon", "module_utils/xcon/actions", "tests/lab/xconlab_lab"):
+        for name in os.listdir(os.path.join(ROOT, folder)):
+            if name.endswith(".py"):
+                with open(os.path.join(ROOT, folder, name), encoding="utf-8") as handle:
+                    read |= set(re.findall(r"\"(xcon_[a-z0-9_]*[a-z0-9])\"", handle.read()))
+    groups = {"xcon_exchange", "xcon_firewalls", "xcon_management_hosts", "xcon_targets"}
+    assert read - known - groups == set()
+
+
+@pytest.mark.parametrize("name", ["a/b", "/x", "x/"])
+def test_a_connector_name_with_a_slash_is_refused(name):
+    assert "contains '/'" in inputs.check("xcon_reverse_connector_name", name)
+
+
+def test_an_organisation_name_with_dn_special_characters_is_allowed_but_not_slash_or_equals():
+    assert inputs.check("xcon_organization", "Contoso, Ltd; #1+2") is None
+    assert "'='" in inputs.check("xcon_organization", "o=X")
+
+
+def test_two_hosts_with_one_address_are_named():
+    messages = inputs.duplicate_addresses({"EXIN": "192.0.2.10", "EXOUT": " 192.0.2.10", "EXTRA": "Exin.example.", "X2": "exin.example"})
+    assert len(messages) == 2, messages
+    assert "given to 2 Exchange hosts (EXIN, EXOUT)" in " ".join(messages)
+    assert "(EXTRA, X2)" in " ".join(messages)
+    assert inputs.duplicate_addresses({"EXIN": "192.0.2.10", "EXOUT": "198.51.100.10", "X": None, "Y": None}) == []
+
+
+def test_the_organisation_is_compared_unescaped_with_the_naming_context():
+    from xcon import gather
+    from xcon.ops import OpResult
+
+    def root(*contexts):
+        return OpResult(id="directory", ok=True, data={"namingContexts": list(contexts)})
+    assert gather.directory_problem(root(r"o=Contoso\, Ltd\; \#1\+2"), "Contoso, Ltd; #1+2") is None
+    assert gather.directory_problem(root(r"o=contoso\,  ltd"), "Contoso, Ltd") is None
+    assert "no naming context" in gather.directory_problem(root("o=Contoso"), "Contoso, Ltd")
+    assert "no naming context" in gather.directory_problem(root(r"o=Contoso\, Ltd"), "Contoso")

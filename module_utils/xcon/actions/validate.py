@@ -22,6 +22,10 @@ class ActionModule(XconAction):
         hosts = [here] + [h for h in args["exchange_hosts"] + args["firewall_hosts"] if h != here]
         values = {host: {name: self.host_var(task_vars, name, host=host) for name in WATCHED} for host in hosts}
         messages = inputs.validate(values, args["root"])
+        names = {host: list(task_vars) if host == here else list(hostvars[host]) if host in hostvars else [] for host in hosts}
+        messages += inputs.unknown_variables(names, inputs.known_names(args["root"]))
+        messages += inputs.duplicate_addresses({host: self.host_var(task_vars, "xcon_server_address", host=host)
+                                                for host in args["exchange_hosts"]})
         messages += saved_run_problems(self.host_var(task_vars, "xcon_saved_run_id"), self.host_var(task_vars, "xcon_report_dir"),
                                        args["root"], messages)
         unvalidated = []
