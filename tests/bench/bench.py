@@ -137,7 +137,7 @@ def measure(lab, cmd, env, label):
         log = os.path.join(lab.dir, f"{label}.log")
         with open(log, "w", encoding="utf-8") as handle:
             handle.write(proc.stdout + proc.stderr)
-        raise RuntimeError(f"{label}: {' '.join(cmd)} exited {proc.returncode}; output in {log}\n{proc.stdout[-2000:]}")
+        raise RuntimeError(f"{label}: {' '.join(cmd)} exited {proc.returncode}; output in {log}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     per_host = {}
     for host in hosts:
         a, b = before_stats.get(host, {}), after_stats.get(host, {})
