@@ -25,19 +25,6 @@ $WarningPreference = 'SilentlyContinue'
 $VerbosePreference = 'SilentlyContinue'
 $ProgressPreference = 'SilentlyContinue'
 
-# Error categories by HRESULT (docs/design.md). Anything else is reported as 'OperationFailed'.
-$XconCategories = @{
-    '0x80070005' = 'AccessDenied';         '0x80072098' = 'AccessDenied'
-    '0x80072030' = 'NoSuchObject';         '0x80071392' = 'AlreadyExists'
-    '0x80072071' = 'AlreadyExists';        '0x80072014' = 'ObjectClassViolation'
-    '0x8007202F' = 'ConstraintViolation';  '0x80072032' = 'InvalidSyntax'
-    '0x80072015' = 'InvalidSyntax';        '0x8007200C' = 'UndefinedAttribute'
-    '0x8007203A' = 'ServerUnavailable';    '0x800706BA' = 'ServerUnavailable'
-    '0x80070035' = 'ServerUnavailable';    '0x80070427' = 'ServiceError'
-    '0x80070424' = 'ServiceError';         '0x80070426' = 'ServiceError'
-    '0x8007041D' = 'ServiceError';         '0x80070057' = 'InvalidParameter'
-}
-
 function New-XconError([string]$Category, [string]$HResult, [string]$Message) {
     # An exception carrying a design error category and HRESULT; ops throw these.
     $code = [Convert]::ToInt32($HResult.Substring(2), 16)
@@ -47,23 +34,24 @@ function New-XconError([string]$Category, [string]$HResult, [string]$Message) {
 }
 
 function Get-XconFailure($ErrorRecord) {
-    # ErrorRecord -> @{category; hresult; message}, using the innermost real cause.
+    # ErrorRecord -> @{category; type; hresult; native_error; message} of the INNERMOST exception
+    # (EventLog and ServiceController wrap the Win32Exception that says why in an
+    # InvalidOperationException). What it means is decided by the controller; category only when
+    # an op raised one itself (New-XconError).
     $e = $ErrorRecord.Exception
-    while ($null -ne $e.InnerException -and ($e -is [System.Management.Automation.RuntimeException] -or
-           $e -is [System.Reflection.TargetInvocationException])) { $e = $e.InnerException }
-    if ($e -is [System.ComponentModel.Win32Exception]) {
-        $hr = [Convert]::ToInt32('80070000', 16) -bor ($e.NativeErrorCode -band 0xFFFF)
-    } elseif ($e -is [System.Runtime.InteropServices.ExternalException]) {
-        $hr = $e.ErrorCode
-    } else {
-        $hr = [System.Runtime.InteropServices.Marshal]::GetHRForException($e)
+    $outer = $null
+    while ($null -ne $e.InnerException) {
+        if ($null -eq $outer -and $e -isnot [System.Management.Automation.RuntimeException]) { $outer = $e.Message }
+        $e = $e.InnerException
     }
-    $hresult = '0x{0:X8}' -f $hr
-    $category = $e.Data['XconCategory']
-    if (-not $category) { $category = $XconCategories[$hresult] }
-    if (-not $category -and $e -is [System.ArgumentException]) { $category = 'InvalidParameter' }
-    if (-not $category) { $category = 'OperationFailed' }
-    return @{ category = [string]$category; hresult = $hresult; message = ([string]$e.Message).Trim() }
+    $native = $null
+    if ($e -is [System.ComponentModel.Win32Exception]) { $native = $e.NativeErrorCode }
+    if ($e -is [System.Runtime.InteropServices.ExternalException]) { $hr = $e.ErrorCode }
+    else { $hr = [System.Runtime.InteropServices.Marshal]::GetHRForException($e) }
+    $message = ([string]$e.Message).Trim()
+    if ($null -ne $outer -and $outer -ne $e.Message) { $message = ([string]$outer).Trim() + ' ' + $message }
+    return @{ category = $e.Data['XconCategory']; type = $e.GetType().FullName; hresult = ('0x{0:X8}' -f $hr)
+              native_error = $native; message = $message }
 }
 
 function Get-XconParam($Params, [string]$Name, $Default = $null, [switch]$Required) {
@@ -156,16 +144,17 @@ function Initialize-XconMpr {
 
 function Connect-XconIpc([string]$Server) {
     # An authenticated IPC$ session to the server (event log, counters and service control then use
-    # it). Returns $true when this call made it (and must remove it), $false when one existed.
+    # it). Returns $true: this call made it and must remove it.
     Initialize-XconMpr
     $share = '\\' + $Server + '\IPC$'
     $resource = New-Object XconMpr+NetResource
     $resource.RemoteName = $share
     $code = [XconMpr]::WNetAddConnection2($resource, $XconTarget.Password, $XconTarget.User, 0)
     if ($code -eq 0) { return $true }
-    if ($code -eq 1219) { return $false }   # ERROR_SESSION_CREDENTIAL_CONFLICT: a session exists
+    # Every other code fails the op as the Win32 error it is (the controller maps it): 1219, a
+    # session to the server as another account, too, or the op would run as that account.
     $text = (New-Object System.ComponentModel.Win32Exception $code).Message
-    throw (New-XconError 'AccessDenied' '0x8007052E' ("IPC$ session to $share as " + $XconTarget.User + " failed (error $code): " + $text))
+    throw (New-Object System.ComponentModel.Win32Exception -ArgumentList $code, ("IPC$ session to $share as " + $XconTarget.User + " failed: " + $text))
 }
 
 function Disconnect-XconIpc([string]$Server) {

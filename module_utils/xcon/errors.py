@@ -134,3 +134,86 @@ def error_reason(exc: BaseException) -> str:
     if error_code(exc) == ACCESS_DENIED and "credential" not in text.lower() and "denied" not in text.lower():
         text = f"access denied: {text}"
     return text.splitlines()[0] if text else text
+
+
+# -- what an operation's failure on the host means ------------------------------------------------
+# The runner reports the innermost exception of a failure as it is (its .NET type, HRESULT and, for
+# a Win32Exception, the native Win32 error) and a category only when an op script raised one itself
+# (a refused parameter); the meaning is decided here, on the controller (docs/facts.md "Errors
+# as .NET 2.0 raises them"). Win32 error codes (winerror.h / lmerr.h); an HRESULT of facility 7
+# (0x8007xxxx) carries one in its low 16 bits, as ADSI's LDAP errors do.
+CREDENTIAL_CONFLICT = "CredentialConflict"
+UNREACHABLE_CATEGORY = "ServerUnavailable"
+WIN32_CATEGORIES = {
+    5: "AccessDenied",                    # ERROR_ACCESS_DENIED
+    86: "AccessDenied",                   # ERROR_INVALID_PASSWORD
+    1326: "AccessDenied",                 # ERROR_LOGON_FAILURE
+    1327: "AccessDenied",                 # ERROR_ACCOUNT_RESTRICTION
+    1330: "AccessDenied",                 # ERROR_PASSWORD_EXPIRED
+    1331: "AccessDenied",                 # ERROR_ACCOUNT_DISABLED
+    1909: "AccessDenied",                 # ERROR_ACCOUNT_LOCKED_OUT
+    8344: "AccessDenied",                 # ERROR_DS_INSUFF_ACCESS_RIGHTS (LDAP 50)
+    1219: CREDENTIAL_CONFLICT,            # ERROR_SESSION_CREDENTIAL_CONFLICT
+    51: UNREACHABLE_CATEGORY,             # ERROR_REM_NOT_LIST
+    53: UNREACHABLE_CATEGORY,             # ERROR_BAD_NETPATH
+    64: UNREACHABLE_CATEGORY,             # ERROR_NETNAME_DELETED
+    67: UNREACHABLE_CATEGORY,             # ERROR_BAD_NET_NAME
+    1203: UNREACHABLE_CATEGORY,           # ERROR_NO_NET_OR_BAD_PATH
+    1231: UNREACHABLE_CATEGORY,           # ERROR_NETWORK_UNREACHABLE
+    1232: UNREACHABLE_CATEGORY,           # ERROR_HOST_UNREACHABLE
+    1722: UNREACHABLE_CATEGORY,           # RPC_S_SERVER_UNAVAILABLE
+    8250: UNREACHABLE_CATEGORY,           # ERROR_DS_SERVER_DOWN (LDAP 81)
+    8240: "NoSuchObject",                 # ERROR_DS_NO_SUCH_OBJECT (LDAP 32)
+    5010: "AlreadyExists",                # ERROR_OBJECT_ALREADY_EXISTS
+    8305: "AlreadyExists",                # ERROR_DS_OBJ_STRING_NAME_EXISTS (LDAP 68)
+    8212: "ObjectClassViolation",         # ERROR_DS_OBJ_CLASS_VIOLATION (LDAP 65)
+    8239: "ConstraintViolation",          # ERROR_DS_CONSTRAINT_VIOLATION (LDAP 19)
+    8242: "InvalidSyntax",                # ERROR_DS_INVALID_DN_SYNTAX (LDAP 34)
+    8213: "InvalidSyntax",                # ERROR_DS_INVALID_ATTRIBUTE_SYNTAX (LDAP 21)
+    8204: "UndefinedAttribute",           # ERROR_DS_NO_ATTRIBUTE_OR_VALUE (LDAP 16)
+    87: "InvalidParameter",               # ERROR_INVALID_PARAMETER
+    1053: "ServiceError",                 # ERROR_SERVICE_REQUEST_TIMEOUT
+    1056: "ServiceError",                 # ERROR_SERVICE_ALREADY_RUNNING
+    1060: "ServiceError",                 # ERROR_SERVICE_DOES_NOT_EXIST
+    1061: "ServiceError",                 # ERROR_SERVICE_CANNOT_ACCEPT_CTRL
+    1062: "ServiceError",                 # ERROR_SERVICE_NOT_ACTIVE
+    1063: "ServiceError",                 # ERROR_FAILED_SERVICE_CONTROLLER_CONNECT
+}
+# .NET exception types that say what happened whatever their HRESULT: a registry denial
+# (RegistryKey.OpenSubKey: SecurityException; OpenRemoteBaseKey / GetValue: UnauthorizedAccessException),
+# a service wait that ran out (System.ServiceProcess.TimeoutException), a refused argument.
+TYPE_CATEGORIES = {
+    "System.Security.SecurityException": "AccessDenied",
+    "System.UnauthorizedAccessException": "AccessDenied",
+    "System.ServiceProcess.TimeoutException": "ServiceError",
+    "System.ArgumentException": "InvalidParameter",
+    "System.ArgumentNullException": "InvalidParameter",
+    "System.ArgumentOutOfRangeException": "InvalidParameter",
+}
+CATEGORY_HINTS = {
+    CREDENTIAL_CONFLICT: "this host already has a session to that server as another account (Windows "
+                         "allows one per server); the op would run as that account, so it was not run: remove "
+                         "the other session (net use \\\\SERVER\\IPC$ /delete, or the mapped drive) or use the "
+                         "same account",
+}
+
+
+def win32_code(hresult) -> int | None:
+    """The Win32 error inside an HRESULT of facility 7 (0x8007xxxx), else None."""
+    try:
+        value = int(str(hresult), 16) if str(hresult).lower().startswith("0x") else int(hresult)
+    except (TypeError, ValueError):
+        return None
+    value &= 0xFFFFFFFF
+    return value & 0xFFFF if value >> 16 == 0x8007 else None
+
+
+def op_category(error: dict) -> str:
+    """The category of an operation's failure from what the runner reported: the op's own category
+    first, then the native Win32 error, the Win32 error of a facility-7 HRESULT, the exception type."""
+    if error.get("category"):
+        return str(error["category"])
+    for code in (error.get("native_error"), win32_code(error.get("hresult"))):
+        if isinstance(code, int) and not isinstance(code, bool) and code in WIN32_CATEGORIES:
+            return WIN32_CATEGORIES[code]
+    return TYPE_CATEGORIES.get(str(error.get("type") or ""), "OperationFailed")

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from xcon.errors import ACCESS_DENIED, XconError
+from xcon.errors import ACCESS_DENIED, CATEGORY_HINTS, UNREACHABLE, UNREACHABLE_CATEGORY, XconError, op_category
 
 OPS_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "files", "ps"))
 BOOTSTRAP = "bootstrap.ps1"
@@ -38,12 +38,15 @@ class OpFailed(XconError):
     """An operation ran and failed on the host (a design error category and HRESULT).
 
     The runner's error category is part of the wire protocol (docs/design.md): `AccessDenied`
-    makes the exception an `OpAccessDenied` (report code XCON-ACCESS-DENIED) wherever it is
-    raised; every other category stays XCON-OPERATION-FAILED."""
+    makes the exception an `OpAccessDenied` (report code XCON-ACCESS-DENIED) and
+    `ServerUnavailable` an `OpUnreachable` (XCON-UNREACHABLE: the server cannot be reached from the
+    host the op ran on) wherever it is raised; every other category stays XCON-OPERATION-FAILED."""
 
     def __new__(cls, category=None, *args, **kwargs):
         if cls is OpFailed and category == "AccessDenied":
             cls = OpAccessDenied
+        elif cls is OpFailed and category == UNREACHABLE_CATEGORY:
+            cls = OpUnreachable
         return super().__new__(cls, category, *args)
 
     def __init__(self, category: str, hresult: str | None, message: str, op_id: str | None = None, op: str | None = None):
@@ -53,13 +56,21 @@ class OpFailed(XconError):
         self.op_id = op_id
         self.op = op
         where = f"{op} " if op else ""
-        super().__init__(f"{where}failed: {self.category} ({hresult}): {self.message}".strip())
+        hint = f"; {CATEGORY_HINTS[self.category]}" if self.category in CATEGORY_HINTS else ""
+        super().__init__(f"{where}failed: {self.category} ({hresult}): {self.message}{hint}".strip())
 
 
 class OpAccessDenied(OpFailed):
     """The host refused the operation to this account (runner category AccessDenied)."""
 
     report_code = ACCESS_DENIED
+
+
+class OpUnreachable(OpFailed):
+    """The server the op acts on could not be reached from the host it ran on (network path not
+    found, RPC server unavailable, LDAP server down)."""
+
+    report_code = UNREACHABLE
 
 
 class RunnerError(XconError):
@@ -81,6 +92,8 @@ class OpResult:
     error_category: str | None = None
     hresult: str | None = None
     message: str | None = None
+    error_type: str | None = None          # the innermost .NET exception's type, as the runner saw it
+    native_error: int | None = None        # its Win32 error (Win32Exception.NativeErrorCode), if any
     skipped: bool = False
     op: str | None = field(default=None, compare=False)
 
@@ -198,9 +211,11 @@ def parse_output(rc: int, stdout, stderr) -> list[OpResult]:
                 id=str(item.get("id")),
                 ok=bool(item.get("ok")),
                 data=item.get("data"),
-                error_category=error.get("category"),
+                error_category=op_category(error) if error else None,
                 hresult=error.get("hresult"),
                 message=error.get("message"),
+                error_type=error.get("type"),
+                native_error=error.get("native_error"),
                 skipped=bool(item.get("skipped", False)),
             )
         )

@@ -24,20 +24,36 @@ ISO = "%Y-%m-%dT%H:%M:%SZ"
 ANONYMOUS = "anonymous"            # rights of an anonymous logon at a managed server (second hop)
 
 
-class OpError(Exception):
-    """An op failed: ADSI-style category, HRESULT (``0x8007....``) and message."""
+# The .NET type of a failure the lab raises without naming one: what ADSI throws (and what the
+# runner's New-XconError makes), System.Runtime.InteropServices.COMException.
+COM_EXCEPTION = "System.Runtime.InteropServices.COMException"
+WIN32_EXCEPTION = "System.ComponentModel.Win32Exception"
+E_FAIL = "0x80004005"           # Win32Exception.ErrorCode (ExternalException's HRESULT), whatever the Win32 error
 
-    def __init__(self, category: str, hresult: str, message: str) -> None:
+
+class OpError(Exception):
+    """An op failed: category (what the lab means), HRESULT (``0x8007....``), message, and the
+    innermost .NET exception as the runner reports it: ``type`` (COMException when not given) and
+    ``native`` (the Win32 error of a Win32Exception)."""
+
+    def __init__(self, category: str, hresult: str, message: str, type: Optional[str] = None,
+                 native: Optional[int] = None) -> None:
         super().__init__(message)
         self.category, self.hresult, self.message = category, hresult, message
+        self.type, self.native = type, native
+
+
+def win32_error(category: str, native: int, message: str) -> OpError:
+    """A failure that reaches the runner as a System.ComponentModel.Win32Exception (native error)."""
+    return OpError(category, E_FAIL, message, WIN32_EXCEPTION, native)
 
 
 class FirewallRecordError(ValueError):
     """A firewall change record that cannot be applied (nothing was changed)."""
 
 
-def _op_error(category: str, message: str, hresult: Optional[str] = None) -> OpError:
-    return OpError(category, hresult or schema.HRESULTS[category], message)
+def _op_error(category: str, message: str, hresult: Optional[str] = None, type: Optional[str] = None) -> OpError:
+    return OpError(category, hresult or schema.HRESULTS[category], message, type)
 
 
 def _iso(moment: _dt.datetime) -> str:

@@ -53,6 +53,10 @@ LIB_HEADER = re.compile(r"^# xcon-lib: ([a-z_]+)$")
 # HRESULT of a .NET exception without a more specific one (COR_E_EXCEPTION): what the runner
 # reports when an op fails for a reason it has no category for.
 GENERIC_HRESULT = 0x80131500
+# The categories an op script raises itself (New-XconError: a refused parameter, a value that is
+# not hex); the runner reports them. Every other failure goes as the .NET exception it is (type,
+# HRESULT, native Win32 error) and the controller decides what it means.
+SCRIPT_CATEGORIES = ("InvalidParameter", "InvalidSyntax")
 
 HandlerResult = Tuple[bytes, bytes, int]
 
@@ -135,6 +139,18 @@ def _format_hresult(value) -> str:
         except ValueError:
             return text
     return "0x%08X" % (int(value) & 0xFFFFFFFF)
+
+
+def runner_error(exc) -> dict:
+    """What runner.ps1's Get-XconFailure writes for a failure: the innermost exception's type,
+    HRESULT and native Win32 error; the category only when the op script raised it itself."""
+    kind = getattr(exc, "type", None)
+    category = str(getattr(exc, "category", "") or "")
+    return {"category": category if kind is None and category in SCRIPT_CATEGORIES else None,
+            "type": kind or "System.Runtime.InteropServices.COMException",
+            "hresult": _format_hresult(getattr(exc, "hresult", GENERIC_HRESULT)),
+            "native_error": getattr(exc, "native", None),
+            "message": str(getattr(exc, "message", exc)).strip()}
 
 
 def _is_encoded_command_flag(word: str) -> bool:
@@ -300,16 +316,13 @@ class CommandHandler:
                                            logon=getattr(self._local, "logon", None))
                 results.append({"id": op_id, "ok": True, "data": data})
             except self.op_error as exc:
-                results.append({"id": op_id, "ok": False, "error": {
-                    "category": str(getattr(exc, "category", "OperationFailed")),
-                    "hresult": _format_hresult(getattr(exc, "hresult", GENERIC_HRESULT)),
-                    "message": str(getattr(exc, "message", exc)).strip()}})
+                results.append({"id": op_id, "ok": False, "error": runner_error(exc)})
                 failed = True
             except Exception as exc:  # a model bug: report it the way the runner reports the unexpected
                 LOG.exception("op %s on %s failed unexpectedly", name, endpoint_name)
                 results.append({"id": op_id, "ok": False, "error": {
-                    "category": "OperationFailed", "hresult": _format_hresult(GENERIC_HRESULT),
-                    "message": f"{type(exc).__name__}: {exc}"}})
+                    "category": None, "type": "System.Exception", "hresult": _format_hresult(GENERIC_HRESULT),
+                    "native_error": None, "message": f"{type(exc).__name__}: {exc}"}})
                 failed = True
         answer = json.dumps({"version": 1, "results": results}, ensure_ascii=True, separators=(",", ":"))
         return answer.encode("ascii"), b"", 0

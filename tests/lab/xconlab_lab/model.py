@@ -57,6 +57,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from . import schema, topology as topology_mod
 from .base import ANONYMOUS, ISO, MTA_SERVICE, SEP, _iso, _op_error
 from .base import FirewallRecordError, OpError  # noqa: F401  (re-exported: the model's errors)
+from .second_hop import IPC_OPS, SecondHopMixin, anonymous_refusal
 from .directory import Directory
 from .firewall import FirewallMixin
 from .mta import MtaMixin
@@ -66,7 +67,7 @@ from .schema import DirectoryError
 from .servers import Server
 from .topology import TopologyError  # noqa: F401  (re-exported: Lab.from_* raise it)
 
-class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin):
+class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin, SecondHopMixin):
     """The whole emulated lab (thread-safe: every public method holds ``self.lock``)."""
 
     def __init__(self, topo: Dict[str, Any], source: str = "<topology>") -> None:
@@ -300,13 +301,11 @@ class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin):
             if handler is None:
                 raise _op_error("InvalidParameter", f"unknown op '{op}'")
             if endpoint_name in self.topology["management_hosts"] and op in self.SECOND_HOP_OPS:
+                if op in IPC_OPS and params.get("target_user"):
+                    self._ipc_session(endpoint_name, serves, params)
                 rights = self._second_hop_rights(rights, logon, params)
-                if rights == ANONYMOUS and op in ("event_query", "perf_counters", "service", "reg_read"):
-                    what = {"event_query": "the event log", "perf_counters": "the performance counters",
-                            "service": "the service control manager", "reg_read": "the registry"}[op]
-                    server = params.get("server") or ""
-                    raise _op_error("AccessDenied", f"Access is denied. (opening {what} on '{server}' as "
-                                    "NT AUTHORITY\\ANONYMOUS LOGON)", "0x80070005")
+                if rights == ANONYMOUS and op in IPC_OPS:
+                    raise anonymous_refusal(op, params)
             try:
                 return handler(endpoint_name, serves, rights, params)
             except DirectoryError as exc:

@@ -25,7 +25,9 @@ Keys added to the spec's format (all optional):
   ``event_log`` (recorded Application log entries served as recorded: ``[{id, source, type,
   category, minutes_ago, message, strings}]``, ``minutes_ago`` before ``start_time``);
 * ``management_hosts: {MGMT1: {winrm: {...}, manages: [EXIN], address: 192.0.2.20}}`` (``fqdn``
-  optional: the host's DNS name, default ``<name>.<realm's DNS domain>``);
+  optional: the host's DNS name, default ``<name>.<realm's DNS domain>``; ``ipc_sessions`` optional:
+  ``{SERVER: 'DOMAIN\\user'}``, sessions the host already has, as another account: WNetAddConnection2
+  with other credentials then fails with 1219);
 * ``firewalls.F.passers[].address``: an alias address on that interface the GSP listens on
   (default: the interface address), so one firewall can carry several GSP links;
 * ``firewalls.F.documented``: the facts an out-of-date record claims (same keys as the firewall).
@@ -111,7 +113,7 @@ def validate(data: Any, source: str = "<topology>") -> Dict[str, Any]:
         c.string(name, key, 15, NAME_RE, "a NetBIOS host name")
         if name in servers:
             c.fail(key, "a name that is not also an Exchange server's", name)
-        host = c.mapping(host, key, ["winrm", "manages", "address", "fqdn"], required=["winrm", "manages"])
+        host = c.mapping(host, key, ["winrm", "manages", "address", "fqdn", "ipc_sessions"], required=["winrm", "manages"])
         entry = {"winrm": _winrm(c, host["winrm"], f"{key}.winrm"),
                  "manages": c.names(host["manages"], f"{key}.manages", servers, "server")}
         if not entry["manages"]:
@@ -120,6 +122,10 @@ def validate(data: Any, source: str = "<topology>") -> Dict[str, Any]:
             entry["address"] = c.ip(host["address"], f"{key}.address")
         if host.get("fqdn") is not None:
             entry["fqdn"] = c.string(host["fqdn"], f"{key}.fqdn", 255)
+        if host.get("ipc_sessions") is not None:
+            sessions = c.mapping(host["ipc_sessions"], f"{key}.ipc_sessions")
+            entry["ipc_sessions"] = {server: c.string(user, f"{key}.ipc_sessions.{server}", 256)
+                                     for server, user in sessions.items()}
         out["management_hosts"][name] = entry
     for name, server in out["servers"].items():
         manager = server.get("managed_by")
