@@ -43,7 +43,7 @@ def test_domain_controller_serves_active_directory_on_389_and_exchange_on_its_po
     assert info.value.category == "NoSuchObject"
     exchange = op(lab, "EXIN", "dir_root", port=390)
     assert exchange["namingContexts"] == ["o=CONTOSO"] and not exchange["supportedCapabilities"]
-    assert len(op(lab, "EXIN", "dir_search", port=390, base="o=CONTOSO", classes=["RFC1006-X400-Link"])["entries"]) == 1
+    assert len(op(lab, "EXIN", "dir_search", port=390, base="ou=INSIDE,o=CONTOSO", classes=["RFC1006-X400-Link"])["entries"]) == 1
     with pytest.raises(OpError) as info:                  # nothing listens on another port
         op(lab, "EXOUT", "dir_root", port=390)
     assert info.value.category == "ServerUnavailable"

@@ -1,7 +1,8 @@
-"""The emulated Exchange 5.5 directory of one site, schema-checked (see ``schema.py``).
+"""One server's replica of the emulated Exchange directory, schema-checked (see ``schema.py``).
 
-Servers of one site share one :class:`Directory` (Exchange replicates a site's directory to every
-server in it); a connector belongs to the server whose MTA its ``Home-MTA`` names.
+Every server holds a replica of the whole organisation (``replication.py`` keeps them in step); a
+connector belongs to the server whose MTA its ``Home-MTA`` names. Replicas built from one seed
+share its entries until their first change (copy on write: a 300-link lab has 600 replicas).
 
 Operations mirror what the project's ADSI scripts do (``files/ps/op_dir_*.ps1``):
 
@@ -71,6 +72,34 @@ class Directory:
         self.root: Dn = (("o", organization),)
         self.entries: Dict[tuple, Entry] = {}
         self.changes = 0                # bumped by every successful write
+        self.shared = False             # entries are another directory's until own() copies them
+        self._index: Optional[tuple] = None
+
+    def own(self) -> None:
+        """Before a change: a replica that still shares its seed's entries takes its own copy."""
+        if self.shared:
+            self.entries = {key: Entry(e.dn, list(e.classes), e.values) for key, e in self.entries.items()}
+            self.shared = False
+
+    def index(self) -> tuple:
+        """``(changes, {site: [entries]}, {Home-MTA key: [X400-Link entries]})``, rebuilt after a change."""
+        if self._index is None or self._index[0] != self.changes:
+            by_site: Dict[str, List[Entry]] = {}
+            by_home: Dict[tuple, List[Entry]] = {}
+            for entry in self.entries.values():
+                site = next((v.casefold() for k, v in entry.dn if k == "ou"), None)
+                by_site.setdefault(site, []).append(entry)
+                home = entry.get("Home-MTA")
+                if home is not None and entry.is_a("X400-Link"):
+                    by_home.setdefault(schema.dn_key(home), []).append(entry)
+            self._index = (self.changes, by_site, by_home)
+        return self._index
+
+    def in_site(self, site: str) -> List[Entry]:
+        return list(self.index()[1].get(site.casefold(), []))
+
+    def homed_on(self, mta_key: tuple) -> List[Entry]:
+        return list(self.index()[2].get(mta_key, []))
 
     # -- bootstrap (the lab's own loader; schema-checked, no rights) ---------------------------
     def add(self, dn: Dn, class_name: str, attributes: Mapping[str, Any]) -> Entry:
@@ -184,6 +213,7 @@ class Directory:
 
     def modify(self, dn_text: str, changes: List[Mapping[str, Any]], rights: str = "admin") -> List[str]:
         """Apply every change or none; returns the attribute names as given."""
+        self.own()
         entry = self.require(dn_text)
         self._check_write(rights, f"modify {dn_text}")
         if not isinstance(changes, list) or not changes:
@@ -254,6 +284,7 @@ class Directory:
     def create(self, parent_text: str, cn: str, class_name: str, attributes: Mapping[str, Any],
                rights: str = "admin") -> str:
         """Create one object; returns its LDAP DN (``cn=ESCAPED,`` + the parent as given)."""
+        self.own()
         parent = self.require(parent_text)
         self._check_write(rights, f"create under {parent_text}")
         if not isinstance(cn, str) or cn == "":
@@ -281,6 +312,7 @@ class Directory:
         return f"cn={schema.escape_value(cn)},{parent_text}"
 
     def delete(self, dn_text: str, rights: str = "admin") -> str:
+        self.own()
         entry = self.require(dn_text)
         self._check_write(rights, f"delete {dn_text}")
         if self.children(entry.dn):
@@ -341,6 +373,7 @@ class Directory:
             raise DirectoryError("ObjectClassViolation", f"mandatory attribute(s) {', '.join(self._canon(missing))} "
                                  f"missing for a new {class_name}")
         entry = Entry(dn, chain, values)
+        self.own()
         self.entries[schema.dn_key(dn)] = entry
         self.changes += 1
         return entry

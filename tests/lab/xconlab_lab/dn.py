@@ -18,6 +18,7 @@ HRESULTS = {
     "InvalidSyntax": "0x80072015",          # a bad attribute value
     "UndefinedAttribute": "0x8007200C",
     "ServerUnavailable": "0x8007203A",
+    "UnwillingToPerform": "0x80072035",     # LDAP unwillingToPerform (53)
     "ServiceError": "0x80070427",
     "InvalidParameter": "0x80070057",
 }

@@ -63,11 +63,12 @@ from .firewall import FirewallMixin
 from .mta import MtaMixin
 from .network import NetworkMixin
 from .ops import OpsMixin
+from .replication import ReplicationMixin, replica_of
 from .schema import DirectoryError
 from .servers import Server
 from .topology import TopologyError  # noqa: F401  (re-exported: Lab.from_* raise it)
 
-class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin, SecondHopMixin):
+class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin, SecondHopMixin, ReplicationMixin):
     """The whole emulated lab (thread-safe: every public method holds ``self.lock``)."""
 
     def __init__(self, topo: Dict[str, Any], source: str = "<topology>") -> None:
@@ -81,6 +82,7 @@ class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin, SecondHopMixin):
         self.time = self.start
         self.minute = 0
         self.directories: Dict[str, Directory] = {}
+        self._init_replication(topo.get("replication") or {})
         self.servers: Dict[str, Server] = {}
         self.firewalls: Dict[str, Dict[str, Any]] = {}
         self.traffic = [dict(t, carry=0.0) for t in topo["traffic"]]
@@ -99,13 +101,15 @@ class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin, SecondHopMixin):
         return cls(topology_mod.validate(copy.deepcopy(data), source=source), source=source)
 
     def _build(self) -> None:
+        # The organisation's directory as every server starts with it (``seed``); each server then
+        # gets its own replica of it (replication.py), which its MTA reads and its LDAP serves.
         org = self.organization
+        seed = Directory(org, None)
         for name, spec in self.topology["servers"].items():
             site_key = spec["site"].casefold()
-            directory = self.directories.get(site_key)
-            if directory is None:
-                directory = Directory(org, spec["site"])
-                self.directories[site_key] = directory
+            directory = seed
+            if site_key not in self.directories:
+                self.directories[site_key] = seed
                 root = (("o", org),)
                 site = (("ou", spec["site"]),) + root
                 config = (("cn", "Configuration"),) + site
@@ -130,6 +134,8 @@ class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin, SecondHopMixin):
                                                           "count": count}
                 if count:
                     self._flow(name, conn["remote_mta"])["sent"] += count
+        for server in self.servers.values():
+            server.directory = replica_of(seed, server.site)
         for name, spec in self.topology["servers"].items():
             # a recorded Application log, replayed as it was recorded (minutes_ago before start_time)
             recorded = sorted(enumerate(spec.get("event_log") or []), key=lambda e: (-e[1]["minutes_ago"], e[0]))
@@ -320,7 +326,8 @@ class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin, SecondHopMixin):
         with self.lock:
             servers = {}
             for name, server in self.servers.items():
-                site_entries = [server.directory.entry_json(e) for e in server.directory.entries.values()]
+                # the replica's objects of the server's own site (other sites' are read-only copies)
+                site_entries = [server.directory.entry_json(e) for e in server.directory.in_site(server.site)]
                 servers[name] = {
                     "site": server.site, "address": server.address, "fqdn": server.fqdn,
                     "directory": site_entries,
@@ -330,6 +337,9 @@ class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin, SecondHopMixin):
                     "events": [dict(e) for e in server.events],
                     "service": {MTA_SERVICE: server.state, "restarts": server.restarts},
                     "associations": dict(server.associations),
+                    "exchange": server.spec.get("exchange", "5.5"),
+                    "ldap_writes": [dict(w) for w in server.ldap_writes],
+                    "replication": self.replication_state(server),
                 }
             firewalls = {}
             for name in self.firewalls:

@@ -22,6 +22,7 @@ class MtaMixin:
             for _ in range(minutes):
                 self.time += _dt.timedelta(minutes=1)
                 self.minute += 1
+                self._replication_step()
                 self._step()
 
     def _mta_server(self, mta_name: str) -> Optional[Server]:

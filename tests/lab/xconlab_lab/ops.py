@@ -40,10 +40,11 @@ class OpsMixin:
         return self.servers[match]
 
     # -- LDAP: which directory answers on a server's port ---------------------------------------
-    def _ldap(self, serves, params) -> Tuple[Server, Optional[Directory]]:
-        """The server and the directory answering ``LDAP://SERVER[:port]``: its Exchange 5.5
-        directory on ``ldap_port``; on a Windows 2000 domain controller Active Directory on 389
-        (``None`` here: it holds no Exchange 5.5 objects); nothing elsewhere (ServerUnavailable)."""
+    def _ldap(self, serves, params, op) -> Tuple[Server, Optional[Directory]]:
+        """The server and the directory answering ``LDAP://SERVER[:port]``: its replica of the
+        Exchange directory on ``ldap_port`` (what its version can do there: replication.py); on a
+        Windows 2000 domain controller Active Directory on 389 (``None`` here: it holds no Exchange
+        objects); nothing elsewhere (ServerUnavailable)."""
         server = self._served(serves, params)
         port = params.get("port")
         if port is None or port == 0:
@@ -51,6 +52,7 @@ class OpsMixin:
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             raise _op_error("InvalidParameter", f"port must be 1..65535, not '{port}'")
         if port == server.ldap_port and not (server.domain_controller and port == 389):
+            self._ldap_answers(server, op, params)
             return server, server.directory
         if server.domain_controller and port == 389:
             return server, None
@@ -69,7 +71,7 @@ class OpsMixin:
                 "dnsHostName": server.fqdn or f"{server.name}.{domain}"}
 
     def _op_dir_root(self, _ep, serves, _rights, params):
-        server, directory = self._ldap(serves, params)
+        server, directory = self._ldap(serves, params, "dir_root")
         if directory is None:
             return self._ad_root_dse(server)
         # Exchange 5.5: the organisation is the one naming context; no AD capabilities.
@@ -77,7 +79,7 @@ class OpsMixin:
                 "supportedCapabilities": [], "supportedLDAPVersion": ["2", "3"], "dnsHostName": None}
 
     def _op_dir_search(self, _ep, serves, rights, params):
-        server, directory = self._ldap(serves, params)
+        server, directory = self._ldap(serves, params, "dir_search")
         base = self._param(params, "base", str, False, "")
         scope = self._param(params, "scope", str, False, "subtree")
         classes = self._param(params, "classes", list, False, [])
@@ -103,29 +105,36 @@ class OpsMixin:
         return {"entries": entries}
 
     def _op_dir_modify(self, _ep, serves, rights, params):
-        _server, directory = self._ldap(serves, params)
+        server, directory = self._ldap(serves, params, "dir_modify")
         dn = self._param(params, "dn")
         if directory is None:
             raise _op_error("NoSuchObject", f"There is no such object on the server: '{dn}'.")
+        self._check_own_site(server, dn)
         modified = directory.modify(dn, self._param(params, "changes", list), rights)
+        self._replicate(server, dn)
         return {"dn": dn, "modified": modified}
 
     def _op_dir_create(self, _ep, serves, rights, params):
-        _server, directory = self._ldap(serves, params)
+        server, directory = self._ldap(serves, params, "dir_create")
         attributes = self._param(params, "attributes", object, False, {})
         if not isinstance(attributes, Mapping):
             raise _op_error("InvalidParameter", "parameter 'attributes' must be an object")
         if directory is None:
             raise _op_error("NoSuchObject", f"There is no such object on the server: '{self._param(params, 'parent')}'.")
+        self._check_own_site(server, self._param(params, "parent"))
         dn = directory.create(self._param(params, "parent"), self._param(params, "cn"),
                               self._param(params, "class"), attributes, rights)
+        self._replicate(server, dn)
         return {"dn": dn}
 
     def _op_dir_delete(self, _ep, serves, rights, params):
-        _server, directory = self._ldap(serves, params)
+        server, directory = self._ldap(serves, params, "dir_delete")
         if directory is None:
             raise _op_error("NoSuchObject", f"There is no such object on the server: '{self._param(params, 'dn')}'.")
-        return {"dn": directory.delete(self._param(params, "dn"), rights)}
+        self._check_own_site(server, self._param(params, "dn"))
+        dn = directory.delete(self._param(params, "dn"), rights)
+        self._replicate(server, dn)
+        return {"dn": dn}
 
     def _op_reg_read(self, _ep, serves, _rights, params):
         server = self._served(serves, params)

@@ -77,6 +77,7 @@ class Server:
         self.servers_dn = (("cn", "Servers"), ("cn", "Configuration")) + site_dn
         self.server_dn = (("cn", name),) + self.servers_dn
         self.mta_dn = (("cn", "Microsoft MTA"),) + self.server_dn
+        self.mta_key = schema.dn_key(self.mta_dn)
         self.stack_dn = (("cn", f"TCP ({name})"),) + self.server_dn
         self.connections_dn = (("cn", "Connections"), ("cn", "Configuration")) + site_dn
         self.queues: Dict[str, Dict[str, Any]] = {}   # connector key -> {"name", "dest", "count"}
@@ -95,16 +96,15 @@ class Server:
         self.state = "Running"
         self.restarts = 0
         self.associations = {"outbound_ok": 0, "outbound_failed": 0, "inbound_ok": 0, "inbound_refused": 0}
+        self.ldap_writes: List[Dict[str, Any]] = []    # every write sent to this server's own LDAP
 
     def mta_name(self) -> str:
-        entry = self.directory.find(self.mta_dn)
+        entry = self.directory.entries.get(self.mta_key)
         return ((entry.get("MTA-Local-Desig") if entry else None) or self.name)
 
     def links(self) -> List[Link]:
         """This server's connectors: X.400 links of the site whose Home-MTA is this server's MTA."""
-        key = schema.dn_key(self.mta_dn)
-        found = [Link(self.name, e) for e in self.directory.of_class("X400-Link")
-                 if e.get("Home-MTA") is not None and schema.dn_key(e.get("Home-MTA")) == key]
+        found = [Link(self.name, e) for e in self.directory.homed_on(self.mta_key)]
         return sorted(found, key=lambda link: link.key)
 
     def stack_x500(self) -> str:

@@ -11,7 +11,9 @@ validation in ``topology_servers.py`` and ``topology_firewalls.py``.
 Keys added to the spec's format (all optional):
 
 * top level: ``start_time`` (ISO-8601 UTC, default 2026-01-05T09:00:00Z), ``backlog_threshold``
-  (queue length that logs 659, default 10), ``description``, ``management_hosts``;
+  (queue length that logs 659, default 10), ``description``, ``management_hosts``, ``replication``
+  (``{intra_site_minutes: 5, intersite_minutes: 180}``: when a change made on one server reaches the
+  other servers of its site, and those of other sites; see replication.py);
 * ``servers.X.winrm``: ``port`` (0 = the lab picks), ``rights`` (admin | read-only),
   ``auth`` also ``kerberos`` (domain accounts, the lab's KDC) and ``credssp``,
   ``extra_users`` (``[{username, password, rights}]``); ``winrm: null`` with ``managed_by: MGMT``;
@@ -75,7 +77,8 @@ def validate(data: Any, source: str = "<topology>") -> Dict[str, Any]:
     """Validate topology data; return a normalised deep copy with defaults filled in."""
     c = _Checker(source)
     top = c.mapping(data, "", ["version", "organization", "time_scale", "servers", "firewalls", "traffic",
-                               "management_hosts", "start_time", "backlog_threshold", "description"],
+                               "management_hosts", "start_time", "backlog_threshold", "description",
+                               "replication"],
                     required=["version", "organization", "servers"])
     if top["version"] != 1 or isinstance(top["version"], bool):
         c.fail("version", "1", top["version"])
@@ -97,6 +100,12 @@ def validate(data: Any, source: str = "<topology>") -> Dict[str, Any]:
     out["start_time"] = start
     if "description" in top:
         out["description"] = c.string(top["description"], "description", 4096)
+    replication = c.mapping(top.get("replication") or {}, "replication", ["intra_site_minutes", "intersite_minutes"])
+    out["replication"] = {
+        "intra_site_minutes": c.integer(replication.get("intra_site_minutes", 5), "replication.intra_site_minutes",
+                                        0, 7 * 24 * 60),
+        "intersite_minutes": c.integer(replication.get("intersite_minutes", 180), "replication.intersite_minutes",
+                                       0, 7 * 24 * 60)}
 
     servers = c.mapping(top["servers"], "servers")
     if not servers:

@@ -1,0 +1,129 @@
+"""The lab plays the directories of Exchange 4.0, 5.0 and 5.5 as the sources describe them: one
+replica per server, replication within a site after about five minutes (Q137203) and between sites by
+the directory replication connector's schedule, other sites' objects read-only, no LDAP on 4.0,
+searches only on 5.0, every write to a server's own LDAP recorded (docs/facts.md)."""
+import os
+
+import pytest
+import yaml
+
+from xconlab_lab.model import Lab, OpError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOPOLOGIES = os.path.join(os.path.dirname(HERE), "lab", "topologies")
+USER = "CONTOSO\\xcon"
+IN_PARENT = "cn=Connections,cn=Configuration,ou=INSIDE,o=CONTOSO"
+OUT_CONN = "cn=TO-INSIDE,cn=Connections,cn=Configuration,ou=OUTSIDE,o=CONTOSO"
+EXIN_MTA = "cn=Microsoft MTA,cn=EXIN,cn=Servers,cn=Configuration,ou=INSIDE,o=CONTOSO"
+EXIN_STACK = "cn=TCP (EXIN),cn=EXIN,cn=Servers,cn=Configuration,ou=INSIDE,o=CONTOSO"
+REVERSE = "cn=TO-OUTSIDE-REVERSE," + IN_PARENT
+
+
+def load(name):
+    with open(os.path.join(TOPOLOGIES, name), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def op(lab, endpoint, op_name, server=None, **params):
+    return lab.execute_op(endpoint, USER, op_name, dict(params, server=server or endpoint))
+
+
+def rdns(lab, endpoint, base=IN_PARENT):
+    found = op(lab, endpoint, "dir_search", base=base, scope="onelevel", classes=["RFC1006-X400-Link"],
+               attributes=["rdn"])["entries"]
+    return sorted(e["attributes"]["rdn"] for e in found)
+
+
+def reverse_attributes():
+    """The reverse connector of KB workaround 2, homed on EXIN's MTA (what an ADSI client writes)."""
+    return {"cn": "Reverse", "Delivery-Mechanism": 3, "Home-MTA": EXIN_MTA, "Supporting-Stack": [EXIN_STACK],
+            "Activation-Style": 3, "Two-Way-Alternate-Facility": True, "Gateway-Local-Desig": "EXOUT",
+            "N-Address": "198.51.100.10".encode().hex(), "N-Address-Type": 1,
+            "Connected-Domains": ["CONTOSO\u00a7OUTSIDE\u00a799\u00a7X400:c=US;a= ;p=CONTOSO;o=OUTSIDE;"]}
+
+
+@pytest.fixture
+def lab():
+    return Lab.from_dict(load("kb-40-50.yml"), source="kb-40-50.yml")
+
+
+def test_exchange_40_has_no_ldap_and_every_write_attempt_is_recorded(lab):
+    for op_name, params in (("dir_search", {"base": IN_PARENT}), ("dir_root", {}),
+                            ("dir_modify", {"dn": REVERSE, "changes": [{"attribute": "cn", "values": ["x"]}]})):
+        with pytest.raises(OpError) as info:
+            op(lab, "EXIN", op_name, **params)
+        assert (info.value.category, info.value.hresult) == ("ServerUnavailable", "0x8007203A")
+        assert "The server is not operational." in info.value.message
+    writes = lab.snapshot()["servers"]["EXIN"]["ldap_writes"]
+    assert [(w["op"], w["answer"], w["exchange"]) for w in writes] == [("dir_modify", "ServerUnavailable", "4.0")]
+
+
+def test_exchange_50_answers_searches_and_refuses_every_write(lab):
+    assert rdns(lab, "EXOUT", "cn=Connections,cn=Configuration,ou=OUTSIDE,o=CONTOSO") == ["TO-INSIDE"]
+    assert rdns(lab, "EXOUT") == ["TO-OUTSIDE"]          # its replica holds the inside site too
+    before = lab.snapshot()["servers"]["EXOUT"]["directory"]
+    for op_name, params in (("dir_modify", {"dn": OUT_CONN, "changes": [{"attribute": "Activation-Style", "values": [3]}]}),
+                            ("dir_create", {"parent": "cn=Connections,cn=Configuration,ou=OUTSIDE,o=CONTOSO",
+                                            "cn": "X", "class": "RFC1006-X400-Link", "attributes": {}}),
+                            ("dir_delete", {"dn": OUT_CONN})):
+        with pytest.raises(OpError) as info:
+            op(lab, "EXOUT", op_name, **params)
+        assert (info.value.category, info.value.hresult) == ("UnwillingToPerform", "0x80072035")
+    with pytest.raises(OpError) as info:                 # LDAP v2: no RootDSE
+        op(lab, "EXOUT", "dir_root")
+    assert info.value.category == "NoSuchObject"
+    snap = lab.snapshot()["servers"]["EXOUT"]
+    assert snap["directory"] == before
+    assert [w["answer"] for w in snap["ldap_writes"]] == ["UnwillingToPerform"] * 3
+
+
+def test_a_write_on_the_sites_55_server_replicates_after_five_minutes_and_ends_the_fault(lab):
+    lab.advance(30)
+    assert 1293 in [e["id"] for e in lab.snapshot()["servers"]["EXIN"]["events"]]   # the KB fault, on 4.0
+    op(lab, "EXIN55", "dir_create", parent=IN_PARENT, cn="TO-OUTSIDE-REVERSE", **{"class": "RFC1006-X400-Link"},
+       attributes=reverse_attributes())
+    assert rdns(lab, "EXIN55") == ["TO-OUTSIDE", "TO-OUTSIDE-REVERSE"]
+    assert lab.snapshot()["servers"]["EXIN"]["replication"]["pending"] == 1
+    lab.advance(4)
+    names = [e["dn"] for e in lab.snapshot()["servers"]["EXIN"]["directory"]]
+    assert REVERSE not in names                           # EXIN's MTA reads its own replica: not yet
+    lab.advance(1)
+    snap = lab.snapshot()
+    assert REVERSE in [e["dn"] for e in snap["servers"]["EXIN"]["directory"]]
+    assert snap["servers"]["EXIN"]["replication"]["pending"] == 0
+    assert rdns(lab, "EXOUT") == ["TO-OUTSIDE"]           # the outside site: by the DRC's schedule
+    mark = snap["servers"]["EXIN"]["events"][-1]["record"]
+    lab.advance(40)
+    snap = lab.snapshot()
+    refusals = [e for e in snap["servers"]["EXIN"]["events"] if e["record"] > mark and e["id"] == 1293]
+    assert not refusals and snap["servers"]["EXOUT"]["queues"]["TO-INSIDE"] == 0
+    lab.advance(180)
+    assert rdns(lab, "EXOUT") == ["TO-OUTSIDE", "TO-OUTSIDE-REVERSE"]
+    assert not snap["servers"]["EXIN"]["ldap_writes"] and not snap["servers"]["EXOUT"]["ldap_writes"]
+
+
+def test_another_sites_object_is_read_only_in_a_replica(lab):
+    before = rdns(lab, "EXIN55", "cn=Connections,cn=Configuration,ou=OUTSIDE,o=CONTOSO")
+    with pytest.raises(OpError) as info:
+        op(lab, "EXIN55", "dir_modify", dn=OUT_CONN, changes=[{"attribute": "Activation-Style", "values": [0]}])
+    assert info.value.category == "UnwillingToPerform" and "site OUTSIDE" in info.value.message
+    assert rdns(lab, "EXIN55", "cn=Connections,cn=Configuration,ou=OUTSIDE,o=CONTOSO") == before
+    style = op(lab, "EXIN55", "dir_search", base=OUT_CONN, scope="base", attributes=["Activation-Style"])
+    assert style["entries"][0]["attributes"]["Activation-Style"] == 2
+
+
+def test_replication_delays_are_topology_keys():
+    data = load("kb-40-50.yml")
+    data["replication"] = {"intra_site_minutes": 1, "intersite_minutes": 15}
+    lab = Lab.from_dict(data)
+    op(lab, "EXIN55", "dir_create", parent=IN_PARENT, cn="TO-OUTSIDE-REVERSE", **{"class": "RFC1006-X400-Link"},
+       attributes=reverse_attributes())
+    lab.advance(1)
+    assert REVERSE in [e["dn"] for e in lab.snapshot()["servers"]["EXIN"]["directory"]]
+    lab.advance(14)
+    assert rdns(lab, "EXOUT") == ["TO-OUTSIDE"]
+    lab.advance(1)
+    assert rdns(lab, "EXOUT") == ["TO-OUTSIDE", "TO-OUTSIDE-REVERSE"]
+    op(lab, "EXIN55", "dir_delete", dn=REVERSE)            # a deletion replicates the same way
+    lab.advance(1)
+    assert REVERSE not in [e["dn"] for e in lab.snapshot()["servers"]["EXIN"]["directory"]]
