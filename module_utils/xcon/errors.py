@@ -163,6 +163,7 @@ WIN32_CATEGORIES = {
     1232: UNREACHABLE_CATEGORY,           # ERROR_HOST_UNREACHABLE
     1722: UNREACHABLE_CATEGORY,           # RPC_S_SERVER_UNAVAILABLE
     8250: UNREACHABLE_CATEGORY,           # ERROR_DS_SERVER_DOWN (LDAP 81)
+    8245: "UnwillingToPerform",           # ERROR_DS_UNWILLING_TO_PERFORM (LDAP 53): an Exchange 5.0 directory's answer to a write
     8240: "NoSuchObject",                 # ERROR_DS_NO_SUCH_OBJECT (LDAP 32)
     5010: "AlreadyExists",                # ERROR_OBJECT_ALREADY_EXISTS
     8305: "AlreadyExists",                # ERROR_DS_OBJ_STRING_NAME_EXISTS (LDAP 68)
