@@ -27,7 +27,7 @@ SCHEMA_VERSION = "1.2"
 SCHEMA_ENV = "XCON_REPORT_SCHEMA"
 # The finding pages the HTML report links to (docs/findings/<CODE>.md of this checkout).
 DOCS_FINDINGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs", "findings")
-STATUSES = ("error", "unknown", "warning", "ok")  # worst first: the overview's order
+STATUSES = report_html.STATUSES  # worst first: the overview's order
 SEVERITIES = ("error", "unknown", "warning", "info")
 LINK_DEFAULTS = {
     "id": "", "inside": {}, "outside": {}, "firewall": None, "status": "unknown", "findings": [],
@@ -186,7 +186,8 @@ def write_report(report, report_dir, secrets=(), latest=True):
         directory = os.path.join(report_dir, folder)
         base = "" if folder == str(report["run_id"]) else f"../{report['run_id']}/"
         docs = os.path.relpath(DOCS_FINDINGS, os.path.abspath(directory)).replace(os.sep, "/")
-        for kind, text in (("json", text_json), ("html", render_html(report, base=base, docs=docs))):
+        # masked above: rendered as it is (render_html masks again for callers with their own dict)
+        for kind, text in (("json", text_json), ("html", report_html.render(report, base, docs))):
             path = os.path.join(directory, f"report.{kind}")
             xstate.write_text_atomic(path, text)
             paths[prefix + kind] = path

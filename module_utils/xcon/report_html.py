@@ -49,6 +49,11 @@ svg.topology rect.server { fill: #e8eef7; stroke: #2b579a; stroke-width: 1.5; } 
 svg.topology rect.firewall { fill: #fff3e0; stroke: #e65100; stroke-width: 1.5; }
 svg.topology .refused-text { fill: #c62828; font-weight: 600; }
 details { margin: .2em 0; } summary { cursor: pointer; color: #2b579a; }
+.filters a { margin-right: .4em; } .fleet details.group { margin: .3em 0; } .fleet .members { margin: .2em 0 .5em 1.5em; }
+section.link-details { content-visibility: auto; contain-intrinsic-size: auto 1200px; }
+.show:target ~ .fleet .group, .show:target ~ #overview-table tr.link-row, .show:target ~ section.link-details { display: none; }
+{% for s in statuses %}#show-{{ s }}:target ~ .fleet .group.st-{{ s }}, #show-{{ s }}:target ~ #overview-table tr.st-{{ s }}, #show-{{ s }}:target ~ section.link-details.st-{{ s }} { display: revert; }
+{% endfor %}
 ul.paths { margin: .2em 0 .8em 0; } ul.paths li.working { background: none; color: #1b5e20; } ul.paths li.refused { background: none; color: #b71c1c; } ul.paths li.unknown { background: none; color: #555; }
 </style></head><body>
 {% macro status(s) %}<span class="pill {{ s }}">{{ s }}</span>{% endmacro %}
@@ -85,12 +90,22 @@ ul.paths { margin: .2em 0 .8em 0; } ul.paths li.working { background: none; colo
 <div class="tile">hosts scanned<b>{{ r.summary.hosts_scanned }}</b></div><div class="tile {{ 'unknown' if r.summary.hosts_failed else '' }}">hosts not read<b>{{ r.summary.hosts_failed }}</b></div>
 </div>
 
+<h2 id="fleet">Fleet</h2>
+<p class="filters" id="status-filter">Show the links whose status{{ " after the run" if not r.check_mode else "" }} is: <a href="#fleet">any ({{ r.links | length }})</a>
+{% for s in statuses %}<a href="#show-{{ s }}" class="pill {{ s }}">{{ s }} ({{ fleet.counts[s] }})</a>{% endfor %}</p>
+{% for s in statuses %}<span class="show" id="show-{{ s }}"></span>{% endfor %}
+<div class="fleet" id="fleet-groups">
+{% for g in fleet.groups %}<details class="group st-{{ g.status }}"><summary><span class="pill {{ g.status }}">{{ g.status }}</span> {{ g.label }}</summary>
+<p class="members">{% for i, id in g.links %}<a href="#link-{{ i }}">{{ id }}</a>{% if not loop.last %}, {% endif %}{% endfor %}</p></details>
+{% else %}<p>No links were found.</p>{% endfor %}
+</div>
+
 <h2 id="overview">Overview</h2>
 <table id="overview-table">
 <tr><th>Link</th><th>Inside</th><th>Outside</th><th>Firewall</th><th>Status</th><th>After</th><th>Findings</th>
 <th>Workaround</th><th>Changes</th><th>Verification</th></tr>
 {% for l in r.links %}
-<tr><td><a href="#link-{{ loop.index }}">{{ l.id }}</a></td>
+<tr class="link-row st-{{ l.status_after or l.status }}"><td><a href="#link-{{ loop.index }}">{{ l.id }}</a></td>
 <td>{{ l.inside.host }}{% if l.inside.connector %} / {{ l.inside.connector }}{% endif %}</td>
 <td>{{ l.outside.host }}{% if l.outside.connector %} / {{ l.outside.connector }}{% endif %}</td>
 <td>{{ l.firewall or "-" }}</td>
@@ -123,6 +138,7 @@ ul.paths { margin: .2em 0 .8em 0; } ul.paths li.working { background: none; colo
 <h2 id="details">Details</h2>
 {% for l in r.links %}
 {% set li = loop.index %}
+<section class="link-details st-{{ l.status_after or l.status }}">
 <h3 id="link-{{ li }}" class="lnk-{{ l.status_after or l.status }}">{{ l.id }} &nbsp; {{ status(l.status) }}{% if l.status_after %}<span class="arrow">&rarr;</span>{{ status(l.status_after) }}{% elif l.changes and r.check_mode %}<span class="arrow">&rarr;</span><span class="pill none">would change</span>{% endif %}</h3>
 <p>Inside: <b>{{ l.inside.host }}</b> (connector {{ l.inside.connector or "none" }}{% if l.inside.reverse_connector %}, reverse connector {{ l.inside.reverse_connector }}{% endif %});
 outside: <b>{{ l.outside.host }}</b> (connector {{ l.outside.connector or "none" }}); firewall: {{ l.firewall or "none" }}.</p>
@@ -141,7 +157,7 @@ outside: <b>{{ l.outside.host }}</b> (connector {{ l.outside.connector or "none"
 <table><tr><th>Severity</th><th>Code</th><th>Host</th><th>Connector</th><th>Message and evidence</th></tr>
 {% for f in l.findings %}
 <tr><td class="{{ f.severity }}">{{ f.severity }}</td><td>{{ finding_link(f.code) }}</td><td>{{ f.host }}</td><td>{{ f.connector or "" }}</td>
-<td>{{ f.message }}{% if f.evidence %}{{ rows(f.evidence) }}<details><summary>raw evidence (JSON)</summary><pre>{{ f.evidence | tojson_pretty }}</pre></details>{% endif %}</td></tr>
+<td>{{ f.message }}{% if f.evidence %}{{ rows(f.evidence) }}{% endif %}</td></tr>
 {% endfor %}</table>
 {% else %}<p>No findings.</p>{% endif %}
 <h4>Workaround: {{ l.workaround_chosen or l.recommended_workaround }}</h4>
@@ -160,13 +176,10 @@ outside: <b>{{ l.outside.host }}</b> (connector {{ l.outside.connector or "none"
 {% if l.transaction and l.transaction.stopped_at %}<p class="error">Stopped at step {{ l.transaction.stopped_at.step }} ({{ l.transaction.stopped_at.phase }}) on {{ l.transaction.stopped_at.host }}: {{ l.transaction.stopped_at.reason }}. In place: {{ l.transaction.stopped_at.safe }}. Re-run: <code>{{ r.rerun_command }}</code></p>{% endif %}
 <h4>Verification: {{ l.verification.state }}</h4>
 {% if l.verification.details %}{{ rows(l.verification.details) }}{% endif %}
+</section>
 {% endfor %}
 </body></html>
 """
-
-
-def _tojson_pretty(value):
-    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False, default=str)
 
 
 def _tojson_compact(value):
@@ -178,13 +191,39 @@ def _svg(pic, caption, uid):
 
 
 _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
-_ENV.filters["tojson_pretty"] = _tojson_pretty
 _ENV.filters["tojson_compact"] = _tojson_compact
 _ENV.globals["svg"] = _svg
 _TEMPLATE = _ENV.from_string(HTML_TEMPLATE)
 
 
+STATUSES = ("error", "unknown", "warning", "ok")  # worst first
+SHOWN_SEVERITIES = ("error", "warning", "unknown")
+
+
+def fleet(links):
+    """The fleet view: links grouped by status (after the run, else as found), the codes of their
+    findings and their plan (workaround and firewall), largest group first within each status:
+    ``{"groups": [{"status", "label", "links": [(index, id), ...]}], "counts": {status: n}}``
+    ("96 links: XCON-TRANSPARENCY-REFUSAL, firewall_tunnel through FW1")."""
+    groups, counts = {}, {s: 0 for s in STATUSES}
+    for index, link in enumerate(links, start=1):
+        status = link.get("status_after") or link.get("status") or "unknown"
+        counts[status] = counts.get(status, 0) + 1
+        codes = tuple(sorted({f["code"] for f in link.get("findings") or [] if f.get("severity") in SHOWN_SEVERITIES}))
+        plan = link.get("workaround_chosen") or link.get("recommended_workaround") or "none"
+        key = (status, codes, plan, link.get("firewall") or "")
+        groups.setdefault(key, []).append((index, link.get("id")))
+    out = []
+    for (status, codes, plan, firewall), members in groups.items():
+        count = f"{len(members)} link{'s' if len(members) != 1 else ''}"
+        what = "no change" if plan == "none" else plan + (f" through {firewall}" if firewall else "")
+        out.append({"status": status, "links": members, "label": f"{count}: {', '.join(codes) or 'no finding'}, {what}"})
+    rank = {s: i for i, s in enumerate(STATUSES)}
+    out.sort(key=lambda g: (rank.get(g["status"], 0), -len(g["links"]), g["label"]))
+    return {"groups": out, "counts": counts}
+
+
 def render(report, base, docs):
     """The page for an already masked `report`; `base` prefixes the run's own files, `docs` is the
     folder of the finding pages."""
-    return _TEMPLATE.render(r=report, base=base, docs=docs)
+    return _TEMPLATE.render(r=report, base=base, docs=docs, fleet=fleet(report.get("links") or []), statuses=STATUSES)

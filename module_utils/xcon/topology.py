@@ -62,10 +62,24 @@ def _firewall(firewall):
             "routed_paths": [dict(p) for p in firewall.get("routed_paths") or [] if int(p.get("port", dx.X400_PORT)) == dx.X400_PORT]}
 
 
+def _own_rules(pic):
+    """Only the link's own path through the firewall: the passers that relay to one of its two
+    servers (or listen on one of its connectors' Stack addresses) and the routed paths between them (a fleet's firewall carries every link's rules; a
+    picture with all of them made each link's picture, and so the report, grow with the fleet)."""
+    fw = pic.get("firewall")
+    if not fw:
+        return pic
+    ours = _ids(pic["inside"]) | _ids(pic["outside"])
+    stacks = {dx.norm(c.get("stack_address")) for role in ("inside", "outside") for c in pic[role]["connectors"]} - {""}
+    fw["passers"] = [p for p in fw["passers"] if dx.norm(p.get("target")) in ours or dx.norm(p.get("address")) in stacks]
+    fw["routed_paths"] = [p for p in fw["routed_paths"] if {dx.norm(h) for h in p.get("hosts") or []} <= ours]
+    return pic
+
+
 def picture(link, servers, firewall):
     """The link as read, with its paths judged by the model and the diagnosis' observations."""
-    pic = {"inside": _side(link, "inside", servers), "outside": _side(link, "outside", servers),
-           "firewall": _firewall(firewall)}
+    pic = _own_rules({"inside": _side(link, "inside", servers), "outside": _side(link, "outside", servers),
+                      "firewall": _firewall(firewall)})
     observed = {f.get("host") for f in link.get("findings") or []
                 if f.get("code") in OBSERVED_REFUSAL_CODES and f.get("severity") == "error"}
     pic["paths"] = _paths(pic, {role for role in ("inside", "outside") if pic[role]["host"] in observed})
@@ -107,6 +121,7 @@ def after(pic, changes):
             if key in after_values:
                 existing[key] = after_values[key]
         existing["opens"] = existing["schedule"] not in ("remote", "never", None)
+    _own_rules(new)
     new["paths"] = _paths(new, set())
     return new
 
