@@ -34,58 +34,8 @@ class ActionModule(XconAction):
 
     def xcon_run(self, args, task_vars):
         servers, firewalls = self._inputs(args, task_vars)
-        options = {
-            "queue_threshold": args["queue_threshold"],
-            "reverse_connector_name": args["reverse_connector_name"] or None,
-            "address_type": args["address_type"],
-            "firewall_changes_possible": args["firewall_changes_possible"],
-            "transparency_off_acknowledged": args["transparency_off_acknowledged"],
-        }
-        links, plan, preflight = analyse(servers, firewalls, args["workaround"], options)
-        targets = {c["target"] for c in plan}
-        if args.get("state_dir"):
-            # A server whose MTA restart an interrupted run left pending takes part again.
-            for host in args["exchange_hosts"]:
-                if xstate.restart_pending(xstate.restart_marker(args["state_dir"], host)):
-                    targets.add(host)
-        targets = sorted(targets)
-        planned = planned_by_target(plan, targets)
-        # Each Exchange target's MTA service, from its version's profile (MSExchangeMTA on 5.5): the
-        # restart role names it to the operator when it restarts the service or leaves it pending.
-        versions = {d["inventory_host"]: d["exchange_version"] for d in servers.values()}
-        for host, entry in planned.items():
-            if host in versions:
-                entry["mta_service"] = xprofile.get_profile(versions[host])["service"]
-        lines = [link_line(link) for link in links] or ["No X.400 link found between the servers of the inventory."]
         check_mode = bool(self._task.check_mode) or bool(task_vars.get("ansible_check_mode"))
-        report = xreport.build_report(
-            run_id=args["run_id"], check_mode=check_mode,
-            workaround_requested=args["workaround"],
-            hosts_scanned=sorted(s for s, d in servers.items() if not d.get("error")),
-            hosts_failed=[{"host": s, "reason": d["error"]["reason"], "code": d["error"]["code"]} for s, d in sorted(servers.items()) if d.get("error")],
-            links=links, tool_version=self.host_var(task_vars, "xcon_tool_version", "0.1.0"),
-        )
-        if args.get("saved_run_dir"):
-            # offline analysis: names the run it analysed, and leaves reports/latest to real runs
-            report["analysed_run_id"] = os.path.basename(os.path.normpath(args["saved_run_dir"]))
-        paths = xreport.write_report(report, os.path.dirname(args["run_dir"]), latest=not args.get("saved_run_dir"))
-        # Rollback trusts the plan only with its checksum; check_mode tells it a --check run changed nothing,
-        # journal that the run's connector writes are journaled (xcon.state) - older runs' were not.
-        xstate.write_json_atomic(os.path.join(args["run_dir"], "plan.json"), {"run_id": args["run_id"], "check_mode": check_mode, "journal": True,
-                                 "plan": plan, "firewalls": {f["name"]: f for f in firewalls}}, checksum=True)
-        result = {}
-        if check_mode:
-            # --check --diff: what would change, from the audit's read, one entry per planned change
-            # (the change plays do not run on the Exchange servers under --check).
-            # Firewall records are not diffed here: their own role runs under --check and shows
-            # each record's diff once (issue 13: each firewall change shown once).
-            result["diff"] = [plan_diff(entry) for entry in plan if entry.get("action") != "operator"]
-            result["changed"] = bool(plan)  # under --check, changed = would change
-        return dict(result, workaround_requested=args["workaround"], links=links, plan=plan, targets=targets, planned=planned, preflight_errors=preflight, lines=lines,
-                report_paths=paths, servers={k: {kk: v[kk] for kk in ("name", "inventory_host", "address", "fqdn")} for k, v in servers.items()},
-                hosts_failed=report["coverage"]["hosts_failed"], hosts_scanned=report["coverage"]["hosts_scanned"],
-                unreadable_hosts={d["inventory_host"]: f"{d['error'].get('code')}: {d['error'].get('reason')}" for d in servers.values() if d.get("error")},
-                unlinked=unlinked_connectors(servers, links))
+        return diagnose_and_report(servers, firewalls, args, check_mode, self.host_var(task_vars, "xcon_tool_version", "0.1.0"))
 
     def _inputs(self, args, task_vars):
         servers, firewalls = {}, []
@@ -98,19 +48,7 @@ class ActionModule(XconAction):
                 audit = load_saved(saved, host)
             else:
                 audit = load_result_file(self.host_var(task_vars, "xcon_audit_result", {}, host=host) or {})
-            servers[name] = {
-                "name": name,
-                "inventory_host": host,
-                "address": self.host_var(task_vars, "xcon_server_address", host=host),
-                "fqdn": self.host_var(task_vars, "xcon_server_fqdn", host=host),
-                "exchange_version": str(self.host_var(task_vars, "xcon_exchange_version", "5.5", host=host)),
-                "connectors": audit.get("connectors", []),
-                "evidence": audit.get("evidence"),
-                "write_access": audit.get("write_access"),
-                "mta_port": audit.get("mta_port"),
-                "mta_port_error": audit.get("mta_port_error"),
-                "error": audit.get("xcon_error") or (None if audit.get("connectors") is not None else {"code": xerr.UNREACHABLE, "reason": audit.get("msg") or "not read (the host failed before its audit)"}),
-            }
+            servers[name] = server_entry(name, host, audit, lambda var, default=None, h=host: self.host_var(task_vars, var, default, host=h))
         if saved:
             # offline: the firewall as that run saw it (its plan.json), not as it is today
             return servers, saved_firewalls(saved)
@@ -119,6 +57,80 @@ class ActionModule(XconAction):
             if facts:
                 firewalls.append(facts)
         return servers, firewalls
+
+
+def diagnose_and_report(servers, firewalls, args, check_mode, tool_version):
+    """Everything xcon_diagnose does after it has its inputs (tests/bench/profile_diagnose.py times
+    and profiles exactly this): diagnose, plan, write the report and plan.json; the task's result."""
+    options = {
+        "queue_threshold": args["queue_threshold"],
+        "reverse_connector_name": args["reverse_connector_name"] or None,
+        "address_type": args["address_type"],
+        "firewall_changes_possible": args["firewall_changes_possible"],
+        "transparency_off_acknowledged": args["transparency_off_acknowledged"],
+    }
+    links, plan, preflight = analyse(servers, firewalls, args["workaround"], options)
+    targets = {c["target"] for c in plan}
+    if args.get("state_dir"):
+        # A server whose MTA restart an interrupted run left pending takes part again.
+        for host in args["exchange_hosts"]:
+            if xstate.restart_pending(xstate.restart_marker(args["state_dir"], host)):
+                targets.add(host)
+    targets = sorted(targets)
+    planned = planned_by_target(plan, targets)
+    # Each Exchange target's MTA service, from its version's profile (MSExchangeMTA on 5.5): the
+    # restart role names it to the operator when it restarts the service or leaves it pending.
+    versions = {d["inventory_host"]: d["exchange_version"] for d in servers.values()}
+    for host, entry in planned.items():
+        if host in versions:
+            entry["mta_service"] = xprofile.get_profile(versions[host])["service"]
+    lines = [link_line(link) for link in links] or ["No X.400 link found between the servers of the inventory."]
+    report = xreport.build_report(
+        run_id=args["run_id"], check_mode=check_mode,
+        workaround_requested=args["workaround"],
+        hosts_scanned=sorted(s for s, d in servers.items() if not d.get("error")),
+        hosts_failed=[{"host": s, "reason": d["error"]["reason"], "code": d["error"]["code"]} for s, d in sorted(servers.items()) if d.get("error")],
+        links=links, tool_version=tool_version,
+    )
+    if args.get("saved_run_dir"):
+        # offline analysis: names the run it analysed, and leaves reports/latest to real runs
+        report["analysed_run_id"] = os.path.basename(os.path.normpath(args["saved_run_dir"]))
+    paths = xreport.write_report(report, os.path.dirname(args["run_dir"]), latest=not args.get("saved_run_dir"))
+    # Rollback trusts the plan only with its checksum; check_mode tells it a --check run changed nothing,
+    # journal that the run's connector writes are journaled (xcon.state) - older runs' were not.
+    xstate.write_json_atomic(os.path.join(args["run_dir"], "plan.json"), {"run_id": args["run_id"], "check_mode": check_mode, "journal": True,
+                             "plan": plan, "firewalls": {f["name"]: f for f in firewalls}}, checksum=True)
+    result = {}
+    if check_mode:
+        # --check --diff: what would change, from the audit's read, one entry per planned change
+        # (the change plays do not run on the Exchange servers under --check).
+        # Firewall records are not diffed here: their own role runs under --check and shows
+        # each record's diff once (issue 13: each firewall change shown once).
+        result["diff"] = [plan_diff(entry) for entry in plan if entry.get("action") != "operator"]
+        result["changed"] = bool(plan)  # under --check, changed = would change
+    return dict(result, workaround_requested=args["workaround"], links=links, plan=plan, targets=targets, planned=planned, preflight_errors=preflight, lines=lines,
+            report_paths=paths, servers={k: {kk: v[kk] for kk in ("name", "inventory_host", "address", "fqdn")} for k, v in servers.items()},
+            hosts_failed=report["coverage"]["hosts_failed"], hosts_scanned=report["coverage"]["hosts_scanned"],
+            unreadable_hosts={d["inventory_host"]: f"{d['error'].get('code')}: {d['error'].get('reason')}" for d in servers.values() if d.get("error")},
+            unlinked=unlinked_connectors(servers, links))
+
+
+def server_entry(name, host, audit, var):
+    """What the diagnosis knows of one Exchange server: its audit result and, from `var(name,
+    default)` (its host variables), its address, FQDN and Exchange version."""
+    return {
+        "name": name,
+        "inventory_host": host,
+        "address": var("xcon_server_address"),
+        "fqdn": var("xcon_server_fqdn"),
+        "exchange_version": str(var("xcon_exchange_version", "5.5")),
+        "connectors": audit.get("connectors", []),
+        "evidence": audit.get("evidence"),
+        "write_access": audit.get("write_access"),
+        "mta_port": audit.get("mta_port"),
+        "mta_port_error": audit.get("mta_port_error"),
+        "error": audit.get("xcon_error") or (None if audit.get("connectors") is not None else {"code": xerr.UNREACHABLE, "reason": audit.get("msg") or "not read (the host failed before its audit)"}),
+    }
 
 
 def check_saved_run(run_dir):
