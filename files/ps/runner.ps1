@@ -122,10 +122,11 @@ function Get-XconEntry([string]$Server, [string]$Dn) {
 
 # WNetAddConnection2 / WNetCancelConnection2 (mpr.dll) instead of net.exe: the password goes to the
 # API, never onto a command line that the process list of the management host would show.
-$XconMprSource = @'
+# NetRemoteTOD (netapi32.dll): another server's clock (NT 4.0 answers it), for time windows.
+$XconNetSource = @'
 using System;
 using System.Runtime.InteropServices;
-public static class XconMpr {
+public static class XconNet {
     [StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)]
     public class NetResource {
         public int Scope; public int Type; public int DisplayType; public int Usage;
@@ -135,21 +136,43 @@ public static class XconMpr {
     public static extern int WNetAddConnection2(NetResource resource, string password, string user, int flags);
     [DllImport("mpr.dll", CharSet = CharSet.Unicode)]
     public static extern int WNetCancelConnection2(string name, int flags, bool force);
+    [DllImport("netapi32.dll", CharSet = CharSet.Unicode)]
+    static extern int NetRemoteTOD(string server, out IntPtr buffer);
+    [DllImport("netapi32.dll")]
+    static extern int NetApiBufferFree(IntPtr buffer);
+    public static DateTime RemoteTime(string server) {
+        IntPtr buffer;
+        int code = NetRemoteTOD(server, out buffer);
+        if (code != 0) { throw new System.ComponentModel.Win32Exception(code); }
+        try {
+            // TIME_OF_DAY_INFO: tod_elapsedt (seconds since 1970-01-01 UTC), tod_msecs, ..., tod_hunds
+            uint elapsed = (uint)Marshal.ReadInt32(buffer, 0);
+            int hunds = Marshal.ReadInt32(buffer, 20);
+            return new DateTime(1970, 1, 1, 0, 0, 0, DateTimeKind.Utc).AddSeconds(elapsed).AddMilliseconds(hunds * 10);
+        } finally { NetApiBufferFree(buffer); }
+    }
 }
 '@
 
-function Initialize-XconMpr {
-    if (-not ('XconMpr' -as [type])) { Add-Type -TypeDefinition $XconMprSource }
+function Initialize-XconNet {
+    if (-not ('XconNet' -as [type])) { Add-Type -TypeDefinition $XconNetSource }
+}
+
+function Get-XconServerTime([string]$Server) {
+    # The server's clock in UTC: this host's when it is the server, else NetRemoteTOD's answer.
+    if ($Server -eq [Environment]::MachineName -or $Server -eq '.' -or $Server -eq 'localhost') { return [DateTime]::UtcNow }
+    Initialize-XconNet
+    return [XconNet]::RemoteTime('\\' + $Server)
 }
 
 function Connect-XconIpc([string]$Server) {
     # An authenticated IPC$ session to the server (event log, counters and service control then use
     # it). Returns $true: this call made it and must remove it.
-    Initialize-XconMpr
+    Initialize-XconNet
     $share = '\\' + $Server + '\IPC$'
-    $resource = New-Object XconMpr+NetResource
+    $resource = New-Object XconNet+NetResource
     $resource.RemoteName = $share
-    $code = [XconMpr]::WNetAddConnection2($resource, $XconTarget.Password, $XconTarget.User, 0)
+    $code = [XconNet]::WNetAddConnection2($resource, $XconTarget.Password, $XconTarget.User, 0)
     if ($code -eq 0) { return $true }
     # Every other code fails the op as the Win32 error it is (the controller maps it): 1219, a
     # session to the server as another account, too, or the op would run as that account.
@@ -158,7 +181,7 @@ function Connect-XconIpc([string]$Server) {
 }
 
 function Disconnect-XconIpc([string]$Server) {
-    $null = [XconMpr]::WNetCancelConnection2('\\' + $Server + '\IPC$', 0, $true)
+    $null = [XconNet]::WNetCancelConnection2('\\' + $Server + '\IPC$', 0, $true)
 }
 
 function Get-XconRdnValue([string]$Value) {

@@ -36,6 +36,7 @@ KEY_EVENTS = (1290, 289, 1294, 1293, 9301, 37)
 # work queue backlog/subsided (666/667) and MTA startup/closedown with version and build (9298/9299).
 EVENT_IDS = KEY_EVENTS + (659, 660, 666, 667, 9298, 9299)
 MAX_EVENTS = 2000
+DEFAULT_WINDOW_MINUTES = 120     # the role default of xcon_evidence_window_minutes
 
 _DN = r"(?P<dn>/O=.+?)"
 _WS = r"\s+"
@@ -287,15 +288,25 @@ def build_evidence(server: str, since, event_data, counter_data, service_data, c
     }
 
 
-def evidence_ops(server: str, profile=None, since=None, max_events: int = MAX_EVENTS, ids=EVENT_IDS) -> list[dict]:
+def since_window(window_minutes) -> str:
+    """event_query's `since` for the last `window_minutes` of the SERVER's clock: an xs:duration
+    the op resolves against the server's own now (a management host's clock may differ)."""
+    minutes = int(window_minutes)
+    if minutes < 1:
+        raise ValueError(f"an evidence window of {window_minutes!r} minutes")
+    return f"-PT{minutes}M"
+
+
+def evidence_ops(server: str, profile=None, window_minutes=DEFAULT_WINDOW_MINUTES, since=None,
+                 max_events: int = MAX_EVENTS, ids=EVENT_IDS) -> list[dict]:
     """The three ops (event_query, perf_counters, service query) whose data build_evidence takes, with
     the op ids decode_evidence reads ("events", "counters", "service").  The one copy: the audit
-    (xcon_connector_info), xcon_mta_evidence and xcon_verify all send these."""
+    (xcon_connector_info), xcon_mta_evidence and xcon_verify all send these. The event read always
+    stops: at `since` (an ISO time of the server's clock) when given, else at the start of the last
+    `window_minutes` on the server's clock, so a busy Application log is never walked whole."""
     profile = profile or get_profile("5.5")
     params = {"server": server, "log": profile["event_log"], "source": profile["event_source"],
-              "ids": list(ids), "max": max_events}
-    if since:
-        params["since"] = since
+              "ids": list(ids), "max": max_events, "since": since or since_window(window_minutes)}
     return [
         {"id": "events", "op": "event_query", "params": params},
         {"id": "counters", "op": "perf_counters", "params": {"server": server, "paths": [

@@ -161,20 +161,21 @@ def directory_problem(result, organization=None, ldap_port=None, server=""):
     return None
 
 
-def evidence_ops(server, profile):
+def evidence_ops(server, profile, window_minutes=xev.DEFAULT_WINDOW_MINUTES):
     """The evidence ops (events, counters, service): xcon.evidence.evidence_ops, the one copy."""
-    return xev.evidence_ops(server, profile)
+    return xev.evidence_ops(server, profile, window_minutes)
 
 
-def audit_ops(server, profile, ldap_port=None, organization=None, check_write_access=True, with_evidence=True):
+def audit_ops(server, profile, ldap_port=None, organization=None, check_write_access=True,
+              evidence_window_minutes=xev.DEFAULT_WINDOW_MINUTES):
     """The audit's one command for `server`: the directory's RootDSE first (is it the Exchange 5.5
     directory of the organisation?), the connectors, the MTA evidence, then the MTA's TCP port
     (last, and not fatal: a registry that cannot be read leaves the port unknown, 102 assumed)."""
     ops = [directory_root_op(server, ldap_port),
            connector_search_op(server, profile, with_secrets=False, with_rights=check_write_access,
                                ldap_port=ldap_port, organization=organization)]
-    if with_evidence:
-        ops += evidence_ops(server, profile)
+    if evidence_window_minutes:
+        ops += evidence_ops(server, profile, evidence_window_minutes)
     ops.append(mta_port_op(server))
     return ops
 
@@ -247,5 +248,5 @@ def queues_by_connector(evidence, connectors, profile):
 def read_evidence(client, server, version, window_minutes):
     """One command: events, counters, service of `server` -> evidence dict (raises on failure)."""
     profile = get_profile(version)
-    results = xops.raise_first_failure(run(client, evidence_ops(server, profile)))
+    results = xops.raise_first_failure(run(client, evidence_ops(server, profile, window_minutes)))
     return decode_evidence(results, server, window_minutes)

@@ -7,24 +7,16 @@ credentials, WNetAddConnection2's errors are mapped per code: 1326 AccessDenied,
 1219 (a session as another account exists) its own error and never success."""
 from __future__ import annotations
 
-import os
-
 import pytest
-import yaml
 
+from wire_helpers import PASSWORD, USER, topology, wire
 from xcon import errors as xerr
 from xcon import ops
-from xcon.winrm_client import WinRMClient
 from xconlab_lab import schema
-from xconlab_lab.handler import CommandHandler
-from xconlab_lab.model import Lab
-from xconlab_lab.wsman import EndpointConfig, WsmanServer
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-USER, PASSWORD = "CONTOSO\\xcon", "S3cret!"
 KEY = "SYSTEM\\CurrentControlSet\\Services\\MSExchangeMTA\\Parameters"
 READS = {
-    "event_query": {"server": "EXIN", "log": "Application", "source": "MSExchangeMTA"},
+    "event_query": {"server": "EXIN", "log": "Application", "source": "MSExchangeMTA", "since": "-PT60M"},
     "reg_read": {"server": "EXIN", "key": KEY, "names": ["RFC1006 Port Number"]},
     "perf_counters": {"server": "EXIN", "paths": ["\\\\EXIN\\MSExchangeMTA\\Work Queue Length"]},
     "service": {"server": "EXIN", "name": "MSExchangeMTA", "action": "query"},
@@ -34,18 +26,10 @@ READS = {
 @pytest.fixture
 def mgmt(tmp_path, request):
     """MGMT1 of mgmt.yml behind a real WS-Management listener (NTLM), the lab's runner twin behind it."""
-    with open(os.path.join(HERE, "..", "lab", "topologies", "mgmt.yml"), encoding="utf-8") as handle:
-        data = yaml.safe_load(handle)
+    data = topology("mgmt.yml")
     data["management_hosts"]["MGMT1"].update(getattr(request, "param", {}))
-    lab = Lab.from_dict(data)
-    server = WsmanServer([EndpointConfig("MGMT1", auth=("ntlm",), users={USER: PASSWORD})], CommandHandler(lab),
-                         str(tmp_path))
-    port = dict(server.start())["MGMT1"]
-    client = WinRMClient({"ansible_host": "127.0.0.1", "ansible_port": port, "ansible_user": USER,
-                          "ansible_password": PASSWORD, "ansible_winrm_scheme": "http",
-                          "ansible_winrm_transport": "ntlm"}, command_timeout_sec=60, retries=0)
-    yield client
-    server.stop()
+    with wire(data, "MGMT1", tmp_path) as (_lab, client):
+        yield client
 
 
 def _run(client, op, params):

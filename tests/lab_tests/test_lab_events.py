@@ -35,6 +35,7 @@ def events(lab, server, event_id=None):
 
 
 def query(lab, server, **params):
+    params.setdefault("since", "2000-01-01T00:00:00Z")
     return lab.execute_op(server, USER, "event_query", dict({"server": server, "source": "MSExchangeMTA"}, **params))
 
 

@@ -220,7 +220,8 @@ def test_kb_fault_happens(kb):
     counters = op(kb, "EXOUT", "perf_counters", paths=["\\\\EXOUT\\MSExchangeMTA Connections(*)\\Queue Length",
                                                        "\\\\EXOUT\\MSExchangeMTA\\Work Queue Length"])
     assert [s["instance"] for s in counters["samples"]] == ["TO-INSIDE", None]
-    events = op(kb, "EXOUT", "event_query", log="Application", source="MSExchangeMTA", ids=[1290], max=2)
+    events = op(kb, "EXOUT", "event_query", log="Application", source="MSExchangeMTA", ids=[1290], max=2,
+                since="2000-01-01T00:00:00Z")
     assert len(events["events"]) == 2 and events["now"] == "2026-01-05T10:00:00Z"
 
 

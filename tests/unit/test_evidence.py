@@ -136,4 +136,8 @@ def test_evidence_ops_one_copy():
     assert set(batch[0]["params"]["ids"]) == set(ev.EVENT_IDS) >= {1293, 9301, 37, 659, 660, 666, 667, 9298, 9299}
     profile = gather.get_profile("5.5")
     assert gather.evidence_ops("EXOUT", profile) == ev.evidence_ops("EXOUT", profile)
+    # the read always stops: at the window on the server's clock, or at an absolute server time
+    assert ev.evidence_ops("EXOUT")[0]["params"]["since"] == "-PT120M"
+    assert gather.evidence_ops("EXOUT", profile, 30)[0]["params"]["since"] == "-PT30M"
+    assert batch[0]["params"]["since"] == "2024-01-01T00:00:00Z"
     assert not hasattr(gather, "EVIDENCE_EVENT_IDS")

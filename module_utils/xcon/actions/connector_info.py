@@ -21,7 +21,7 @@ class ActionModule(XconAction):
         profile = gather.get_profile(args["exchange_version"])
         ldap_port, organization = self.ldap_port(args, task_vars), self.organization(args, task_vars)
         ops = gather.audit_ops(server, profile, ldap_port, organization, args["check_write_access"],
-                               bool(args.get("evidence_window_minutes")))
+                               args.get("evidence_window_minutes"))
         result = {"server": server, "winrm_commands": 0, "ldap_port": ldap_port}
         client = None
         try:

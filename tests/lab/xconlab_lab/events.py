@@ -2,6 +2,7 @@
 DLL, the builds and which 9301s each logs (see model.py)."""
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from typing import Dict, List, Tuple
 
@@ -85,3 +86,21 @@ def address_hex(address: str) -> str:
     if literal is not None:
         return literal.packed.hex().upper()
     return address.encode("ascii").hex().upper()
+
+
+# Sources that share a busy Exchange server's Application log with the MTA (topology
+# ``event_log_size``); what they say does not matter, only that a read walks past them.
+OTHER_SOURCES = ("MSExchangeIS", "MSExchangeDS", "MSExchangeSA", "ESE97", "Userenv", "Perflib")
+
+
+def busy_log(start, size: int):
+    """``size`` entries of other sources, evenly over the 7 days before ``start``:
+    ``[(moment, order, recorded entry)]`` (order after any recorded entry's)."""
+    week = _dt.timedelta(days=7)
+    out = []
+    for index in range(size):
+        source = OTHER_SOURCES[index % len(OTHER_SOURCES)]
+        out.append((start - week + week * index / size, 1_000_000 + index,
+                    {"id": 1000 + index % 100, "type": "Information", "category": "None", "source": source,
+                     "message": f"{source} routine entry {index}.", "strings": []}))
+    return out

@@ -57,6 +57,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from . import schema, topology as topology_mod
 from .base import ANONYMOUS, ISO, MTA_SERVICE, SEP, _iso, _op_error
 from .base import FirewallRecordError, OpError  # noqa: F401  (re-exported: the model's errors)
+from .events import busy_log
 from .second_hop import IPC_OPS, SecondHopMixin, anonymous_refusal
 from .directory import Directory
 from .firewall import FirewallMixin
@@ -137,10 +138,13 @@ class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin, SecondHopMixin, Repli
         for server in self.servers.values():
             server.directory = replica_of(seed, server.site)
         for name, spec in self.topology["servers"].items():
-            # a recorded Application log, replayed as it was recorded (minutes_ago before start_time)
-            recorded = sorted(enumerate(spec.get("event_log") or []), key=lambda e: (-e[1]["minutes_ago"], e[0]))
-            for _index, entry in recorded:
-                self.servers[name].replay(entry, self.start - _dt.timedelta(minutes=entry["minutes_ago"]))
+            # a recorded Application log, replayed as it was recorded (minutes_ago before start_time),
+            # among `event_log_size` entries of other sources spread over the week before start
+            recorded = [(self.start - _dt.timedelta(minutes=e["minutes_ago"]), i, e)
+                        for i, e in enumerate(spec.get("event_log") or [])]
+            recorded += busy_log(self.start, spec.get("event_log_size", 0))
+            for moment, _index, entry in sorted(recorded, key=lambda r: (r[0], r[1])):
+                self.servers[name].replay(entry, moment)
         for name, spec in self.topology["firewalls"].items():
             state = copy.deepcopy({k: v for k, v in spec.items() if k != "documented"})
             state["name"] = name
@@ -336,6 +340,7 @@ class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin, SecondHopMixin, Repli
                     "queue_peaks": dict(sorted(server.peaks.items())),
                     "events": [dict(e) for e in server.events],
                     "service": {MTA_SERVICE: server.state, "restarts": server.restarts},
+                    "event_log_reads": server.event_reads,
                     "associations": dict(server.associations),
                     "exchange": server.spec.get("exchange", "5.5"),
                     "ldap_writes": [dict(w) for w in server.ldap_writes],

@@ -145,23 +145,31 @@ class OpsMixin:
         return {"key": key, "found": found,
                 "values": {str(n): (values or {}).get(str(n)) for n in names}}
 
+    # `since`: an ISO-8601 UTC time, or an xs:duration before the server's now ("-PT120M"), as
+    # op_event_query.ps1 reads it (System.Xml.XmlConvert.ToTimeSpan).
+    _DURATION = re.compile(r"^-P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+    def _since(self, text: str, now: _dt.datetime) -> _dt.datetime:
+        relative = self._DURATION.match(text)
+        if relative and text not in ("-P", "-PT"):
+            days, hours, minutes, seconds = (int(g or 0) for g in relative.groups())
+            return now - _dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+        try:
+            since = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise _op_error("InvalidParameter", f"since is not an ISO-8601 time or duration: '{text}'") from None
+        return since.astimezone(_dt.timezone.utc).replace(tzinfo=None) if since.tzinfo is not None else since
+
     def _op_event_query(self, _ep, serves, _rights, params):
         server = self._served(serves, params)
         log = self._param(params, "log", str, False, "Application")
         source = self._param(params, "source", str, False, "")
         ids = self._param(params, "ids", list, False, [])
-        since_text = self._param(params, "since", str, False, "")
         limit = self._param(params, "max", int, False, 1000)
         if log.lower() not in ("application", "system", "security"):
             raise _op_error("InvalidParameter", f"The event log '{log}' on computer '{server.name}' does not exist.")
-        since = None
-        if since_text:
-            try:
-                since = _dt.datetime.fromisoformat(since_text.replace("Z", "+00:00"))
-            except ValueError:
-                raise _op_error("InvalidParameter", f"since is not an ISO-8601 time: '{since_text}'") from None
-            if since.tzinfo is not None:
-                since = since.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        now = server.clock(self.time)          # the server's clock (NetRemoteTOD), not this host's
+        since = self._since(self._param(params, "since"), now)
         wanted = set()
         for value in ids:
             try:
@@ -173,7 +181,8 @@ class OpsMixin:
         for event in reversed(events):
             if len(found) >= max(0, limit):
                 break
-            if since is not None and _dt.datetime.strptime(event["time"], ISO) < since:
+            server.event_reads += 1
+            if _dt.datetime.strptime(event["time"], ISO) < since:
                 break
             if source and event["source"].lower() != source.lower():
                 continue
@@ -181,7 +190,7 @@ class OpsMixin:
                 continue
             found.append(server.served(event))
         found.reverse()
-        return {"now": _iso(self.time), "events": found}
+        return {"now": _iso(now), "since": _iso(since), "events": found}
 
     _COUNTER_PATH = re.compile(r"^(?:\\\\([^\\]+))?\\([^\\(]+)(?:\((.*)\))?\\([^\\]+)$")
 

@@ -93,6 +93,9 @@ class Server:
         self.mode_9301 = event_9301_mode(self.mta_build)
         self.reverse_lookup = dict(spec.get("reverse_lookup") or {})   # address -> name | None (fails)
         self.messages_formatted = spec.get("message_dll", "reachable") != "unreachable"
+        # The server's own clock: it stamps its events, and NetRemoteTOD (event_query's `now`) reads it.
+        self.clock_offset = _dt.timedelta(minutes=spec.get("clock_offset_minutes", 0))
+        self.event_reads = 0            # entries event_query walked (a read of the whole log shows here)
         self.state = "Running"
         self.restarts = 0
         self.associations = {"outbound_ok": 0, "outbound_failed": 0, "inbound_ok": 0, "inbound_refused": 0}
@@ -116,15 +119,19 @@ class Server:
         """Log ``event_id`` with its insertion strings (the message is formatted from them)."""
         kind, category, _template = EVENTS[event_id]
         values = [str(v) for v in strings]
-        self._append({"id": event_id, "time": _iso(moment), "type": kind, "category": category,
+        self._append({"id": event_id, "time": _iso(self.clock(moment)), "type": kind, "category": category,
                       "source": MTA_SERVICE, "message": format_message(event_id, values), "strings": values})
 
     def replay(self, recorded: Mapping[str, Any], moment: _dt.datetime) -> None:
         """A recorded entry (topology ``event_log``), kept exactly as recorded."""
-        entry = {"id": recorded["id"], "time": _iso(moment), "type": recorded["type"],
+        entry = {"id": recorded["id"], "time": _iso(self.clock(moment)), "type": recorded["type"],
                  "category": recorded["category"], "source": recorded["source"], "message": recorded["message"],
                  "strings": list(recorded.get("strings") or []), "recorded": True}
         self._append(entry)
+
+    def clock(self, moment: _dt.datetime) -> _dt.datetime:
+        """The server's clock when the lab's reads ``moment``."""
+        return moment + self.clock_offset
 
     def _append(self, entry: Dict[str, Any]) -> None:
         entry["record"] = self.next_record

@@ -37,6 +37,11 @@ Keys added to the spec's format (all optional):
   ``domain_controller`` (the server is a Windows 2000 domain controller: Active Directory answers
   LDAP on 389, Q224447 / Q250989; default false), ``mta_port`` (the MTA's TCP port, the registry
   value "RFC1006 Port Number", Q161931; default 102 = value absent);
+* ``servers.X``: ``event_log_size`` (entries of other sources in the Application log, spread over
+  the week before ``start_time``: a read that does not stop at its window walks them all; snapshot
+  ``event_log_reads`` counts the entries event_query walked), ``clock_offset_minutes`` (the server's
+  clock against the lab's, i.e. a management host's: it stamps the server's events and is the
+  ``now`` of event_query, default 0);
 * ``*.winrm``: ``dotnet35`` (the host has .NET Framework 3.5, default true; Windows PowerShell 2.0
   needs only .NET 2.0), ``codepage`` (the host's ANSI code page, in which it decodes Basic
   credentials; default 1252);

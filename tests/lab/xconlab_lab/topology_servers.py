@@ -95,7 +95,7 @@ def _server(c: _Checker, name: str, value: Any, servers: Mapping, managers: Mapp
     return out
 
 
-EVENT_KEYS = ("mta_build", "reverse_lookup", "message_dll", "event_log")
+EVENT_KEYS = ("mta_build", "reverse_lookup", "message_dll", "event_log", "event_log_size", "clock_offset_minutes")
 EVENT_TYPES = ("Error", "Warning", "Information", "SuccessAudit", "FailureAudit")
 
 
@@ -139,6 +139,11 @@ def _event_keys(c: _Checker, key: str, s: Mapping) -> Dict[str, Any]:
             "category": category,
             "minutes_ago": c.integer(e["minutes_ago"], f"{ekey}.minutes_ago", 0, 10_000_000),
             "message": e["message"], "strings": list(strings)})
+    # A busy Application log: entries of other sources a read walks through; and the server's clock,
+    # minutes ahead of (or behind) the management host's (the lab's) clock.
+    out["event_log_size"] = c.integer(s.get("event_log_size", 0), f"{key}.event_log_size", 0, 40_000)
+    out["clock_offset_minutes"] = c.integer(s.get("clock_offset_minutes", 0), f"{key}.clock_offset_minutes",
+                                            -10_080, 10_080)
     return out
 
 
