@@ -30,6 +30,13 @@ options:
   restart_marker:
     description: The marker file written by xcon_connector; removed once the service restarted.
     type: path
+  timeout:
+    description:
+      - Seconds the stops of a restart may take together (the running dependent services, then the service), and
+        each start. A restart is compensating - the service and every dependent that ran before are started again
+        whatever happens; the task fails when one of them is still not running.
+    type: int
+    default: 300
 notes:
   - Check mode - supported (reports what it would do). Diff - not applicable.
 """
@@ -43,10 +50,15 @@ EXAMPLES = r"""
 
 RETURN = r"""
 service:
-  description: The service state after the call.
-  returned: success
+  description:
+    - The service state after the call. After a restart also C(dependents) (the running dependent services
+      recorded), C(stopped), C(started), C(timed_out) (services a wait gave up on), C(not_running) (the service
+      and recorded dependents not running at the end) and C(error).
+  returned: always
   type: dict
-  sample: {name: MSExchangeMTA, state: Running, restarted: true}
+  sample: {name: MSExchangeMTA, state: Running, restarted: true, dependents: [MSExchangeIMC],
+           stopped: [MSExchangeIMC, MSExchangeMTA], started: [MSExchangeMTA, MSExchangeIMC], timed_out: [],
+           not_running: [], error: null}
 """
 
 from ansible.module_utils.basic import AnsibleModule

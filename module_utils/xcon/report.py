@@ -302,7 +302,23 @@ def render_summary(report, width=100):
     if pending and not check:
         lines += _wrap(f"MTA restart pending on: {', '.join(pending)} (the changes take effect when MSExchangeMTA "
                        "restarts there; rerun with xcon_allow_mta_restart=true or restart it yourself)", width)
+    for host, restart in sorted({h: r for link in report["links"] for h, r in (link.get("mta_restarts") or {}).items()}.items()):
+        lines += _wrap(restart_line(host, restart), width, indent="  ")
     return "\n".join(lines)
+
+
+def restart_line(host, restart):
+    """One sentence on a server's MTA restart: what was restarted, timed out, is still not running."""
+    others = [n for n in restart.get("started") or [] if n != restart.get("service")]
+    text = (f"MTA restart on {host}: {restart.get('service')} "
+            f"{'restarted' if restart.get('restarted') else 'NOT restarted'}")
+    if others:
+        text += f", dependent service(s) started again: {', '.join(others)}"
+    if restart.get("timed_out"):
+        text += f"; timed out waiting for: {', '.join(restart['timed_out'])}"
+    if restart.get("not_running"):
+        text += f"; STILL NOT RUNNING: {', '.join(restart['not_running'])}"
+    return text
 
 
 def run_stats(report, paths):

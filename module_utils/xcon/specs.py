@@ -54,6 +54,7 @@ MTA_SERVICE = dict(
     name={"type": "str"},  # default: the Exchange profile's MTA service
     state={"type": "str", "default": "started", "choices": ["started", "restarted", "query"]},
     restart_marker={"type": "path"},
+    timeout={"type": "int", "default": 300},  # the restart's stops together, and each start (seconds)
 )
 
 FIREWALL_FACTS = {

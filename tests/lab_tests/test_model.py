@@ -314,7 +314,9 @@ def test_healthy_flows_and_restart(tmp_path):
     assert all(f["queued"] == 0 and f["delivered"] == f["sent"] for f in snap["flows"])
     assert not any(s["events"] for s in snap["servers"].values())
     answer = op(lab, "EXIN", "service", name="MSExchangeMTA", action="restart")
-    assert answer == {"name": "MSExchangeMTA", "state": "Running", "restarted": True}
+    assert answer == {"name": "MSExchangeMTA", "state": "Running", "restarted": True, "dependents": [],
+                      "stopped": ["MSExchangeMTA"], "started": ["MSExchangeMTA"], "timed_out": [], "not_running": [],
+                      "error": None}
     assert lab.snapshot()["servers"]["EXIN"]["service"] == {"MSExchangeMTA": "Running", "restarts": 1}
     assert ids(lab, "EXIN")[-1] == 9298
     probe = op(lab, "EXOUT", "tcp_probe", host="198.51.100.1", port=102, timeout_ms=500)

@@ -19,7 +19,8 @@ class ActionModule(XconAction):
         want = args["state"]
         name = args["name"] or gather.get_profile(args["exchange_version"])["service"]
         query = {"id": "svc", "op": "service", "params": {"server": server, "name": name, "action": "query"}}
-        restart = {"id": "restart", "op": "service", "params": dict(query["params"], action="restart")}
+        restart = {"id": "restart", "op": "service",
+                   "params": dict(query["params"], action="restart", timeout_sec=args["timeout"])}
         if want == "restarted" and not self._task.check_mode:
             # A restart needs no decision: the query and the restart travel as one command (the
             # runner stops at the query's failure, so a service it cannot read is not touched).
@@ -33,9 +34,34 @@ class ActionModule(XconAction):
 
     @staticmethod
     def _restarted(args, service, commands):
-        xstate.clear_restart(args.get("restart_marker"))
-        return {"service": service, "changed": True, "winrm_commands": commands, "ansible_facts": {"xcon_restart_pending": False}}
+        """The restart's outcome: done when the service was stopped and runs again with every
+        dependent that ran before; otherwise failed, saying what is still not running."""
+        result = {"service": service, "changed": True, "winrm_commands": commands}
+        if service.get("restarted", True):
+            xstate.clear_restart(args.get("restart_marker"))
+            result["ansible_facts"] = {"xcon_restart_pending": False}
+        problem = restart_problem(service)
+        if problem:
+            result.update(failed=True, msg=problem)
+        return result
 
     @staticmethod
     def _one(client, op):
         return gather.run(client, [op])[op["id"]].raise_for_error()
+
+
+def restart_problem(service):
+    """Why a restart answer is not a complete restart (None when it is)."""
+    name = service.get("name") or "the service"
+    parts = []
+    if service.get("not_running"):
+        parts.append(f"still not running: {', '.join(service['not_running'])}")
+    if not service.get("restarted", True):
+        parts.append(f"{name} was not restarted")
+    if not parts:
+        return None
+    if service.get("timed_out"):
+        parts.append(f"timed out waiting for: {', '.join(service['timed_out'])}")
+    if service.get("error"):
+        parts.append(service["error"])
+    return f"restart of {name} incomplete: " + "; ".join(parts)

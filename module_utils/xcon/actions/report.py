@@ -23,6 +23,7 @@ class ActionModule(XconAction):
         firewall_state = self._firewall_states(args, task_vars)
         verification = (args["verification"] or {}).get("verification", {})
         pending_restart = self._pending_restarts(args, task_vars)
+        restarts = self._restarts(args, task_vars)
         transaction = (args["transaction"] or {}).get("links") or {}
         failures = []
         for link in links:
@@ -57,6 +58,8 @@ class ActionModule(XconAction):
             hosts = {link["inside"]["host"], link["outside"]["host"]}
             if hosts & pending_restart:
                 link["mta_restart"] = "pending"
+            if not check_mode and hosts & set(restarts):
+                link["mta_restarts"] = {host: restarts[host] for host in sorted(hosts & set(restarts))}
             if not check_mode:
                 if link["verification"]["state"] == "passed" or stopped:
                     pass  # mail flows: the link ended ok (a stopped link's failure is said above)
@@ -141,6 +144,18 @@ class ActionModule(XconAction):
             return False
         pending, _ = fw.pending_steps(facts, steps)
         return not pending
+
+    def _restarts(self, args, task_vars):
+        """What each server's MTA restart did (xcon_mta_restart_result.service), by server name."""
+        found = {}
+        for host in args["exchange_hosts"]:
+            registered = self.host_var(task_vars, "xcon_mta_restart_result", None, host=host)
+            service = registered.get("service") if isinstance(registered, dict) else None
+            if isinstance(service, dict) and "dependents" in service:
+                name = str(self.host_var(task_vars, "xcon_server_name", host=host) or host)
+                found[name] = {"service": service.get("name"), "restarted": bool(service.get("restarted")),
+                               **{k: list(service.get(k) or []) for k in ("dependents", "started", "timed_out", "not_running")}}
+        return found
 
     def _pending_restarts(self, args, task_vars):
         pending = set()

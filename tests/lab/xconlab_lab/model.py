@@ -323,6 +323,13 @@ class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin, SecondHopMixin, Repli
 
 
     # -- snapshot ------------------------------------------------------------------------------
+    def _service_states(self, server: Server) -> Dict[str, str]:
+        """The MTA's state and those of the topology's ``services`` (the Exchange services the lab
+        adds beside the MTA are not shown: they never change)."""
+        states = server.services.snapshot(self.time)
+        shown = [MTA_SERVICE] + [s["name"] for s in server.spec.get("services") or []]
+        return {name: states[name] for name in shown}
+
     def snapshot(self) -> Dict[str, Any]:
         """The whole state (shared/spec/lab.md "Snapshot") plus extras: per server ``site``,
         ``address``, ``work_queue``, ``queue_peaks``, ``associations``; per flow ``peak_queued`` and
@@ -339,7 +346,7 @@ class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin, SecondHopMixin, Repli
                     "work_queue": sum(server.work.values()),
                     "queue_peaks": dict(sorted(server.peaks.items())),
                     "events": [dict(e) for e in server.events],
-                    "service": {MTA_SERVICE: server.state, "restarts": server.restarts},
+                    "service": dict(self._service_states(server), restarts=server.restarts),
                     "event_log_reads": server.event_reads,
                     "associations": dict(server.associations),
                     "exchange": server.spec.get("exchange", "5.5"),

@@ -59,6 +59,8 @@ class MtaMixin:
         queue["count"] += count
 
     def _step(self) -> None:
+        for server in self.servers.values():
+            server.services.settle(self.time)     # a stop or start an op left pending completes
         links = {name: server.links() for name, server in self.servers.items()}
         # 1. queues whose connector is gone / Never / repointed go back to the work queue
         for name in sorted(self.servers):

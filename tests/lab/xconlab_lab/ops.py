@@ -8,9 +8,10 @@ import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from . import schema
-from .base import AD_CAPABILITY, ISO, MTA_SERVICE, OTHER_SERVICES, _ip, _iso, _op_error
+from .base import AD_CAPABILITY, ISO, _ip, _iso, _op_error
 from .directory import Directory
 from .servers import Server
+from .services import restart_compensating
 
 
 class OpsMixin:
@@ -232,30 +233,20 @@ class OpsMixin:
         server = self._served(serves, params)
         name = self._param(params, "name")
         action = self._param(params, "action", str, False, "query")
+        timeout = self._param(params, "timeout_sec", int, False, 300)
         if action not in ("query", "restart"):
             raise _op_error("InvalidParameter", f"action must be query or restart, not '{action}'")
-        known = [MTA_SERVICE] + list(OTHER_SERVICES)
-        canonical = next((s for s in known if s.lower() == name.lower()), None)
-        if canonical is None:
+        scm = server.services
+        scm.begin(self.time)
+        service = scm.get(name)
+        if service is None:
             raise _op_error("ServiceError", f"service {name} on {server.name}: Service '{name}' was not found on "
                             f"computer '{server.name}'.", "0x80070424")
-        state = server.state if canonical == MTA_SERVICE else "Running"
-        if action == "restart":
-            if rights != "admin":
-                raise _op_error("AccessDenied", f"service {name} on {server.name}: Access is denied.")
-            if canonical == MTA_SERVICE:
-                self._restart_mta(server)
-                state = server.state
-            return {"name": canonical, "state": state, "restarted": True}
-        return {"name": canonical, "state": state, "restarted": False}
-
-    def _restart_mta(self, server: Server) -> None:
-        # Q174695: the MTA logs 9299 when it stops and 9298 when it has started, with its build
-        server.log(9299, self.time, server.mta_version, server.mta_build)
-        server.state = "Running"
-        server.restarts += 1
-        server.retry_at.clear()
-        server.log(9298, self.time, server.mta_version, server.mta_build)
+        if action == "query":
+            return {"name": service.name, "state": scm.status(service.name), "restarted": False}
+        if rights != "admin":
+            raise _op_error("AccessDenied", f"service {name} on {server.name}: Access is denied.")
+        return restart_compensating(scm, service.name, timeout)
 
     def _op_tcp_probe(self, endpoint, _serves, _rights, params):
         host = self._param(params, "host")

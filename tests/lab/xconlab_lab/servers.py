@@ -6,9 +6,10 @@ import datetime as _dt
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
 from . import schema
-from .base import EVENT_LOG_CAP, MTA_PARAMETERS_KEY, MTA_SERVICE, SEP, X400_PORT, _ip, _iso
+from .base import EVENT_LOG_CAP, MTA_PARAMETERS_KEY, MTA_SERVICE, OTHER_SERVICES, SEP, X400_PORT, _ip, _iso
 from .directory import Directory, Entry
 from .events import DEFAULT_BUILDS, EVENTS, event_9301_mode, format_message, message_not_formatted
+from .services import RUNNING, STOPPED, ServiceManager
 
 if TYPE_CHECKING:
     from .model import Lab
@@ -96,10 +97,35 @@ class Server:
         # The server's own clock: it stamps its events, and NetRemoteTOD (event_query's `now`) reads it.
         self.clock_offset = _dt.timedelta(minutes=spec.get("clock_offset_minutes", 0))
         self.event_reads = 0            # entries event_query walked (a read of the whole log shows here)
-        self.state = "Running"
         self.restarts = 0
+        self.services = ServiceManager(name, self.service_specs(spec), _dt.datetime.min, self._service_changed)
         self.associations = {"outbound_ok": 0, "outbound_failed": 0, "inbound_ok": 0, "inbound_refused": 0}
         self.ldap_writes: List[Dict[str, Any]] = []    # every write sent to this server's own LDAP
+
+    @staticmethod
+    def service_specs(spec: Mapping[str, Any]):
+        """The server's services: the Exchange ones (the MTA depends on the directory service,
+        Q244035; it takes ``mta_stop_seconds`` to stop) and the topology's ``services``."""
+        out = [{"name": other, "stop_seconds": 5} for other in OTHER_SERVICES]
+        out += [{"name": MTA_SERVICE, "depends_on": ["MSExchangeDS"], "stop_seconds": spec.get("mta_stop_seconds", 5)}]
+        return out + [dict(s) for s in spec.get("services") or []]
+
+    @property
+    def state(self) -> str:
+        """The MTA service's state (as the service manager last settled it)."""
+        return self.services.get(MTA_SERVICE).state
+
+    def _service_changed(self, name: str, state: str, moment: _dt.datetime) -> None:
+        # Q174695: the MTA logs 9299 when it has stopped and 9298 when it has started, with its build;
+        # a started MTA retries every connector at once.
+        if name != MTA_SERVICE:
+            return
+        if state == STOPPED:
+            self.log(9299, moment, self.mta_version, self.mta_build)
+        elif state == RUNNING:
+            self.log(9298, moment, self.mta_version, self.mta_build)
+            self.restarts += 1
+            self.retry_at.clear()
 
     def mta_name(self) -> str:
         entry = self.directory.entries.get(self.mta_key)

@@ -6,6 +6,7 @@ import ipaddress
 import re
 from typing import Any, Dict, Mapping
 
+from .base import MTA_SERVICE, OTHER_SERVICES
 from .topology_checker import (
     ADDRESS_TYPES, AUTHS, EXCHANGE_VERSIONS, HOST_RE, RIGHTS, SCHEDULES, SCHEMES, SITE_RE, _Checker)
 
@@ -54,7 +55,7 @@ def _server(c: _Checker, name: str, value: Any, servers: Mapping, managers: Mapp
     key = f"servers.{name}"
     s = c.mapping(value, key, ["site", "address", "fqdn", "exchange", "winrm", "managed_by", "connectors", "queued",
                                "ldap_port", "domain_controller", "mta_port"]
-                  + list(EVENT_KEYS), required=["site", "address"])
+                  + list(EVENT_KEYS) + list(WINDOWS_KEYS), required=["site", "address"])
     out: Dict[str, Any] = {"site": c.string(s["site"], f"{key}.site", 64, SITE_RE, "a site name (no '/', '=')"),
                            "address": c.ip(s["address"], f"{key}.address")}
     fqdn = s.get("fqdn")
@@ -92,7 +93,53 @@ def _server(c: _Checker, name: str, value: Any, servers: Mapping, managers: Mapp
             c.fail(f"{key}.queued.{conn_name}", "the name of one of this server's connectors", conn_name)
         out["queued"][conn_name] = c.integer(count, f"{key}.queued.{conn_name}", 0, 10_000_000)
     out.update(_event_keys(c, key, s))
+    out.update(_windows_keys(c, key, s))
     return out
+
+
+WINDOWS_KEYS = ("services", "mta_stop_seconds")
+EXCHANGE_SERVICES = (MTA_SERVICE,) + OTHER_SERVICES
+
+
+def _windows_keys(c: _Checker, key: str, s: Mapping) -> Dict[str, Any]:
+    """Windows-side behaviour: services beside the MTA (with their dependencies and stop times) and
+    how long the MTA takes to stop."""
+    out: Dict[str, Any] = {"mta_stop_seconds": c.number(s.get("mta_stop_seconds", 5), f"{key}.mta_stop_seconds")}
+    services = s.get("services") or []
+    if not isinstance(services, list):
+        c.fail(f"{key}.services", "a list of {name, depends_on, stop_seconds, running}", services)
+    declared = [svc.get("name") for svc in services if isinstance(svc, dict)]
+    known = {n.casefold() for n in EXCHANGE_SERVICES} | {str(n).casefold() for n in declared}
+    out["services"] = []
+    for index, svc in enumerate(services):
+        skey = f"{key}.services[{index}]"
+        svc = c.mapping(svc, skey, ["name", "depends_on", "stop_seconds", "running"], required=["name"])
+        name = c.string(svc["name"], f"{skey}.name", 256)
+        if name.casefold() in {n.casefold() for n in EXCHANGE_SERVICES} or \
+                [str(n).casefold() for n in declared].count(name.casefold()) > 1:
+            c.fail(f"{skey}.name", "a service name not used by another service of this server", name)
+        depends = svc.get("depends_on") or []
+        if not isinstance(depends, list) or not all(isinstance(d, str) and d.casefold() in known for d in depends):
+            c.fail(f"{skey}.depends_on", "a list of this server's service names (MSExchangeMTA, ...)", depends)
+        out["services"].append({"name": name, "depends_on": list(depends),
+                                "stop_seconds": c.number(svc.get("stop_seconds", 5), f"{skey}.stop_seconds"),
+                                "running": c.boolean(svc.get("running", True), f"{skey}.running")})
+    _no_dependency_cycle(c, key, out["services"])
+    return out
+
+
+def _no_dependency_cycle(c: _Checker, key: str, services) -> None:
+    graph = {svc["name"].casefold(): [d.casefold() for d in svc["depends_on"]] for svc in services}
+
+    def reaches(start: str, node: str, seen: set) -> bool:
+        for nxt in graph.get(node, []):
+            if nxt == start or (nxt not in seen and reaches(start, nxt, seen | {nxt})):
+                return True
+        return False
+
+    for index, svc in enumerate(services):
+        if reaches(svc["name"].casefold(), svc["name"].casefold(), set()):
+            c.fail(f"{key}.services[{index}].depends_on", "dependencies without a cycle", svc["depends_on"])
 
 
 EVENT_KEYS = ("mta_build", "reverse_lookup", "message_dll", "event_log", "event_log_size", "clock_offset_minutes")

@@ -1,0 +1,61 @@
+"""The lab plays the Windows host's own limits and failures (issue 18), written from the sources
+(docs/facts.md): .NET 2.0's ServiceController and the Win32 service API."""
+from __future__ import annotations
+
+import datetime as _dt
+
+import pytest
+
+from xconlab_lab.services import ServiceControlError, ServiceManager, ServiceTimeout, restart_compensating
+
+T0 = _dt.datetime(2026, 1, 5, 9, 0)
+
+
+def manager(imc_stop=45, mta_stop=45, fax_running=False):
+    heard = []
+    specs = [{"name": "MSExchangeDS"}, {"name": "MSExchangeMTA", "depends_on": ["MSExchangeDS"], "stop_seconds": mta_stop},
+             {"name": "MSExchangeIMC", "depends_on": ["MSExchangeMTA"], "stop_seconds": imc_stop},
+             {"name": "MSExchangeFAX", "depends_on": ["MSExchangeIMC"], "stop_seconds": 1, "running": fax_running}]
+    scm = ServiceManager("EXIN", specs, T0, lambda *change: heard.append(change))
+    return scm, heard
+
+
+def test_dependent_services_are_every_dependent_in_stop_order():
+    scm, _ = manager()
+    assert scm.dependents("MSExchangeDS") == ["MSExchangeFAX", "MSExchangeIMC", "MSExchangeMTA"]
+
+
+def test_dotnet_stop_waits_30_seconds_per_dependent_then_throws():
+    # ServiceController.Stop(): the dependent's own Stop(), then WaitForStatus(Stopped, 30 s).
+    scm, _ = manager(imc_stop=45)
+    with pytest.raises(ServiceTimeout):
+        scm.dotnet_stop("MSExchangeMTA")
+    assert scm.status("MSExchangeMTA") == "Running" and scm.status("MSExchangeIMC") == "StopPending"
+    scm.settle(T0 + _dt.timedelta(seconds=46))
+    assert scm.status("MSExchangeIMC") == "Stopped"          # nothing starts it again
+
+
+def test_win32_service_errors():
+    scm, _ = manager()
+    with pytest.raises(ServiceControlError) as raised:
+        scm.control_stop("MSExchangeMTA")                        # the IMS still runs
+    assert raised.value.code == 1051
+    with pytest.raises(ServiceControlError) as raised:
+        scm.start("MSExchangeMTA")
+    assert raised.value.code == 1056
+    with pytest.raises(ServiceControlError) as raised:
+        scm.control_stop("MSExchangeFAX")
+    assert raised.value.code == 1062
+
+
+def test_compensating_restart_brings_back_what_ran_and_says_what_timed_out():
+    scm, heard = manager(imc_stop=45, mta_stop=45)
+    done = restart_compensating(scm, "MSExchangeMTA", 300)
+    assert done["restarted"] and done["not_running"] == [] and done["started"] == ["MSExchangeMTA", "MSExchangeIMC"]
+    assert [(n, s) for n, s, _ in heard] == [("MSExchangeIMC", "Stopped"), ("MSExchangeMTA", "Stopped"),
+                                            ("MSExchangeMTA", "Running"), ("MSExchangeIMC", "Running")]
+    assert scm.status("MSExchangeFAX") == "Stopped"               # was not running: not started
+    # the stops share the op's timeout: 60 s is not enough for 45 + 45 s; the MTA is waited for and started
+    scm, _ = manager(imc_stop=45, mta_stop=45)
+    done = restart_compensating(scm, "MSExchangeMTA", 60)
+    assert done["timed_out"] == ["MSExchangeMTA"] and done["restarted"] and done["not_running"] == []
