@@ -15,10 +15,14 @@ description:
     holder's run id, controller host and pid.
   - With O(shared=true) (a C(--check) audit) the lock is shared - audits run side by side, but never
     beside a changing run (they would report a half-changed site and replace C(reports/latest)).
-  - A lock whose process is gone (the run was interrupted or crashed, or the controller restarted) is
-    stale - it is taken over and the reason is returned as a warning. A lock held from another
-    controller cannot be checked and is respected.
-  - The lock files live in C(<state_dir>/lock/) and name the ansible-playbook process of the run.
+  - The kernel holds the lock - C(fcntl.flock) on C(<state_dir>/lock/run.lock). The action locks it in
+    its worker and hands the descriptor to the ansible-playbook process (callback plugin
+    C(xcon_run_lock), loaded from this repository's C(callback_plugins/)), so every later worker
+    inherits it - the lock lasts while any process of the run (the main process or a worker) lives
+    and no longer. A run that died holds nothing, whatever its files say.
+  - Beside it, C(exclusive.json) and C(shared-<run>-<pid>.json) only describe the holders (run id,
+    controller, pid, since) for messages. A description left by a run that ended without releasing
+    the lock is reported and removed by the next run; damaged content is named, never trusted.
 version_added: "0.1.0"
 author: fix-xcon maintainers
 options:
@@ -73,7 +77,7 @@ restart_dir:
   returned: when taken
   type: str
 lock_file:
-  description: This run's lock file.
+  description: The locked file (C(<state_dir>/lock/run.lock)).
   returned: when taken
   type: str
 mode:
@@ -85,12 +89,16 @@ waited:
   returned: when taken
   type: float
 stale:
-  description: Stale locks taken over, each with its holder and why it is stale.
+  description: Descriptions left by runs that ended without releasing the lock, each with its holder.
   returned: when taken
   type: list
   elements: str
+description:
+  description: This run's description of itself beside the lock.
+  returned: when taken
+  type: str
 holder:
-  description: What this run wrote into its lock file (run id, host, pid, since).
+  description: What this run wrote into its description (run id, mode, host, pid, since).
   returned: when taken
   type: dict
 released:

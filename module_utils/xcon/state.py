@@ -9,34 +9,24 @@
 * per-server verified-change times (``<state dir>/evidence-baseline.json``);
 * the run's change journal (``<run dir>/journal/<host>.json``): what each write changed, attribute by
   attribute, before and after, recorded before the write is sent (rollback restores from it);
-* the run lock (``<state dir>/lock/``): one changing run at a time; audits may share it.
+* the run lock lives beside them (``<state dir>/lock/``) and has its own module, xcon.runlock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import errno
 import hashlib
 import json
 import os
-import socket
 import tempfile
-import time
 
 RESTART_DIR = "restart-pending"
 BASELINE_FILE = "evidence-baseline.json"
-LOCK_DIR = "lock"
-EXCLUSIVE = "exclusive"
-SHARED = "shared"
 
 
 class StateError(Exception):
     """A state file is missing, damaged or in use."""
-
-
-class LockBusy(StateError):
-    """Another live run holds the lock."""
 
 
 def default_state_dir(config_file=None):
@@ -159,148 +149,6 @@ def journal_append(path, entry):
     entries = read_verified_json(path) if os.path.exists(path) else []
     entries.append(entry)
     write_json_atomic(path, entries, mode=0o600, checksum=True)
-
-
-# -- the run lock -----------------------------------------------------------------------------------
-def _boot_id():
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
-            return handle.read().strip()
-    except OSError:
-        return None
-
-
-def _process_start(pid):
-    """The process's start time (clock ticks since boot) on Linux, to tell a reused pid apart."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except OSError as exc:
-        return exc.errno == errno.EPERM
-    return True
-
-
-def identity(run_id, mode, pid=None):
-    """Who takes the lock: the run, this controller, and the ansible-playbook process (`pid`)."""
-    pid = pid or os.getpid()
-    return {"run_id": run_id, "mode": mode, "host": socket.gethostname(), "pid": pid,
-            "pid_start": _process_start(pid), "boot_id": _boot_id(), "since": now_utc()}
-
-
-def stale_reason(holder):
-    """Why a holder's lock is stale (its process is gone), or None while it may still be running."""
-    if holder.get("host") != socket.gethostname():
-        return None  # another controller: its processes cannot be seen from here
-    boot = _boot_id()
-    if holder.get("boot_id") and boot and holder["boot_id"] != boot:
-        return f"{holder['host']} has restarted since the lock was taken (boot id changed)"
-    pid = holder.get("pid")
-    if not isinstance(pid, int) or not _pid_alive(pid):
-        return f"process {pid} is no longer running (the run ended without releasing the lock: it was interrupted or crashed)"
-    start = _process_start(pid)
-    if holder.get("pid_start") and start and holder["pid_start"] != start:
-        return f"process {pid} is no longer that run (the pid now belongs to another process)"
-    return None
-
-
-def describe(holder):
-    what = "a --check audit" if holder.get("mode") == SHARED else "a changing run"
-    return (f"run {holder.get('run_id')} ({what}, pid {holder.get('pid')} on {holder.get('host')}, "
-            f"since {holder.get('since')})")
-
-
-@contextlib.contextmanager
-def _guard(lock_dir):
-    import fcntl
-
-    os.makedirs(lock_dir, exist_ok=True)
-    with open(os.path.join(lock_dir, ".guard"), "a", encoding="utf-8") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _holders(lock_dir):
-    holders = []
-    for name in sorted(os.listdir(lock_dir)):
-        if name.endswith(".json") and (name == f"{EXCLUSIVE}.json" or name.startswith(f"{SHARED}-")):
-            path = os.path.join(lock_dir, name)
-            try:
-                holder = read_json(path, {}) or {}
-            except ValueError:
-                holder = {}
-            holders.append((path, holder))
-    return holders
-
-
-def _own_file(lock_dir, run_id, mode, pid):
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(run_id)).lstrip(".")
-    return os.path.join(lock_dir, f"{EXCLUSIVE}.json" if mode == EXCLUSIVE else f"{SHARED}-{safe}-{pid}.json")
-
-
-def acquire_lock(state_dir, run_id, mode=EXCLUSIVE, wait_seconds=0, pid=None, sleep=time.sleep, clock=time.monotonic):
-    """Take the run lock of `state_dir`: `exclusive` (a run that changes servers, a rollback) or
-    `shared` (a --check audit: audits run side by side, never beside a changing run).
-
-    Waits up to `wait_seconds` for live holders; a stale holder (its process gone, its host
-    restarted) is removed and explained.  Returns {"lock_file", "mode", "waited", "stale": [...]}.
-    Raises LockBusy naming the holder when the wait runs out."""
-    lock_dir = os.path.join(state_dir, LOCK_DIR)
-    me = identity(run_id, mode, pid)
-    start = clock()
-    stale = []
-    while True:
-        with _guard(lock_dir):
-            blocking = []
-            for path, holder in _holders(lock_dir):
-                if holder.get("run_id") == run_id and holder.get("pid") == me["pid"] and holder.get("host") == me["host"]:
-                    continue  # our own (a re-entry)
-                reason = stale_reason(holder) if holder else "the lock file is unreadable"
-                if reason:
-                    note = (" It may have stopped part-way through its changes; nothing of it is assumed: this run reads the servers "
-                            "as they are now (and an MTA restart it left pending is still done)." if holder.get("mode") == EXCLUSIVE else "")
-                    stale.append(f"took over the stale lock of {describe(holder)}: {reason}.{note}")
-                    os.unlink(path)
-                elif mode == EXCLUSIVE or holder.get("mode") == EXCLUSIVE:
-                    blocking.append((path, holder))
-            if not blocking:
-                own = _own_file(lock_dir, run_id, mode, me["pid"])
-                write_json_atomic(own, me)
-                return {"lock_file": own, "mode": mode, "waited": round(clock() - start, 1), "stale": stale, "holder": me}
-        waited = clock() - start
-        if waited >= wait_seconds:
-            names = "; ".join(describe(h) for _, h in blocking)
-            files = ", ".join(p for p, _ in blocking)
-            raise LockBusy(
-                f"another fix-xcon run holds the lock of {state_dir}: {names}. "
-                + (f"Waited {int(waited)} s. " if wait_seconds else "")
-                + "Wait for it to finish (or give -e xcon_lock_wait_seconds=N to wait up to N seconds) and run again; "
-                f"if that run is certainly gone (e.g. it was started from another controller that crashed), remove {files}."
-            )
-        sleep(min(2.0, max(0.1, wait_seconds - waited)))
-
-
-def release_lock(state_dir, run_id, pid=None):
-    """Give the lock back (only this run's own files); True when something was released."""
-    lock_dir = os.path.join(state_dir, LOCK_DIR)
-    if not os.path.isdir(lock_dir):
-        return False
-    released = False
-    with _guard(lock_dir):
-        for path, holder in _holders(lock_dir):
-            if holder.get("run_id") == run_id and (pid is None or holder.get("pid") == pid):
-                os.unlink(path)
-                released = True
-    return released
 
 
 # -- runs under the report directory ----------------------------------------------------------------

@@ -1,12 +1,10 @@
 """module_utils/xcon/state.py: the one owner of the toolkit's files (atomic writes, checksums,
-restart markers, verified-change times, the change journal, the run lock)."""
+restart markers, verified-change times, the change journal)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -71,89 +69,3 @@ def test_journal_appends_and_is_checksummed(tmp_path):
 
 def test_default_state_dir_is_beside_ansible_cfg(tmp_path):
     assert state.default_state_dir(str(tmp_path / "ansible.cfg")) == str(tmp_path / "reports" / "state")
-
-
-# -- the run lock -----------------------------------------------------------------------------------
-@pytest.fixture
-def other_process():
-    """A live process of this host that stands for another ansible-playbook run."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield proc.pid
-    proc.kill()
-    proc.wait()
-
-
-def _dead_pid():
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
-def test_second_changing_run_is_refused_with_the_holders_id_host_and_pid(tmp_path, other_process):
-    state.acquire_lock(str(tmp_path), "RUN-A", pid=other_process)
-    with pytest.raises(state.LockBusy) as refused:
-        state.acquire_lock(str(tmp_path), "RUN-B", pid=os.getpid())
-    text = str(refused.value)
-    assert "run RUN-A" in text and f"pid {other_process} on {os.uname().nodename}" in text
-    # a shared (audit) taker is refused too: it would report a half-changed site
-    with pytest.raises(state.LockBusy):
-        state.acquire_lock(str(tmp_path), "AUDIT", mode=state.SHARED, pid=os.getpid())
-    assert state.release_lock(str(tmp_path), "RUN-A", pid=other_process)
-    state.acquire_lock(str(tmp_path), "RUN-B", pid=os.getpid())
-
-
-def test_audits_share_the_lock_and_keep_changing_runs_out(tmp_path, other_process):
-    state.acquire_lock(str(tmp_path), "AUDIT-1", mode=state.SHARED, pid=other_process)
-    state.acquire_lock(str(tmp_path), "AUDIT-2", mode=state.SHARED, pid=os.getpid())
-    with pytest.raises(state.LockBusy, match="run AUDIT-1 \\(a --check audit"):
-        state.acquire_lock(str(tmp_path), "RUN", pid=os.getpid())
-
-
-def test_a_waiting_run_gets_the_lock_when_the_holder_releases(tmp_path, other_process):
-    state.acquire_lock(str(tmp_path), "RUN-A", pid=other_process)
-    clock = {"t": 0.0}
-    sleeps = []
-
-    def sleep(seconds):
-        sleeps.append(seconds)
-        clock["t"] += seconds
-        if len(sleeps) == 3:
-            state.release_lock(str(tmp_path), "RUN-A")
-
-    taken = state.acquire_lock(str(tmp_path), "RUN-B", wait_seconds=30, pid=os.getpid(), sleep=sleep, clock=lambda: clock["t"])
-    assert len(sleeps) == 3 and taken["waited"] == 6.0 and taken["mode"] == state.EXCLUSIVE
-    # a bounded wait: the next one gives up after its time, naming the holder and the wait
-    clock["t"] = 0.0
-    with pytest.raises(state.LockBusy, match="run RUN-B .*Waited 5 s"):
-        state.acquire_lock(str(tmp_path), "RUN-C", wait_seconds=5, pid=other_process, sleep=sleep, clock=lambda: clock["t"])
-
-
-def test_stale_lock_of_a_dead_process_is_explained_and_taken_over(tmp_path):
-    dead = _dead_pid()
-    state.acquire_lock(str(tmp_path), "CRASHED", pid=dead)
-    taken = state.acquire_lock(str(tmp_path), "NEXT", pid=os.getpid())
-    (reason,) = taken["stale"]
-    assert f"run CRASHED (a changing run, pid {dead}" in reason and f"process {dead} is no longer running" in reason
-    with open(taken["lock_file"], encoding="utf-8") as handle:
-        assert json.load(handle)["run_id"] == "NEXT"
-
-
-def test_stale_after_reboot_and_reused_pid(tmp_path, other_process):
-    lock_dir = tmp_path / state.LOCK_DIR
-    holder = state.identity("BEFORE-REBOOT", state.EXCLUSIVE, pid=other_process)
-    holder["boot_id"] = "00000000-0000-0000-0000-000000000000"
-    state.write_json_atomic(str(lock_dir / "exclusive.json"), holder)
-    if state._boot_id():  # pylint: disable=protected-access
-        assert "has restarted since the lock was taken" in state.stale_reason(holder)
-    holder = state.identity("REUSED", state.EXCLUSIVE, pid=other_process)
-    if holder["pid_start"]:
-        holder["pid_start"] = str(int(holder["pid_start"]) + 1)
-        assert "pid now belongs to another process" in state.stale_reason(holder)
-
-
-def test_lock_from_another_controller_is_respected(tmp_path):
-    holder = state.identity("ELSEWHERE", state.EXCLUSIVE, pid=_dead_pid())
-    holder["host"] = "another-controller.example"
-    state.write_json_atomic(str(tmp_path / state.LOCK_DIR / "exclusive.json"), holder)
-    with pytest.raises(state.LockBusy, match="another-controller.example.*remove .*exclusive.json"):
-        state.acquire_lock(str(tmp_path), "HERE", pid=os.getpid())

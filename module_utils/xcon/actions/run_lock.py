@@ -1,8 +1,10 @@
 """xcon_run_lock: one changing run at a time per state directory (and with it, per report directory).
 
-The lock belongs to the ansible-playbook process (the parent of the worker that runs this action).
-A run releases it once its report is written; one that is interrupted or crashes first leaves a
-lock whose process is gone: the next run sees that, says so, and takes the lock over.
+The kernel holds the lock (xcon.runlock): this action, in a worker, locks ``<state dir>/lock/run.lock``
+and hands the descriptor to the ansible-playbook process (callback plugin ``xcon_run_lock``), whose
+later workers inherit it; the lock lasts while any process of the run lives.  A run releases it once
+its report is written; one that dies first holds nothing, and the next run says whose description
+it found.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 
 from ansible.errors import AnsibleActionFail
 
+from xcon import runlock
 from xcon import state as xstate
 from xcon.action import XconAction
 from xcon.specs import RUN_LOCK
@@ -24,15 +27,27 @@ class ActionModule(XconAction):
         if args["wait_seconds"] < 0:
             raise AnsibleActionFail(f"wait_seconds must be 0 or more, got {args['wait_seconds']}")
         if args["state"] == "absent":
-            return {"state_dir": state_dir, "released": xstate.release_lock(state_dir, args["run_id"], pid=os.getppid())}
-        mode = xstate.SHARED if args["shared"] else xstate.EXCLUSIVE
+            released = runlock.release(state_dir, args["run_id"], fd=runlock.held_fd(), pid=os.getppid())
+            return {"state_dir": state_dir, "released": released}
+        mode = runlock.SHARED if args["shared"] else runlock.EXCLUSIVE
         try:
-            # os.getppid(): the worker's parent is the ansible-playbook process, which lives as long as the run.
-            taken = xstate.acquire_lock(state_dir, args["run_id"], mode, args["wait_seconds"], pid=os.getppid())
-        except xstate.LockBusy as exc:
+            # os.getppid(): the worker's parent is the ansible-playbook process (named in the description).
+            taken = runlock.acquire(state_dir, args["run_id"], mode, args["wait_seconds"], pid=os.getppid())
+        except xstate.StateError as exc:
             raise AnsibleActionFail(str(exc)) from None
-        result = {"state_dir": state_dir, "restart_dir": os.path.dirname(xstate.restart_marker(state_dir, "-")), "lock_file": taken["lock_file"], "mode": mode, "waited": taken["waited"],
-                  "stale": taken["stale"], "holder": taken["holder"]}
+        try:
+            handed = runlock.hand_over(taken["fd"])
+        finally:
+            os.close(taken["fd"])  # this worker's copy; the ansible-playbook process has its own now
+        if not handed:
+            runlock.release(state_dir, args["run_id"], pid=os.getppid())
+            raise AnsibleActionFail(
+                "the run lock cannot be held for the whole run: the callback plugin xcon_run_lock (callback_plugins/ of this "
+                "repository) is not loaded in the ansible-playbook process. Keep 'callback_plugins = callback_plugins' in "
+                "ansible.cfg (or add the directory to ANSIBLE_CALLBACK_PLUGINS) and run again. Nothing was read or changed.")
+        result = {"state_dir": state_dir, "restart_dir": os.path.dirname(xstate.restart_marker(state_dir, "-")),
+                  "lock_file": taken["lock_file"], "description": taken["description"], "mode": mode, "waited": taken["waited"],
+                  "stale": taken["stale"], "holder": taken["holder"], "handed_over": True}
         if taken["stale"]:
             result["warnings"] = list(taken["stale"])
         return result
