@@ -15,7 +15,7 @@ function ConvertTo-XconJsonValue($Value) {
     if ($Value -is [DateTime]) { return (ConvertTo-XconIso $Value) }
     if ($Value -is [ValueType]) { return $Value }
     if ($Value -is [System.Collections.IDictionary]) {
-        $map = @{}
+        $map = New-XconJsonObject
         foreach ($k in $Value.PSBase.Keys) { $map[[string]$k] = ConvertTo-XconJsonValue $Value[$k] }
         return $map
     }
@@ -33,6 +33,7 @@ $XconNumberTypes = @('System.Byte', 'System.SByte', 'System.Int16', 'System.UInt
                      'System.Decimal')
 $XconJsonNumber = New-Object System.Text.RegularExpressions.Regex '\G-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?'
 $XconJsonPlain = New-Object System.Text.RegularExpressions.Regex '[^\x20\x21\x23-\x5B\x5D-\x7E]'
+$XconJsonOther = New-Object System.Text.RegularExpressions.Regex '[^\x20-\x7E]'
 
 function Skip-XconJsonSpace($S) {
     while ($S.Pos -lt $S.Text.Length -and (" `t`r`n".IndexOf($S.Text[$S.Pos]) -ge 0)) { $S.Pos += 1 }
@@ -71,49 +72,16 @@ function Read-XconJsonString($S) {
     }
 }
 
-function Read-XconJsonValue($S) {
-    # One value at $S.Pos: objects become hashtables, arrays object[] (returned whole), numbers
-    # int / long / double, true / false / null as themselves.
-    Skip-XconJsonSpace $S
-    if ($S.Pos -ge $S.Text.Length) { throw 'unexpected end of JSON' }
+function New-XconJsonObject {
+    # A JSON object: a Hashtable whose keys compare ordinally (case-sensitive: {"cn": .., "CN": ..}
+    # keeps both; PowerShell's @{} ignores case).
+    return ,(New-Object System.Collections.Hashtable -ArgumentList ([StringComparer]::Ordinal))
+}
+
+function Read-XconJsonScalar($S) {
+    # A string, true / false / null or a number at $S.Pos: numbers int / long / double; a number
+    # beyond double's range is +/-Infinity (.NET 2.0's Double.Parse would throw OverflowException).
     $c = [string]$S.Text[$S.Pos]
-    if ($c -ceq '{') {
-        $S.Pos += 1
-        $map = @{}
-        Skip-XconJsonSpace $S
-        if ($S.Pos -lt $S.Text.Length -and [string]$S.Text[$S.Pos] -ceq '}') { $S.Pos += 1; return $map }
-        while ($true) {
-            Skip-XconJsonSpace $S
-            if ($S.Pos -ge $S.Text.Length -or [string]$S.Text[$S.Pos] -cne '"') { throw "expected a member name in JSON at offset $($S.Pos)" }
-            $key = Read-XconJsonString $S
-            Skip-XconJsonSpace $S
-            if ($S.Pos -ge $S.Text.Length -or [string]$S.Text[$S.Pos] -cne ':') { throw "expected ':' in JSON at offset $($S.Pos)" }
-            $S.Pos += 1
-            $map[$key] = Read-XconJsonValue $S
-            Skip-XconJsonSpace $S
-            if ($S.Pos -ge $S.Text.Length) { throw 'unterminated object in JSON' }
-            $c = [string]$S.Text[$S.Pos]
-            $S.Pos += 1
-            if ($c -ceq '}') { return $map }
-            if ($c -cne ',') { throw "expected ',' or '}' in JSON at offset $($S.Pos - 1)" }
-        }
-    }
-    if ($c -ceq '[') {
-        $S.Pos += 1
-        $list = New-Object System.Collections.ArrayList
-        Skip-XconJsonSpace $S
-        if ($S.Pos -lt $S.Text.Length -and [string]$S.Text[$S.Pos] -ceq ']') { $S.Pos += 1; return ,($list.ToArray()) }
-        while ($true) {
-            $item = Read-XconJsonValue $S
-            [void]$list.Add($item)
-            Skip-XconJsonSpace $S
-            if ($S.Pos -ge $S.Text.Length) { throw 'unterminated array in JSON' }
-            $c = [string]$S.Text[$S.Pos]
-            $S.Pos += 1
-            if ($c -ceq ']') { return ,($list.ToArray()) }
-            if ($c -cne ',') { throw "expected ',' or ']' in JSON at offset $($S.Pos - 1)" }
-        }
-    }
     if ($c -ceq '"') { return (Read-XconJsonString $S) }
     foreach ($word in 'true', 'false', 'null') {
         if ([string]::CompareOrdinal($S.Text, $S.Pos, $word, 0, $word.Length) -eq 0) {
@@ -134,7 +102,71 @@ function Read-XconJsonValue($S) {
             return $long
         }
     }
-    return [double]::Parse($m.Value, [Globalization.NumberStyles]::Float, $culture)
+    # The text is a valid number (the pattern above): TryParse fails only when it overflows.
+    $double = [double]0
+    if ([double]::TryParse($m.Value, [Globalization.NumberStyles]::Float, $culture, [ref]$double)) { return $double }
+    if ($m.Value.StartsWith('-')) { return [double]::NegativeInfinity }
+    return [double]::PositiveInfinity
+}
+
+function Read-XconJsonValue($S) {
+    # One value at $S.Pos, without recursion (PowerShell 2.0 stops a script at call depth 100): an
+    # explicit stack of the open objects and arrays. Objects become ordinal hashtables, arrays
+    # object[] (returned whole), numbers int / long / double, true / false / null as themselves.
+    $stack = New-Object System.Collections.ArrayList     # frames @{ Value; List; Key }
+    while ($true) {
+        Skip-XconJsonSpace $S
+        if ($S.Pos -ge $S.Text.Length) { throw 'unexpected end of JSON' }
+        $c = [string]$S.Text[$S.Pos]
+        if ($c -ceq '{') {
+            $S.Pos += 1
+            Skip-XconJsonSpace $S
+            if ($S.Pos -lt $S.Text.Length -and [string]$S.Text[$S.Pos] -ceq '}') { $S.Pos += 1; $value = New-XconJsonObject }
+            else {
+                [void]$stack.Add(@{ Value = (New-XconJsonObject); List = $null; Key = (Read-XconJsonKey $S) })
+                continue
+            }
+        } elseif ($c -ceq '[') {
+            $S.Pos += 1
+            Skip-XconJsonSpace $S
+            if ($S.Pos -lt $S.Text.Length -and [string]$S.Text[$S.Pos] -ceq ']') { $S.Pos += 1; $value = @() }
+            else {
+                [void]$stack.Add(@{ Value = $null; List = (New-Object System.Collections.ArrayList); Key = $null })
+                continue
+            }
+        } else {
+            $value = Read-XconJsonScalar $S
+        }
+        # $value is complete: put it into the innermost open container, closing those that end here.
+        while ($true) {
+            if ($stack.Count -eq 0) { return ,$value }
+            $top = $stack[$stack.Count - 1]
+            if ($null -ne $top.List) { [void]$top.List.Add($value) } else { $top.Value[$top.Key] = $value }
+            Skip-XconJsonSpace $S
+            if ($S.Pos -ge $S.Text.Length) { throw 'unterminated object or array in JSON' }
+            $c = [string]$S.Text[$S.Pos]
+            $S.Pos += 1
+            if ($c -ceq ',') {
+                if ($null -eq $top.List) { $top.Key = Read-XconJsonKey $S }
+                break
+            }
+            if ($null -ne $top.List -and $c -ceq ']') { $value = $top.List.ToArray() }
+            elseif ($null -eq $top.List -and $c -ceq '}') { $value = $top.Value }
+            else { throw "expected ',' or the end of an object or array in JSON at offset $($S.Pos - 1)" }
+            $stack.RemoveAt($stack.Count - 1)
+        }
+    }
+}
+
+function Read-XconJsonKey($S) {
+    # A member name and its ':' (the value follows).
+    Skip-XconJsonSpace $S
+    if ($S.Pos -ge $S.Text.Length -or [string]$S.Text[$S.Pos] -cne '"') { throw "expected a member name in JSON at offset $($S.Pos)" }
+    $key = Read-XconJsonString $S
+    Skip-XconJsonSpace $S
+    if ($S.Pos -ge $S.Text.Length -or [string]$S.Text[$S.Pos] -cne ':') { throw "expected ':' in JSON at offset $($S.Pos)" }
+    $S.Pos += 1
+    return $key
 }
 
 function ConvertFrom-XconJson([string]$Text) {
@@ -147,16 +179,19 @@ function ConvertFrom-XconJson([string]$Text) {
 }
 
 function Write-XconJsonString([System.Text.StringBuilder]$Out, [string]$Text) {
-    # A JSON string in pure ASCII: '"', '\', control and non-ASCII characters escaped.
+    # A JSON string in pure ASCII: '"', '\', control and non-ASCII characters escaped. The common
+    # escapes (event messages are full of CR/LF) are whole-string Replace calls; only what is still
+    # outside printable ASCII after them goes character by character.
     [void]$Out.Append('"')
-    if (-not $XconJsonPlain.IsMatch($Text)) {
+    if ($XconJsonPlain.IsMatch($Text)) {
+        $Text = $Text.Replace('\', '\\').Replace('"', '\"').Replace("`r", '\r').Replace("`n", '\n').Replace("`t", '\t')
+    }
+    if (-not $XconJsonOther.IsMatch($Text)) {
         [void]$Out.Append($Text)
     } else {
         foreach ($ch in $Text.ToCharArray()) {
             $n = [int]$ch
-            if ($n -eq 34) { [void]$Out.Append('\"') }
-            elseif ($n -eq 92) { [void]$Out.Append('\\') }
-            elseif ($n -lt 32 -or $n -gt 126) { [void]$Out.Append('\u').Append($n.ToString('x4')) }
+            if ($n -lt 32 -or $n -gt 126) { [void]$Out.Append('\u').Append($n.ToString('x4')) }
             else { [void]$Out.Append($ch) }
         }
     }

@@ -55,8 +55,11 @@ function Get-XconFailure($ErrorRecord) {
 }
 
 function Get-XconParam($Params, [string]$Name, $Default = $null, [switch]$Required) {
-    # One request parameter; a missing required one fails the op with InvalidParameter.
-    if ($Params.ContainsKey($Name) -and $null -ne $Params[$Name]) { return $Params[$Name] }
+    # One request parameter; a missing required one, or a required text that is empty (an empty
+    # dn would bind the server's root), fails the op with InvalidParameter.
+    $present = $Params.ContainsKey($Name) -and $null -ne $Params[$Name]
+    if ($present -and $Required -and $Params[$Name] -is [string] -and $Params[$Name].Trim() -eq '') { $present = $false }
+    if ($present) { return $Params[$Name] }
     if ($Required) { throw (New-XconError 'InvalidParameter' '0x80070057' "parameter '$Name' is required") }
     return $Default
 }

@@ -147,8 +147,59 @@ def build_request(ops: list[dict], stop_on_error: bool = True) -> dict:
         if op_id in seen:
             raise ValueError(f"duplicate op id {op_id!r}")
         seen.add(op_id)
-        items.append({"id": op_id, "op": name, "params": op.get("params") or {}})
+        params = op.get("params") or {}
+        check_params(name, params)
+        items.append({"id": op_id, "op": name, "params": params})
     return {"version": PROTOCOL_VERSION, "stop_on_error": bool(stop_on_error), "ops": items}
+
+
+# Parameters a write op refuses empty: an empty dn or parent binds LDAP://SERVER, the server's root.
+WRITE_TARGETS = {"dir_modify": ("dn",), "dir_delete": ("dn",), "dir_create": ("parent", "cn")}
+INT64 = (-(2 ** 63), 2 ** 63 - 1)
+
+
+def _readable(value, where: str):
+    """Refuse what the runner's JSON reader (lib_json.ps1) cannot read back as sent: a number that is
+    not finite or an integer beyond Int64 (it would arrive as a Double), a key that is not text."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if not INT64[0] <= value <= INT64[1]:
+            raise ValueError(f"{where}: {value} is beyond a 64-bit integer")
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{where}: {value} is not a finite number")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where}: member name {key!r} is not text")
+            _readable(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _readable(item, f"{where}[{index}]")
+    else:
+        raise ValueError(f"{where}: {type(value).__name__} is not JSON")
+
+
+def check_params(op: str, params: dict):
+    """Refuse, before anything is sent, an op the host could only get wrong: an empty dn / parent /
+    cn of a write (the script refuses it too), a modify that changes one attribute twice or a create
+    that names one twice (LDAP names ignore case: ADSI would keep the last, the report would list
+    both), and values the script's JSON reader cannot read back (`_readable`)."""
+    for name in WRITE_TARGETS.get(op, ()):
+        if not isinstance(params.get(name), str) or not params[name].strip():
+            raise ValueError(f"{op}: '{name}' must be a non-empty string, not {params.get(name)!r}")
+    names = []
+    if op == "dir_modify":
+        names = [str(c.get("attribute", "")) for c in params.get("changes") or [] if isinstance(c, dict)]
+    elif op == "dir_create":
+        names = [str(k) for k in params.get("attributes") or {}]
+    folded = [n.casefold() for n in names]
+    twice = sorted({n for n in names if folded.count(n.casefold()) > 1})
+    if twice:
+        raise ValueError(f"{op} {params.get('dn') or params.get('cn')}: attribute {', '.join(twice)} given "
+                         "more than once (one change per attribute)")
+    _readable(params, f"{op} params")
 
 
 def build_payload(ops: list[dict], stop_on_error: bool = True) -> tuple[str, bytes]:
@@ -161,7 +212,7 @@ def build_payload(ops: list[dict], stop_on_error: bool = True) -> tuple[str, byt
     parts = [_read_script(RUNNER)]
     parts += [_read_script(name) for name in library_files()]
     parts += [_read_script(f"op_{name}.ps1") for name in needed]
-    parts.append(json.dumps(request, ensure_ascii=True, separators=(",", ":")))
+    parts.append(json.dumps(request, ensure_ascii=True, separators=(",", ":"), allow_nan=False))
     # ASCII both ways: the scripts are ASCII (a unit test checks) and the request escapes the rest.
     return command_line(), SEPARATOR.join(parts).encode("ascii")
 

@@ -37,6 +37,8 @@ import shlex
 import threading
 from typing import Callable, Dict, List, Optional, Tuple
 
+from . import psjson
+
 LOG = logging.getLogger("xconlab.handler")
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -283,9 +285,9 @@ class CommandHandler:
         if "json" not in libraries:
             return runner_failure(prefix + "the payload has no JSON library part (# xcon-lib: json)")
         try:
-            request = json.loads(parts[-1])
+            request = psjson.read(parts[-1])       # as lib_json.ps1 reads it
         except ValueError as exc:
-            return runner_failure(prefix + f"Invalid JSON primitive: {exc}")
+            return runner_failure(prefix + str(exc))
         if not isinstance(request, dict) or request.get("version") != 1:
             return runner_failure(prefix + 'unsupported request: expected {"version": 1, ...}')
         stop_on_error = bool(request.get("stop_on_error", True))

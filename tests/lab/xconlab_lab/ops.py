@@ -19,9 +19,10 @@ class OpsMixin:
 
     @staticmethod
     def _param(params: Mapping[str, Any], name: str, kind=str, required: bool = True, default: Any = None) -> Any:
-        if name not in params or params[name] is None:
-            if required:
-                raise _op_error("InvalidParameter", f"missing parameter '{name}'")
+        empty = isinstance(params.get(name), str) and not params[name].strip()
+        if name not in params or params[name] is None or (required and empty):
+            if required:   # runner.ps1's Get-XconParam -Required: missing, or empty text
+                raise _op_error("InvalidParameter", f"parameter '{name}' is required")
             return default
         value = params[name]
         if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
