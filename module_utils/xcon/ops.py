@@ -277,8 +277,8 @@ def parse_output(rc: int, stdout, stderr) -> list[OpResult]:
 # second machine): explicit credentials for that server go with them. The remote registry (the MTA's
 # "RFC1006 Port Number") is one of them: without the IPC$ session of these credentials an NT 4.0
 # server sees an anonymous logon and denies the read.
-TARGET_OPS = ("dir_search", "dir_modify", "dir_create", "dir_delete", "event_query", "perf_counters", "service",
-              "reg_read")
+TARGET_OPS = ("dir_root", "dir_search", "dir_modify", "dir_create", "dir_delete", "event_query", "perf_counters",
+              "service", "reg_read")
 
 
 def with_target_credentials(ops: list[dict], credentials) -> list[dict]:

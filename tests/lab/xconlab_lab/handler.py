@@ -55,10 +55,18 @@ LIB_HEADER = re.compile(r"^# xcon-lib: ([a-z_]+)$")
 # HRESULT of a .NET exception without a more specific one (COR_E_EXCEPTION): what the runner
 # reports when an op fails for a reason it has no category for.
 GENERIC_HRESULT = 0x80131500
-# The categories an op script raises itself (New-XconError: a refused parameter, a value that is
-# not hex); the runner reports them. Every other failure goes as the .NET exception it is (type,
-# HRESULT, native Win32 error) and the controller decides what it means.
-SCRIPT_CATEGORIES = ("InvalidParameter", "InvalidSyntax")
+# The categories each op script raises itself (New-XconError in the op or the runner functions it
+# calls: a refused parameter, a value that is not hex, op_service's own mapping); the runner reports
+# them. Every other failure goes as the .NET exception it is (type, HRESULT, native Win32 error) and
+# the controller decides what it means. tests/unit/test_script_contract.py reads the scripts and
+# holds this table to them.
+OWN_CATEGORIES = {
+    "dir_create": ("InvalidParameter", "InvalidSyntax"), "dir_delete": ("InvalidParameter",),
+    "dir_modify": ("InvalidParameter", "InvalidSyntax"), "dir_root": ("InvalidParameter",),
+    "dir_search": ("InvalidParameter", "InvalidSyntax"), "event_query": ("InvalidParameter",),
+    "perf_counters": ("InvalidParameter",), "reg_read": ("InvalidParameter",),
+    "service": ("AccessDenied", "InvalidParameter", "ServiceError"), "tcp_probe": ("InvalidParameter",),
+}
 
 HandlerResult = Tuple[bytes, bytes, int]
 
@@ -143,12 +151,13 @@ def _format_hresult(value) -> str:
     return "0x%08X" % (int(value) & 0xFFFFFFFF)
 
 
-def runner_error(exc) -> dict:
+def runner_error(exc, op: str = "") -> dict:
     """What runner.ps1's Get-XconFailure writes for a failure: the innermost exception's type,
     HRESULT and native Win32 error; the category only when the op script raised it itself."""
     kind = getattr(exc, "type", None)
     category = str(getattr(exc, "category", "") or "")
-    return {"category": category if kind is None and category in SCRIPT_CATEGORIES else None,
+    own = OWN_CATEGORIES.get(op, ("InvalidParameter",))
+    return {"category": category if kind is None and category in own else None,
             "type": kind or "System.Runtime.InteropServices.COMException",
             "hresult": _format_hresult(getattr(exc, "hresult", GENERIC_HRESULT)),
             "native_error": getattr(exc, "native", None),
@@ -318,7 +327,7 @@ class CommandHandler:
                                            logon=getattr(self._local, "logon", None))
                 results.append({"id": op_id, "ok": True, "data": data})
             except self.op_error as exc:
-                results.append({"id": op_id, "ok": False, "error": runner_error(exc)})
+                results.append({"id": op_id, "ok": False, "error": runner_error(exc, name)})
                 failed = True
             except Exception as exc:  # a model bug: report it the way the runner reports the unexpected
                 LOG.exception("op %s on %s failed unexpectedly", name, endpoint_name)

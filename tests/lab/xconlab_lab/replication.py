@@ -66,7 +66,7 @@ class ReplicationMixin:
         """Refuse what the server's version cannot do over LDAP (recording every write)."""
         version = server.spec.get("exchange", "5.5")
         if op in WRITE_OPS:
-            dn = params.get("dn") or params.get("parent") or ""
+            dn = params.get("parent" if op == "dir_create" else "dn") or ""
             record = {"op": op, "dn": dn, "time": _iso(self.time), "exchange": version, "answer": "sent"}
             server.ldap_writes.append(record)
             if version == "4.0":
