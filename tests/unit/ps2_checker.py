@@ -1,4 +1,5 @@
-"""A static Windows PowerShell 2.0 checker for files/ps (tree-sitter-powershell), rules as a table.
+"""A static Windows PowerShell 2.0 checker for files/ps (tree-sitter-powershell), rules as a table
+(ps2_rules.yml: version compatibility as data).
 
 The shape is PSScriptAnalyzer's UseCompatibleSyntax / UseCompatibleCommands: what a PowerShell
 version (and the .NET Framework 2.0 it runs on) has is data, checked statically. Each rule names what
@@ -20,12 +21,14 @@ How a rule looks at a script:
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
 import tree_sitter
 import tree_sitter_powershell
+import yaml
 
 PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
 COMPARISONS = re.compile(r"^-[ic]?(eq|ne|gt|ge|lt|le|like|notlike|match|notmatch|contains|notcontains)$", re.I)
@@ -208,76 +211,20 @@ def _unvoided_method(root, _name):
                 yield statement
 
 
-# -- the table ----------------------------------------------------------------------------------
-RULES = [
-    # syntax and type accelerators newer than 2.0
-    Rule("ordered", "[ordered] dictionary", "PowerShell 3.0", "$o = [ordered]@{ a = 1 }", pattern=r"\[ordered\]"),
-    Rule("new", "::new( constructor call", "PowerShell 5.0", "$l = [System.Collections.ArrayList]::new()",
-         pattern=r"::new\s*\("),
-    Rule("in-operator", "-in / -notin", "PowerShell 3.0", "if ($a -in $b) { }", pattern=r"(?<![\w-])-(not)?in\b"),
-    Rule("shift-operator", "-shl / -shr", "PowerShell 3.0", "$x = 1 -shl 4", pattern=r"(?<![\w-])-sh[lr]\b"),
-    Rule("class", "class / enum definitions", "PowerShell 5.0", "enum Color { Red }",
-         pattern=r"(?im)^\s*(class|enum)\s+\w+\s*\{"),
-    Rule("using", "using namespace / module", "PowerShell 5.0", "using namespace System.Text",
-         pattern=r"(?im)^\s*using\s+(namespace|module|assembly)\b"),
-    Rule("foreach-method", ".ForEach( / .Where( collection methods", "PowerShell 4.0", "$l.ForEach({ $_ })",
-         pattern=r"\.(ForEach|Where)\s*\("),
-    Rule("psitem", "$PSItem", "PowerShell 3.0", "$x | ForEach-Object { $PSItem }", pattern=r"\$PSItem\b"),
-    Rule("erroraction-ignore", "-ErrorAction Ignore", "PowerShell 3.0", "Get-Item x -ErrorAction Ignore",
-         pattern=r"-ErrorAction\s+['\"]?Ignore\b|-ea\s+['\"]?Ignore\b"),
-    Rule("pscustomobject", "[pscustomobject]", "PowerShell 3.0", "$o = [pscustomobject]@{ a = 1 }",
-         pattern=r"\[pscustomobject\]"),
-    Rule("json-cmdlets", "ConvertTo-Json / ConvertFrom-Json", "PowerShell 3.0", "$t = $o | ConvertTo-Json",
-         pattern=r"\b(ConvertTo|ConvertFrom)-Json\b"),
-    Rule("cim-cmdlets", "*-Cim* cmdlets", "PowerShell 3.0", "Get-CimInstance Win32_Service",
-         pattern=r"\b\w+-Cim\w+\b"),
-    Rule("web-cmdlets", "Invoke-WebRequest / Invoke-RestMethod", "PowerShell 3.0", "Invoke-RestMethod http://x",
-         pattern=r"\bInvoke-(WebRequest|RestMethod)\b"),
-    # .NET members newer than the .NET Framework 2.0 PowerShell 2.0 runs on
-    Rule("isnullorwhitespace", "String.IsNullOrWhiteSpace", ".NET 4.0", "[string]::IsNullOrWhiteSpace($s)",
-         pattern=r"IsNullOrWhiteSpace\b"),
-    Rule("hasflag", "Enum.HasFlag", ".NET 4.0", "$e.HasFlag([IO.FileAttributes]::Hidden)", pattern=r"\.HasFlag\s*\("),
-    Rule("stringbuilder-clear", "StringBuilder.Clear", ".NET 4.0",
-         "$sb = New-Object System.Text.StringBuilder\n[void]$sb.Clear()",
-         pattern=r"(?s)(\$\w+)\s*=\s*New-Object\s+(System\.)?Text\.StringBuilder\b.*\1\.Clear\s*\("),
-    Rule("string-join-enumerable", "String.Join over a collection (the IEnumerable overload)", ".NET 4.0",
-         "[string]::Join(',', $list)", pattern=r"\[string\]::Join\s*\(\s*[^,]+,(?!\s*\[string\[\]\])"),
-    Rule("tuple", "System.Tuple", ".NET 4.0", "$t = [Tuple]::Create(1, 2)", pattern=r"\bTuple\b"),
-    Rule("task", "System.Threading.Tasks", ".NET 4.0", "[System.Threading.Tasks.Task]::Run($a)",
-         pattern=r"Threading\.Tasks\b|\[Task\]"),
-    Rule("enum-tryparse", "Enum.TryParse", ".NET 4.0", "[Enum]::TryParse('Red', [ref]$c)",
-         pattern=r"\[(System\.)?Enum\]::TryParse\b"),
-    # pitfalls on 2.0
-    Rule("return-array", "return $array without the comma", "about_Return: the array is unrolled into the "
-         "pipeline (an empty one becomes $null, one element becomes that element)",
-         "function F { $l = New-Object System.Collections.ArrayList\n return $l.ToArray() }",
-         kind="tree", check=_return_array_unrolled),
-    Rule("null-right", "$null on the right of a comparison", "with an array on the left, -eq filters the array "
-         "instead of testing it", "if ($x -eq $null) { }", kind="tree", check=_null_on_the_right),
-    Rule("bare-output", "a statement of the runner or its library that writes to the pipeline",
-         "it reaches stdout beside the JSON answer", "$x = 1\n$x\n", kind="tree", check=_bare_output,
-         scope=SCRIPT_LEVEL),
-    Rule("unvoided-method", "a .NET method whose value is not discarded ([void] / $null =)",
-         "ArrayList.Add, StringBuilder.Append, ... return a value that joins the function's output",
-         "$l.Add(1)", kind="tree", check=_unvoided_method),
-    Rule("hashtable-keys", ".Keys / .Values of a hashtable (use .PSBase.Keys)",
-         "a hashtable built from data may hold a key named 'Keys': $h.Keys is then that value",
-         "foreach ($k in $h.Keys) { }", pattern=r"(?<!\.psbase)\.(Keys|Values)\b"),
-    # C# inside Add-Type: the .NET 2.0 compiler (C# 2.0)
-    Rule("cs-var", "var", "C# 3.0", "Add-Type -TypeDefinition 'class A { void F() { var x = 1; } }'",
-         kind="csharp", pattern=r"\bvar\s+\w+\s*="),
-    Rule("cs-lambda", "=> (lambdas, expression bodies)", "C# 3.0 / 6.0",
-         "Add-Type -TypeDefinition 'class A { int F() => 1; }'", kind="csharp", pattern=r"=>"),
-    Rule("cs-auto-property", "auto-properties { get; set; }", "C# 3.0",
-         "Add-Type -TypeDefinition 'public class A { public int X { get; set; } }'", kind="csharp",
-         pattern=r"\{\s*(public\s+|private\s+)?get\s*;\s*(public\s+|private\s+)?set\s*;\s*\}"),
-    Rule("cs-linq", "LINQ (System.Linq, query expressions)", "C# 3.0 / .NET 3.5",
-         "Add-Type -TypeDefinition 'using System.Linq; class A { }'", kind="csharp",
-         pattern=r"System\.Linq|\bfrom\s+\w+\s+in\s+.+\bselect\b"),
-    Rule("cs-initialiser", "object / collection initialisers", "C# 3.0",
-         "Add-Type -TypeDefinition 'class A { object F() { return new B { X = 1 }; } }'", kind="csharp",
-         pattern=r"\bnew\s+[\w.<>]+\s*(\(\s*[^()]*\))?\s*\{\s*\w+\s*="),
-]
+# -- the table (ps2_rules.yml) ---------------------------------------------------------------------
+CHECKS = {"return_array_unrolled": _return_array_unrolled, "null_on_the_right": _null_on_the_right,
+          "bare_output": _bare_output, "unvoided_method": _unvoided_method}
+
+
+def load_rules(path=os.path.join(os.path.dirname(os.path.abspath(__file__)), "ps2_rules.yml")):
+    with open(path, encoding="utf-8") as handle:
+        rows = yaml.safe_load(handle)
+    return [Rule(row["id"], row["what"], row["why"], row["example"], row.get("kind", "code"), row.get("pattern"),
+                 CHECKS[row["check"]] if row.get("check") else None, tuple(row.get("scope") or ()))
+            for row in rows]
+
+
+RULES = load_rules()
 
 
 def findings(source: bytes, name: str = "script.ps1", rules=RULES):

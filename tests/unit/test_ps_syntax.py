@@ -35,6 +35,12 @@ def test_ps2_compatible(path):
         assert findings(handle.read(), os.path.basename(path)) == []
 
 
+def test_rule_table_covers_the_2_0_checklist():
+    ids = [r.id for r in RULES]
+    assert len(set(ids)) == len(ids)
+    assert {r.kind for r in RULES} == {"code", "csharp", "tree"} and len(RULES) >= 30
+
+
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
 def test_each_rule_has_a_failing_example(rule):
     name = rule.scope[0] if rule.scope else "example.ps1"
