@@ -7,6 +7,10 @@
 #         classes - objectClass names to match (optional; any class when empty)
 #         attributes - attribute names to read. X.400 link attributes are operational: they are
 #                   only returned when named here, so the list is always explicit.
+#         page_size - entries per page (optional; 0 = unpaged). A directory caps an unpaged search
+#                   at its size limit, and DirectorySearcher then simply ends the list (its enumerator
+#                   takes ADSI's "size limit exceeded" for the last row): a short list, no error. A
+#                   paged search (the paged-results control) returns every entry.
 #         resolve - an octet-string attribute holding a host name or address as ASCII (the Stack
 #                   address, N-Address); optional. Each entry's value that is not an IP literal is
 #                   resolved with THIS Windows host's resolver ([System.Net.Dns]::GetHostAddresses:
@@ -23,6 +27,7 @@ $scopeName = [string](Get-XconParam $Params 'scope' 'subtree')
 $classes = @(Get-XconParam $Params 'classes' @())
 $attributes = @(Get-XconParam $Params 'attributes' @())
 $resolve = [string](Get-XconParam $Params 'resolve' '')
+$pageSize = [int](Get-XconParam $Params 'page_size' 0)
 
 $scopes = @{ base = 'Base'; onelevel = 'OneLevel'; subtree = 'Subtree' }
 if (-not $scopes.ContainsKey($scopeName)) {
@@ -51,6 +56,7 @@ if ($classes.Length -gt 0) {
 $searcher = New-Object System.DirectoryServices.DirectorySearcher (Get-XconEntry $server $base)
 $searcher.SearchScope = [System.DirectoryServices.SearchScope]$scopes[$scopeName]
 $searcher.Filter = $filter
+if ($pageSize -gt 0) { $searcher.PageSize = $pageSize }
 [void]$searcher.PropertiesToLoad.Add('objectClass')
 foreach ($name in $attributes) { [void]$searcher.PropertiesToLoad.Add([string]$name) }
 

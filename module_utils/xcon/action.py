@@ -169,6 +169,11 @@ class XconAction(ActionBase):
         """The Exchange organisation the inventory names (option, else xcon_organization), or None."""
         return args.get("organization") or self.host_var(task_vars, "xcon_organization") or None
 
+    def site(self, args, task_vars):
+        """The server's Exchange site (host variable xcon_site), or None: connector searches then
+        read only that site's Connections container."""
+        return self.host_var(task_vars, "xcon_site") or None
+
     def server_name(self, args, task_vars):
         return args.get("server") or self.host_var(task_vars, "xcon_server_name") or task_vars.get("inventory_hostname")
 

@@ -70,19 +70,27 @@ def _with_port(params, ldap_port):
 
 
 def connector_search_op(server, profile, with_secrets=False, with_rights=False, op_id="connectors",
-                        ldap_port=None, organization=None, resolve=True):
-    """Read every connector of the site. With `organization` the search starts at o=ORG (never in
-    another tree); with `resolve`, host-name Stack addresses are resolved on the Windows host."""
+                        ldap_port=None, organization=None, resolve=True, site=None):
+    """Read every connector of the site. With `organization` and `site` the search reads that site's
+    Connections container only (one level); with `organization` alone it starts at o=ORG (never in
+    another tree). It is always paged (a directory that caps a search would otherwise give a short
+    list: search_capped); with `resolve`, host-name Stack addresses are resolved on the Windows host."""
     attributes = list(read_attributes(profile, with_secrets=with_secrets))
     if with_rights:
         attributes.append(rights_attribute(profile))
+    on_55 = organization and profile["version"] == "5.5"
     params = {
         "server": server,
-        "base": f"o={xconn.escape_rdn_value(organization)}" if organization and profile["version"] == "5.5" else "",
+        "base": f"o={xconn.escape_rdn_value(organization)}" if on_55 else "",
         "scope": "subtree",
         "classes": [link_class(profile)],
         "attributes": attributes,
+        "page_size": profile["assumptions"]["ldap_size_limit"],
     }
+    if on_55 and site:
+        params["base"] = profile["dn"]["connections"].format(site=xconn.escape_rdn_value(site),
+                                                             org=xconn.escape_rdn_value(organization))
+        params["scope"] = "onelevel"
     if resolve:
         params["resolve"] = xprofile.attribute(profile, "stack_address")
     return {"id": op_id, "op": "dir_search", "params": _with_port(params, ldap_port)}
@@ -137,6 +145,23 @@ def loaded_result(op_id, saved):
                          hresult=error.get("hresult"), message=error.get("message"), skipped=bool(error.get("skipped")))
 
 
+SEARCH_CAPPED = "XCON-SEARCH-CAPPED"
+
+
+def search_capped(result, profile):
+    """Why a dir_search answer may be short (the directory cut it at its size limit), or None.
+    .NET's DirectorySearcher ends a capped search without an error (its enumerator takes ADSI's
+    0x80072023 for the last row), so an answer with exactly as many entries as the limit is never
+    taken as complete."""
+    limit = profile["assumptions"]["ldap_size_limit"]
+    entries = ((result.data or {}).get("entries") or []) if result is not None and result.ok else []
+    if not limit or len(entries) != limit:
+        return None
+    return (f"the connector search returned exactly {limit} entries, the directory's limit for one search "
+            "(ldap_size_limit, an assumption): the list may have been cut short, so it is not read as complete. "
+            "Raise the directory's search limit, or override ldap_size_limit with the real one")
+
+
 def directory_problem(result, organization=None, ldap_port=None, server=""):
     """None when the RootDSE read is that of the Exchange 5.5 directory of `organization` (any
     organisation when None); else the reason it is not (Active Directory, or no o=ORG context)."""
@@ -167,13 +192,13 @@ def evidence_ops(server, profile, window_minutes=xev.DEFAULT_WINDOW_MINUTES):
 
 
 def audit_ops(server, profile, ldap_port=None, organization=None, check_write_access=True,
-              evidence_window_minutes=xev.DEFAULT_WINDOW_MINUTES):
+              evidence_window_minutes=xev.DEFAULT_WINDOW_MINUTES, site=None):
     """The audit's one command for `server`: the directory's RootDSE first (is it the Exchange 5.5
     directory of the organisation?), the connectors, the MTA evidence, then the MTA's TCP port
     (last, and not fatal: a registry that cannot be read leaves the port unknown, 102 assumed)."""
     ops = [directory_root_op(server, ldap_port),
            connector_search_op(server, profile, with_secrets=False, with_rights=check_write_access,
-                               ldap_port=ldap_port, organization=organization)]
+                               ldap_port=ldap_port, organization=organization, site=site)]
     if evidence_window_minutes:
         ops += evidence_ops(server, profile, evidence_window_minutes)
     ops.append(mta_port_op(server))

@@ -78,6 +78,7 @@ CONTRACT = (
     # controller, Q224447) and the organisation whose o= naming context it must serve.
     Var("xcon_ldap_port", "int", "390", 1, 65535, what="TCP port of the Exchange directory (LDAP)"),
     Var("xcon_organization", "name", "CONTOSO"),
+    Var("xcon_site", "name", "INSIDE"),     # per server: its site (connector searches read its Connections)
     # Run ids: each names a directory under the reports directory, so none may leave it.
     Var("xcon_run_id_requested", "run_id", "20260105T090000Z-abc123"),
     Var("xcon_run_id", "run_id", "20260105T090000Z-abc123"),
@@ -199,7 +200,7 @@ def check(var, value, root=None):
     if var.kind == "name":
         if value == "":
             return None  # empty: <inside connector>-REVERSE
-        what = "organisation name" if var.name == "xcon_organization" else "reverse connector name"
+        what = {"xcon_organization": "organisation name", "xcon_site": "site name"}.get(var.name, "reverse connector name")
         problem = name_problem(value, what)
         return f"{problem}; choose another name" if problem else None
     if var.kind == "run_id":

@@ -34,6 +34,7 @@ ASSUMPTIONS = {
     "changes_apply_live": False,
     "connected_domains_separator": "\u00a7",
     "rights_attribute": "allowedAttributesEffective",
+    "ldap_size_limit": 100,
 }
 
 ASSUMPTION_NOTES = {
@@ -51,6 +52,9 @@ ASSUMPTION_NOTES = {
     "rights_attribute": "Constructed attribute read to learn whether the account may modify a connector "
     "(allowedAttributesEffective, as Active Directory serves it; that the 5.5 directory serves it is "
     "UNCONFIRMED). When no entry returns it, write access is reported unknown, not denied.",
+    "ldap_size_limit": "The most entries the Exchange directory returns for one search that it does not page "
+    "(UNCONFIRMED, 100 taken as the default). Searches are paged with this page size; an answer with exactly "
+    "this many entries may have been cut at the limit and is refused (XCON-SEARCH-CAPPED), never read as complete.",
 }
 
 SCHEDULE_STYLES = {0: "never", 1: "selected", 2: "always", 3: "remote"}

@@ -59,3 +59,24 @@ def test_compensating_restart_brings_back_what_ran_and_says_what_timed_out():
     scm, _ = manager(imc_stop=45, mta_stop=45)
     done = restart_compensating(scm, "MSExchangeMTA", 60)
     assert done["timed_out"] == ["MSExchangeMTA"] and done["restarted"] and done["not_running"] == []
+
+
+def test_an_unpaged_search_is_cut_at_the_size_limit_without_an_error():
+    # .NET's SearchResultCollection enumerator takes ADSI's 0x80072023 (size limit exceeded) for the
+    # end of the rows: a short list; with PageSize (the paged-results control) every entry comes back.
+    import os
+
+    import yaml
+
+    from xconlab_lab.model import Lab
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "lab", "topologies", "kb.yml"), encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    data["servers"]["EXIN"]["ldap_size_limit"] = 3
+    data["servers"]["EXIN"]["connectors"] += [dict(data["servers"]["EXIN"]["connectors"][0], name=f"EXTRA-{i}")
+                                              for i in range(4)]
+    lab = Lab.from_dict(data)
+    search = {"server": "EXIN", "base": "cn=Connections,cn=Configuration,ou=INSIDE,o=CONTOSO", "scope": "onelevel",
+              "classes": ["RFC1006-X400-Link"], "attributes": ["rdn"]}
+    assert len(lab.execute_op("EXIN", "CONTOSO\\xcon", "dir_search", search)["entries"]) == 3
+    assert len(lab.execute_op("EXIN", "CONTOSO\\xcon", "dir_search", dict(search, page_size=2))["entries"]) == 5

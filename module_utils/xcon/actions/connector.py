@@ -49,10 +49,14 @@ class ActionModule(XconAction):
         ldap_port, organization = self.ldap_port(args, task_vars), self.organization(args, task_vars)
         read = gather.run(client, [gather.directory_root_op(server, ldap_port),
                                    gather.connector_search_op(server, profile, with_secrets=bool(args.get("clone_from")),
-                                                              ldap_port=ldap_port, organization=organization, resolve=False)])
+                                                              ldap_port=ldap_port, organization=organization, resolve=False,
+                                                              site=self.site(args, task_vars))])
         wrong = gather.directory_problem(read.get("directory"), organization, ldap_port, server)
         if wrong:
             raise AnsibleActionFail(f"{gather.WRONG_DIRECTORY}: {server}: {wrong}; nothing was changed")
+        capped = gather.search_capped(read.get("connectors"), profile)
+        if capped:   # a connector missing from a short list would be created a second time
+            raise AnsibleActionFail(f"{gather.SEARCH_CAPPED}: {server}: {capped}; nothing was changed")
         read = raise_first_failure(read)
         entries = read["connectors"].data.get("entries", [])
         by_name = {xconn.decode_connector(e, server, profile)["name"].lower(): e for e in entries}

@@ -21,7 +21,7 @@ class ActionModule(XconAction):
         profile = gather.get_profile(args["exchange_version"])
         ldap_port, organization = self.ldap_port(args, task_vars), self.organization(args, task_vars)
         ops = gather.audit_ops(server, profile, ldap_port, organization, args["check_write_access"],
-                               args.get("evidence_window_minutes"))
+                               args.get("evidence_window_minutes"), site=self.site(args, task_vars))
         result = {"server": server, "winrm_commands": 0, "ldap_port": ldap_port}
         client = None
         try:
@@ -29,9 +29,13 @@ class ActionModule(XconAction):
             result["winrm_commands"] = 1
             results = gather.run(client, ops)
             wrong = gather.directory_problem(results.get("directory"), organization, ldap_port, server)
+            code = gather.WRONG_DIRECTORY
+            if not wrong:
+                wrong, code = gather.search_capped(results.get("connectors"), profile), gather.SEARCH_CAPPED
             if wrong:
-                # Never "no connectors found": the link is unknown, and the report says why.
-                result["xcon_error"] = {"code": gather.WRONG_DIRECTORY, "reason": wrong}
+                # Never "no connectors found", nor a list that may be short: the link is unknown,
+                # and the report says why.
+                result["xcon_error"] = {"code": code, "reason": wrong}
                 if args["fail_on_error"]:
                     from ansible.errors import AnsibleActionFail
 

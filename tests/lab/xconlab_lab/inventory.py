@@ -115,6 +115,7 @@ def build_inventory(topology: Mapping[str, Any], endpoints: List[Mapping[str, An
             host.update(connection_vars(by_name[reach], ca_path))
         host.update({
             "xcon_server_name": name,
+            "xcon_site": server.get("site"),
             "xcon_server_address": server.get("address"),
             "xcon_server_fqdn": server.get("fqdn"),
             "xcon_exchange_version": str(server.get("exchange", "5.5")),

@@ -92,6 +92,12 @@ class OpsMixin:
                 raise _op_error("NoSuchObject", f"There is no such object on the server: '{base}'.")
             return {"entries": []}
         entries = directory.search(base, scope, classes, self._param(params, "attributes", list, False, []), rights)
+        if self._param(params, "page_size", int, False, 0) <= 0:
+            # An unpaged search: the directory sends its first ldap_size_limit entries and
+            # sizeLimitExceeded, and .NET's SearchResultCollection enumerator takes ADSI's 0x80072023
+            # for the last row: the op answers a shorter list, no error. A paged search (the
+            # paged-results control, PageSize) returns every entry.
+            entries = entries[:server.spec.get("ldap_size_limit", 100)]
         resolve = self._param(params, "resolve", str, False, "")
         if resolve:
             for entry in entries:

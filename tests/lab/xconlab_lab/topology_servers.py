@@ -97,14 +97,16 @@ def _server(c: _Checker, name: str, value: Any, servers: Mapping, managers: Mapp
     return out
 
 
-WINDOWS_KEYS = ("services", "mta_stop_seconds")
+WINDOWS_KEYS = ("services", "mta_stop_seconds", "ldap_size_limit")
 EXCHANGE_SERVICES = (MTA_SERVICE,) + OTHER_SERVICES
 
 
 def _windows_keys(c: _Checker, key: str, s: Mapping) -> Dict[str, Any]:
-    """Windows-side behaviour: services beside the MTA (with their dependencies and stop times) and
-    how long the MTA takes to stop."""
-    out: Dict[str, Any] = {"mta_stop_seconds": c.number(s.get("mta_stop_seconds", 5), f"{key}.mta_stop_seconds")}
+    """Windows-side behaviour: services beside the MTA (with their dependencies and stop times), how
+    long the MTA takes to stop, and the most entries the directory returns for an unpaged search."""
+    out: Dict[str, Any] = {"mta_stop_seconds": c.number(s.get("mta_stop_seconds", 5), f"{key}.mta_stop_seconds"),
+                           "ldap_size_limit": c.integer(s.get("ldap_size_limit", 100), f"{key}.ldap_size_limit",
+                                                        1, 10_000_000)}
     services = s.get("services") or []
     if not isinstance(services, list):
         c.fail(f"{key}.services", "a list of {name, depends_on, stop_seconds, running}", services)
