@@ -16,6 +16,8 @@ DOCUMENTATION = """
           its origin, result dump), -vvv the traceback.
         - Diffs (--diff) and the recap print as with the default callback. With -v or more, everything the
           default callback prints is printed.
+        - Text in results (connector names, messages from servers) is printed inert - terminal control and
+          bidirectional formatting characters as escapes (e.g. \\x1b, \\u202e), never obeyed.
     extends_documentation_fragment:
       - default_callback
       - result_format_callback
@@ -23,13 +25,18 @@ DOCUMENTATION = """
       - set as stdout in configuration (ansible.cfg stdout_callback = xcon)
 """
 
+import os
 import shutil
+import sys
 import textwrap
 
 from ansible import constants as C
 from ansible import context
 from ansible.plugins.callback.default import CallbackModule as DefaultCallback
 from ansible.playbook.task_include import TaskInclude
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils"))
+from xcon.mask import inert_all  # noqa: E402
 
 ARGSPEC_PREFIX = "Validating arguments against arg spec"
 # how ansible-core words a module or action that crashed instead of failing with a reason
@@ -49,6 +56,20 @@ def wrap(text, indent="    "):
         out.extend(textwrap.wrap(line, width=_width(), initial_indent="", subsequent_indent=lead + indent,
                                  break_long_words=False, break_on_hyphens=False) or [""])
     return "\n".join(out)
+
+
+def _inert(method):
+    """Run the handler on the result with every string in it made inert (xcon.mask.inert): a connector
+    named "\\x1b[2J\\x1b[32mALL OK" must not clear the operator's screen and draw green text."""
+    def handler(self, result, *args, **kwargs):
+        res = result.result
+        if isinstance(res, dict):
+            clean = inert_all(res)
+            res.clear()
+            res.update(clean)
+        return method(self, result, *args, **kwargs)
+    handler.__name__, handler.__doc__ = method.__name__, method.__doc__
+    return handler
 
 
 class CallbackModule(DefaultCallback):
@@ -106,6 +127,7 @@ class CallbackModule(DefaultCallback):
         name = task.get_name().strip()
         return name.split(" : ", 1)[-1]
 
+    @_inert
     def v2_runner_on_ok(self, result):
         if self._verbose():
             self._remember_report(result.result)
@@ -131,6 +153,7 @@ class CallbackModule(DefaultCallback):
         text = super()._get_diff(difflist)
         return "\n".join(line for line in text.splitlines() if line.strip())
 
+    @_inert
     def v2_on_file_diff(self, result):
         self._diffed = result.task._uuid
         return super().v2_on_file_diff(result)
@@ -139,6 +162,7 @@ class CallbackModule(DefaultCallback):
         for line in (msg if isinstance(msg, list) else [msg]):
             self._display.display(wrap(line))
 
+    @_inert
     def v2_runner_item_on_ok(self, result):
         if self._verbose():
             return super().v2_runner_item_on_ok(result)
@@ -160,6 +184,7 @@ class CallbackModule(DefaultCallback):
         if self._report:
             self._display.display(f"Report: {self._report}", color=C.COLOR_HIGHLIGHT)
 
+    @_inert
     def v2_runner_on_failed(self, result, ignore_errors=False):
         self._remember_report(result.result)
         if self._verbose():
@@ -181,6 +206,7 @@ class CallbackModule(DefaultCallback):
             self._display.display("  ...ignoring", color=C.COLOR_SKIP)
         return None
 
+    @_inert
     def v2_runner_item_on_failed(self, result):
         if self._verbose():
             return super().v2_runner_item_on_failed(result)
@@ -215,6 +241,7 @@ class CallbackModule(DefaultCallback):
         self._display.display(wrap(f"{word}: [{self.host_label(result)}] {what} ({module}): {reason}"),
                               color=C.COLOR_ERROR, stderr=self.get_option("display_failed_stderr"))
 
+    @_inert
     def v2_runner_on_unreachable(self, result):
         self._phase_line()
         if self._verbose():
@@ -223,3 +250,15 @@ class CallbackModule(DefaultCallback):
         self._display.display(wrap(f"fatal: [{self.host_label(result)}]: UNREACHABLE! {reason}"), color=C.COLOR_UNREACHABLE,
                               stderr=self.get_option("display_failed_stderr"))
         return None
+
+    @_inert
+    def v2_runner_on_skipped(self, result):
+        return super().v2_runner_on_skipped(result)
+
+    @_inert
+    def v2_runner_item_on_skipped(self, result):
+        return super().v2_runner_item_on_skipped(result)
+
+    @_inert
+    def v2_runner_retry(self, result):
+        return super().v2_runner_retry(result)

@@ -29,3 +29,32 @@ def mask(obj, secrets=()):
         for secret in secrets:
             obj = obj.replace(secret, MASK)
     return obj
+
+
+# Characters that act on a terminal or reorder text instead of being shown: the C0 controls but line
+# feed and tab (ESC starts a terminal command: "\x1b[2J" clears the screen), DEL, the C1 controls,
+# and Unicode's bidirectional formatting characters and line separators (U+202E shows what follows
+# right to left).  Text from servers (connector names, event messages, error texts) shows them as
+# escapes (\x1b, \u202e) on the console and in the HTML report, so it is seen and never obeyed.
+_ACTIVE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(match):
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def inert(text):
+    """`text` with every terminal control and bidirectional formatting character written as an escape."""
+    return _ACTIVE.sub(_shown, text)
+
+
+def inert_all(obj):
+    """A copy of `obj` (dicts, lists, tuples, strings) with every string made inert (keys included)."""
+    if isinstance(obj, str):
+        return inert(obj)
+    if isinstance(obj, dict):
+        return {inert_all(k): inert_all(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(inert_all(v) for v in obj)
+    return obj

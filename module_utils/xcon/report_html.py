@@ -12,6 +12,7 @@ import jinja2
 import markupsafe
 
 from xcon import topology as xtopology
+from xcon.mask import inert
 
 HTML_TEMPLATE = r"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -190,7 +191,13 @@ def _svg(pic, caption, uid):
     return markupsafe.Markup(xtopology.svg(pic, caption, uid))
 
 
-_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+def _finalize(value):
+    """Every value printed: text from servers made inert (xcon.mask.inert), then autoescaped."""
+    return inert(value) if isinstance(value, str) and not isinstance(value, markupsafe.Markup) else value
+
+
+_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True,
+                          finalize=_finalize)
 _ENV.filters["tojson_compact"] = _tojson_compact
 _ENV.globals["svg"] = _svg
 _TEMPLATE = _ENV.from_string(HTML_TEMPLATE)

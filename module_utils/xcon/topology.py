@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 
 from xcon import diagnose as dx
+from xcon.mask import inert
 
 OBSERVED_REFUSAL_CODES = (dx.TRANSPARENCY_REFUSAL,)
 
@@ -222,7 +223,8 @@ _COLOURS = {"working": "#2e7d32", "refused": "#c62828", "unknown": "#757575"}
 
 
 def _esc(value):
-    return (str(value if value is not None else "").replace("&", "&amp;").replace("<", "&lt;")
+    # xcon.mask.inert first: a control character is not allowed in XML and would lose the label
+    return (inert(str(value if value is not None else "")).replace("&", "&amp;").replace("<", "&lt;")
             .replace(">", "&gt;").replace('"', "&quot;"))
 
 

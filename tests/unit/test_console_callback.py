@@ -33,3 +33,23 @@ def test_a_failure_reason_is_the_failure_own_words():
     hidden = reason({"msg": "the output has been hidden due to the fact that 'no_log: true' was specified for this result",
                      "module_stderr": "password=secret", "_ansible_no_log": True})
     assert "secret" not in hidden
+
+
+def test_text_in_results_is_printed_inert():
+    """Issue 22, case 9: a connector name with terminal escapes or a right-to-left override is shown as
+    escapes, never obeyed (lists and keys too); line feeds and tabs stay."""
+    seen = []
+
+    class Result:
+        result = {"msg": ["EXIN: TO-OUTSIDE\x1b[2J\x1b[32mALL OK\tx\ny", "\u202eKO"], "key\x07": {"deep": "\x9b31m"}}
+
+    class Console(_callback().CallbackModule):
+        def __init__(self):  # no Ansible display needed
+            pass
+
+        def v2_runner_on_ok(self, result):
+            seen.append(result.result)
+
+    Console.v2_runner_on_ok = _callback()._inert(Console.v2_runner_on_ok)
+    Console().v2_runner_on_ok(Result())
+    assert seen == [{"msg": ["EXIN: TO-OUTSIDE\\x1b[2J\\x1b[32mALL OK\tx\ny", "\\u202eKO"], "key\\x07": {"deep": "\\x9b31m"}}]

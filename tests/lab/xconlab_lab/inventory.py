@@ -65,8 +65,14 @@ def connection_vars(endpoint: Mapping[str, Any], ca_path: str) -> Dict[str, Any]
     return result
 
 
+class Template(str):
+    """A value the lab itself writes as a template, for Ansible to fill in (every other string is data)."""
+
+
 def _plain(value: Any) -> Any:
     """Deep copy into plain YAML-safe types (lists, dicts, scalars)."""
+    if isinstance(value, Template):
+        return value
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -82,7 +88,7 @@ def firewall_vars(firewall: Mapping[str, Any]) -> Dict[str, Any]:
     defaults = {"product": "raptor-eagle-5", "inside": [], "outside": [], "interfaces": {},
                 "passers": [], "routed_paths": [], "client_transparency": True}
     result = {"ansible_connection": "local",
-              "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+              "ansible_python_interpreter": Template("{{ ansible_playbook_python }}"),
               "xcon_firewall_driver": "raptor"}
     for key in FIREWALL_FACTS:
         value = facts.get(key)
@@ -145,15 +151,31 @@ def build_inventory(topology: Mapping[str, Any], endpoints: List[Mapping[str, An
     return {"all": {"vars": all_vars, "children": children}}
 
 
+class _DataDumper(yaml.SafeDumper):
+    """YAML whose strings stay data: a string that holds a Jinja delimiter (every one starts with '{')
+    is tagged ``!unsafe``, which Ansible never templates, unless the lab wrote it as a Template.  Names and messages come from the topology,
+    and an organisation named ``{{ lookup('pipe', ...) }}`` must not run a command during an audit."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    if "{" in value:
+        return dumper.represent_scalar("!unsafe", value, style='"')
+    return dumper.represent_str(value)
+
+
+_DataDumper.add_representer(str, _represent_str)
+_DataDumper.add_representer(Template, yaml.SafeDumper.represent_str)
+
+
 def write_inventory(path: str, inventory: Mapping[str, Any]) -> str:
-    """Write the inventory YAML atomically (mode 0600: it holds the lab's passwords)."""
+    """Write the inventory YAML atomically (mode 0600: it holds the lab's passwords), as data."""
     path = os.path.abspath(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp.{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(HEADER)
-        yaml.dump(_plain(inventory), handle, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+        yaml.dump(_plain(inventory), handle, Dumper=_DataDumper,
                   sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
     os.replace(tmp, path)
     return path
