@@ -70,8 +70,19 @@ options:
     description: Re-analyse the raw answers saved by an earlier run in this directory instead of hostvars.
     type: path
   state_dir:
-    description: The toolkit's state directory; servers with a pending MTA restart marker there become targets.
+    description:
+      - The toolkit's state directory; servers with a pending MTA restart marker there become targets.
+      - Its C(transactions.json) holds the links' open transactions; a changing run records one for
+        every link it is about to change, before the first change.
     type: path
+  open_transactions:
+    description:
+      - What to do first with a link whose transaction an earlier run left open, whatever I(workaround) says.
+      - C(finish) runs its recorded steps again (steps already done are found done); C(rollback) undoes
+        every step it may have applied. With I(workaround=none) nothing is changed.
+    type: str
+    choices: [finish, rollback]
+    default: finish
 notes:
   - Check mode - supported; it only writes the report.
 """

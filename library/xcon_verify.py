@@ -10,10 +10,16 @@ DOCUMENTATION = r"""
 module: xcon_verify
 short_description: Verify by observation that mail flows again on the changed links
 description:
-  - For every link with applied changes, observes both servers (one WinRM command per server per poll)
-    until the outside server's queue for the link is empty and no new 1290/289/1294 or 1293 has
-    appeared since the change (after O(settle_minutes)), or O(timeout_minutes) pass. Progress is printed
-    at every poll.
+  - For every link this run changed (or finished, an open transaction), observes both servers (one
+    WinRM command per server per poll). A link passes when the outside server's queue for the link is
+    empty, no 1290/289/1294 or 1293 has appeared on either server since the last change (after
+    O(settle_minutes), 0 by default), both MTA services run, and the link's own window has passed (at
+    least two of the slower side's open intervals (each link's C(verify_window) from xcon_diagnose, read
+    from the connectors' Open-Retry-Interval)), so that a window between two bursts of refusals cannot pass.
+    It fails at O(timeout_minutes) (never before the window). Progress is printed at every poll.
+  - A link with an MTA restart pending on its servers (a restart marker in O(state_dir)) is not observed
+    (C(pending)) because its changes are not active.
+  - A link that no change addressed is not verified.
   - With O(lab_control) (the emulated lab) the waiting advances the lab's emulated clock instead of
     sleeping.
 version_added: "0.1.0"
@@ -38,15 +44,15 @@ options:
     type: int
     default: 5
   settle_minutes:
-    description: Minutes after the change during which refusals still in flight are ignored.
+    description: Minutes after the change during which refusals still in flight are ignored (0 - every refusal after the last change counts).
     type: int
-    default: 2
+    default: 0
   lab_control:
     description: The lab's control command; when set, waiting advances emulated time.
     type: str
     default: ""
   state_dir:
-    description: The toolkit's state directory; the servers' clock times of a passed verification are recorded there (evidence baselines for later audits).
+    description: The toolkit's state directory, where the MTA restart markers are (a pending restart makes a link C(pending)).
     type: path
 notes:
   - Check mode - not run (verification C(not_run)).

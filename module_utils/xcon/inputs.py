@@ -57,6 +57,7 @@ class Var:
 # unit or meaning shown in the message.
 CONTRACT = (
     Var("xcon_workaround", "choice", "auto", choices=WORKAROUNDS),
+    Var("xcon_open_transactions", "choice", "finish", choices=("finish", "rollback")),
     Var("xcon_transparency_off_acknowledged", "bool", "true"),
     Var("xcon_firewall_change_confirmed", "bool", "true"),
     Var("xcon_allow_mta_restart", "bool", "false"),
@@ -64,7 +65,7 @@ CONTRACT = (
     Var("xcon_state_dir", "dir", "reports/state"),
     Var("xcon_verify_timeout_minutes", "int", "60", 1, MINUTES_PER_WEEK, what="minutes to wait for the queues to drain"),
     Var("xcon_verify_poll_minutes", "int", "5", 1, 24 * 60, what="minutes between two observations"),
-    Var("xcon_verify_settle_minutes", "int", "2", 0, 24 * 60, what="minutes after the change before refusals count"),
+    Var("xcon_verify_settle_minutes", "int", "0", 0, 24 * 60, what="minutes after the change before refusals count"),
     Var("xcon_queue_threshold", "int", "10", 0, 10 ** 9, what="queued messages that count as a backlog"),
     Var("xcon_evidence_window_minutes", "int", "120", 1, MINUTES_PER_YEAR, what="minutes of MTA events that count as evidence"),
     Var("xcon_reverse_connector_name", "name", "TO-OUTSIDE-REVERSE"),

@@ -35,6 +35,9 @@ ASSUMPTIONS = {
     "connected_domains_separator": "\u00a7",
     "rights_attribute": "allowedAttributesEffective",
     "ldap_size_limit": 100,
+    "open_retry_attribute": "Open-Retry-Interval",
+    "open_retry_default_seconds": 600,
+    "verify_open_retries": 2,
 }
 
 ASSUMPTION_NOTES = {
@@ -55,6 +58,14 @@ ASSUMPTION_NOTES = {
     "ldap_size_limit": "The most entries the Exchange directory returns for one search that it does not page "
     "(UNCONFIRMED, 100 taken as the default). Searches are paged with this page size; an answer with exactly "
     "this many entries may have been cut at the limit and is refused (XCON-SEARCH-CAPPED), never read as complete.",
+    "open_retry_attribute": "The directory attribute behind the Override page's 'Open interval (sec)' (Q234157: the "
+    "time an MTA waits before it reopens a connection after an error): Open-Retry-Interval, in seconds "
+    "(the name is the schema's; that it holds that field, in seconds, is UNCONFIRMED).",
+    "open_retry_default_seconds": "The open interval an MTA uses when the connector sets none (absent or 0): 600 s, "
+    "the Override page's default (Q234157, written for 4.0/5.0; the same on 5.5 is UNCONFIRMED).",
+    "verify_open_retries": "How many of the slower side's open intervals a verification watches at least: a refused "
+    "caller retries once per interval, so a shorter window can fall between two bursts of refusals (2, the "
+    "project's choice).",
 }
 
 SCHEDULE_STYLES = {0: "never", 1: "selected", 2: "always", 3: "remote"}

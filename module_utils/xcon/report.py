@@ -21,7 +21,7 @@ from xcon import state as xstate
 from xcon import topology as xtopology
 
 # docs/contracts/report.schema.json: minor grows with each compatible extension.
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 # Tests set this to the schema's path: every report written is then validated before it is written
 # (tests/conftest.py), so no report the suite produces can drift from the shipped schema.
 SCHEMA_ENV = "XCON_REPORT_SCHEMA"
@@ -84,14 +84,17 @@ def _normalize_link(link, check_mode):
 
 
 def status_after(link, check_mode):
-    """The link's status after this run's changes: ``None`` under --check (nothing ran); ``ok`` when
-    verification passed, ``error`` when it failed; ``unknown`` when a change was made but not
+    """The link's status after this run's changes: ``None`` under --check (nothing ran); ``pending``
+    when an MTA restart its changes need is pending; ``ok`` when verification passed and the link's
+    transaction closed, ``error`` when it failed; ``unknown`` when a change was made but not
     verified; else the status as found (nothing was changed on the link)."""
     if check_mode:
         return None
+    if link.get("mta_restart") == "pending" and link.get("changes"):
+        return "pending"  # the changes are not active yet: nothing is proven
     state = (link.get("verification") or {}).get("state")
     if state == "passed":
-        return "ok"
+        return "unknown" if (link.get("transaction") or {}).get("open") else "ok"
     if state == "failed":
         return "error"
     if any(c.get("applied") for c in link.get("changes") or []):
@@ -124,7 +127,9 @@ def _summary(links, hosts_scanned, hosts_failed):
         final = link.get("status_after") or link["status"]
         after[final] = after.get(final, 0) + 1
     return {
-        "links_by_status_after": after, "worst_status_after": _at_least_unknown(next((s for s in STATUSES if after.get(s)), "ok"), links, hosts_failed),
+        # a pending link is not proven: it counts as unknown for the worst status
+        "links_by_status_after": after, "worst_status_after": _at_least_unknown(
+            next((s for s in STATUSES if after.get(s) or (s == "unknown" and after.get("pending"))), "ok"), links, hosts_failed),
         "links_total": len(links), "links_by_status": by_status, "worst_status": worst,
         "findings_by_severity": by_severity, "findings_by_code": dict(sorted(by_code.items())),
         "changes_planned": len(changes), "changes_applied": sum(1 for c in changes if c.get("applied")),

@@ -90,6 +90,7 @@ DIAGNOSE = {
     "run_dir": {"type": "path", "required": True},
     "saved_run_dir": {"type": "path"},
     "state_dir": {"type": "path"},
+    "open_transactions": {"type": "str", "default": "finish", "choices": ["finish", "rollback"]},
 }
 
 VERIFY = {
@@ -97,7 +98,7 @@ VERIFY = {
     "plan": {"type": "list", "elements": "dict", "default": []},
     "timeout_minutes": {"type": "int", "default": 60},
     "poll_minutes": {"type": "int", "default": 5},
-    "settle_minutes": {"type": "int", "default": 2},
+    "settle_minutes": {"type": "int", "default": 0},
     "lab_control": {"type": "str", "default": ""},
     "state_dir": {"type": "path"},
 }

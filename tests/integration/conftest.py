@@ -32,9 +32,10 @@ class Lab:
             raise AssertionError(f"xconlab {' '.join(args)} failed: {proc.stderr}{proc.stdout}")
         return proc
 
-    def up(self, topology):
+    def up(self, topology, time_scale=None):
+        """Start the lab; `time_scale` 0 freezes its clock (only `advance` and the runs move it)."""
         path = topology if os.path.isabs(topology) else os.path.join(TOPOLOGIES, topology)
-        self.ctl("up", path, "--inventory", self.inventory)
+        self.ctl("up", path, "--inventory", self.inventory, *(("--time-scale", str(time_scale)) if time_scale is not None else ()))
 
     def down(self):
         self.ctl("down", check=False)

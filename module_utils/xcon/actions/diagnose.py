@@ -15,6 +15,7 @@ from ansible.errors import AnsibleActionFail
 from xcon import diagnose as xdiag
 from xcon import errors as xerr
 from xcon import firewall as fw
+from xcon import open_transactions as otx
 from xcon import plan as xplan
 from xcon import profile as xprofile
 from xcon import report as xreport
@@ -69,7 +70,16 @@ def diagnose_and_report(servers, firewalls, args, check_mode, tool_version):
         "firewall_changes_possible": args["firewall_changes_possible"],
         "transparency_off_acknowledged": args["transparency_off_acknowledged"],
     }
-    links, plan, preflight = analyse(servers, firewalls, args["workaround"], options)
+    try:
+        # Offline analysis reads a saved run: what is open now does not change what it saw.
+        records = {} if args.get("saved_run_dir") else otx.load(args.get("state_dir"))
+    except xstate.StateError as exc:
+        raise AnsibleActionFail(f"Nothing was read or changed: the record of open transactions cannot be trusted ({exc}). "
+                                "It says which links an earlier run left half-changed; restore it (or, once every link was "
+                                "checked by hand, remove it together with its .sha256) and run again.") from exc
+    links, plan, preflight = analyse(servers, firewalls, args["workaround"], options, records, args.get("open_transactions") or otx.FINISH)
+    if not check_mode and not preflight and args["workaround"] != "none" and args.get("state_dir"):
+        open_new(records, links, plan, args)
     targets = {c["target"] for c in plan}
     if args.get("state_dir"):
         # A server whose MTA restart an interrupted run left pending takes part again.
@@ -214,13 +224,24 @@ def load_saved(run_dir, host):
     return audit
 
 
-def analyse(servers, firewalls, workaround, options):
-    """Pure: diagnose every link and plan its changes.  Returns (links, plan, preflight_errors)."""
+def analyse(servers, firewalls, workaround, options, open_records=None, open_mode=otx.FINISH):
+    """Pure: diagnose every link and plan its changes.  Returns (links, plan, preflight_errors).
+
+    A link with an open transaction (`open_records`, xcon.open_transactions) gets no new plan: its
+    recorded steps are finished (or, with `open_mode` rollback, undone) first."""
     by_name = {xdiag.norm(f.get("name")): f for f in firewalls}
     links, plan, preflight = [], [], []
     for link in xdiag.diagnose(servers, firewalls, options, requested=workaround):
         firewall = by_name.get(xdiag.norm(link.get("firewall")))
         link["topology"] = {"before": xtopology.picture(link, servers, firewall)}
+        record = (open_records or {}).get(link["id"])
+        if record is not None:
+            changes, entries = otx.resume(link, record, open_mode, workaround)
+            link["changes"] = changes
+            plan += entries
+            preflight += preflight_errors(link, changes, servers, options)
+            links.append(link)
+            continue
         try:
             changes = xplan.plan_changes(link, servers, firewall, workaround, options)
         except xplan.PlanError as exc:
@@ -231,8 +252,51 @@ def analyse(servers, firewalls, workaround, options):
         plan += [to_plan_entry(link, change, index, servers) for index, change in enumerate(changes)]
         preflight += preflight_errors(link, changes, servers, options)
         links.append(link)
+    for link in links:
+        link["verify_window"] = verify_window(link, servers)
     preflight += duplicate_creates(plan)
     return links, plan, preflight
+
+
+def verify_window(link, servers):
+    """How long a verification must watch the link at least: a refused caller retries once per open
+    interval, so mail can move between two bursts of refusals; the window covers the profile's
+    number (2) of the slower side's open intervals, read from the link's connectors."""
+    seconds, basis = [], []
+    for side in ("inside", "outside"):
+        host = link[side].get("host")
+        server = servers.get(host) or next((s for s in servers.values() if s.get("inventory_host") == host), {})
+        assumptions = xprofile.get_profile(server.get("exchange_version", "5.5"))["assumptions"]
+        attribute = assumptions["open_retry_attribute"]
+        names = {xdiag.norm(link[side].get(key)) for key in ("connector", "reverse_connector")} - {""}
+        for connector in server.get("connectors") or []:
+            if xdiag.norm(connector.get("name")) not in names:
+                continue
+            attrs = connector.get("attributes") or {}
+            value = attrs.get(attribute, attrs.get(attribute[0].lower() + attribute.replace("-", "")[1:]))
+            given = isinstance(value, int) and not isinstance(value, bool) and value > 0
+            seconds.append(value if given else assumptions["open_retry_default_seconds"])
+            basis.append(f"{host} {connector.get('name')}: {seconds[-1]} s" + ("" if given else " (default)"))
+    assumptions = xprofile.get_profile("5.5")["assumptions"]
+    interval = max(seconds or [assumptions["open_retry_default_seconds"]])
+    count = assumptions["verify_open_retries"]
+    return {"minutes": -(-count * interval // 60), "open_retry_seconds": interval, "open_retries": count,
+            "basis": basis or [f"no connector read: the default open interval {interval} s"]}
+
+
+def open_new(records, links, plan, args):
+    """Record a transaction for every link this run is about to change (before the first change),
+    so that a run stopped at any point - a failure, Ctrl-C, a killed controller - is finished (or
+    rolled back) by the next one."""
+    added = False
+    for link in links:
+        entries = [e for e in plan if e["link"] == link["id"]]
+        if entries and link["id"] not in records:
+            workaround = link.get("workaround_chosen") or link.get("recommended_workaround")
+            records[link["id"]] = otx.open_record(link, entries, args["run_id"], workaround, args["transparency_off_acknowledged"])
+            added = True
+    if added:
+        otx.save(args["state_dir"], records)
 
 
 def duplicate_creates(plan):

@@ -14,6 +14,7 @@ import os
 import shlex
 
 from xcon import firewall as fw
+from xcon import open_transactions as otx
 from xcon import state as xstate
 from xcon import transaction as txn
 from xcon.action import XconAction
@@ -56,6 +57,7 @@ class ActionModule(XconAction):
         announced = set(journal.get("announced", []))
         journal.update(phase=args["phase"], links=states["links"], announced=sorted(announced | set(states["stopped"])))
         xstate.write_json_atomic(journal_path, journal)
+        note_open_transactions(args, plan, journal["outcomes"], states)
         rerun = args["rerun_command"] or rerun_command(task_vars)
         lines = [txn.stop_line(link, states["links"][link], rerun) for link in states["stopped"] if link not in announced]
         # What every host of the play gets registered: the change roles need only the stopped
@@ -115,6 +117,37 @@ class ActionModule(XconAction):
         return {"ok": False, "reason": f"the firewall change on {host} was not carried out (no operator confirmation)"}
 
 
+# The phases a gate lets start (the play after the gate before firewall_tunnel_close also closes
+# with transparency off).
+STARTS = {"firewall_tunnel_close": ("firewall_tunnel_close", "transparency_off")}
+
+
+def note_open_transactions(args, plan, outcomes, states):
+    """Keep each link's open transaction (xcon.open_transactions) up to date before the phase runs:
+    the steps done so far, and the steps about to start (a step that is sent and never answered
+    may have been applied: finishing runs it again, rollback undoes it)."""
+    records = otx.load(args["state_dir"])
+    run_id = os.path.basename(os.path.normpath(args["run_dir"]))
+    starting = STARTS.get(args["phase"], (args["phase"],))
+    touched = False
+    for link_id, record in records.items():
+        entries = [e for e in plan if e["link"] == link_id]
+        if not entries:
+            continue
+        ids = {e["id"]: e.get("undoes") for e in entries}
+        done = [i for i in ids if (outcomes.get(i) or {}).get("ok")]
+        started = [e["id"] for e in entries if e.get("phase") in starting and link_id not in states["stopped"]]
+        if any(ids.values()):
+            # a rollback: its undo steps are the plan; the record counts them under "undone"
+            record["undone"] = sorted(set(record.get("undone", [])) | {ids[i] for i in done})
+            record["runs"] = record["runs"] + ([run_id] if run_id not in record["runs"] else [])
+        else:
+            otx.note_progress(record, run_id, done, started)
+        touched = True
+    if touched:
+        otx.save(args["state_dir"], records)
+
+
 def rerun_command(task_vars):
     """The same run again: inventory, requested workaround, acknowledgement, report and state dirs."""
     words = ["ansible-playbook"]
@@ -123,6 +156,11 @@ def rerun_command(task_vars):
     words += ["fix-xcon.yml", "-e", f"xcon_workaround={shlex.quote(str(task_vars.get('xcon_workaround', 'auto')))}"]
     if str(task_vars.get("xcon_transparency_off_acknowledged", "")).lower() in ("true", "yes", "1"):
         words += ["-e", "xcon_transparency_off_acknowledged=true"]
+    if str(task_vars.get("xcon_open_transactions", "")) == otx.ROLLBACK:
+        words += ["-e", f"xcon_open_transactions={otx.ROLLBACK}"]
+    if str(task_vars.get("xcon_allow_mta_restart", "true")).lower() in ("false", "no", "off", "0"):
+        # the transaction completes only once its MTA restarts are done and verified
+        words += ["-e", "xcon_allow_mta_restart=true"]
     for name in ("xcon_report_dir", "xcon_state_dir"):
         if task_vars.get(name):
             words += ["-e", f"{name}={shlex.quote(str(task_vars[name]))}"]

@@ -6,7 +6,9 @@ import copy
 import os
 
 from xcon import firewall as fw
+from xcon import open_transactions as otx
 from xcon import report as xreport
+from xcon import state as xstate
 from xcon import transaction as txn
 from xcon.action import XconAction
 from xcon.specs import REPORT
@@ -26,6 +28,7 @@ class ActionModule(XconAction):
         restarts = self._restarts(args, task_vars)
         transaction = (args["transaction"] or {}).get("links") or {}
         failures = []
+        records = {} if check_mode else otx.load(args["state_dir"])
         for link in links:
             stopped = self._transaction(link, transaction.get(link["id"]), check_mode)
             if stopped:
@@ -47,7 +50,9 @@ class ActionModule(XconAction):
             elif stopped:
                 link["verification"] = {"state": "not_run", "details": {"reason": f"the link stopped at a change step: {stopped['reason']}"}}
             elif link["id"] in verification:
-                link["verification"] = verification[link["id"]]
+                link["verification"] = dict(verification[link["id"]])
+                if link["verification"]["state"] == "pending":  # not observed: the MTA restart is pending
+                    link["verification"]["state"] = "not_run"
             elif link.get("changes"):
                 reason = "no verification ran (a change failed first, or the run stopped)"
                 if (args["verification"] or {}).get("failed"):
@@ -61,6 +66,7 @@ class ActionModule(XconAction):
             if not check_mode and hosts & set(restarts):
                 link["mta_restarts"] = {host: restarts[host] for host in sorted(hosts & set(restarts))}
             if not check_mode:
+                failures += self._settle_transaction(link, records, pending_restart, args)
                 if link["verification"]["state"] == "passed" or stopped:
                     pass  # mail flows: the link ended ok (a stopped link's failure is said above)
                 elif link.get("changes"):
@@ -77,7 +83,9 @@ class ActionModule(XconAction):
             run_id=args["run_id"], check_mode=check_mode, workaround_requested=diagnosis.get("workaround_requested", "auto"),
             hosts_scanned=hosts_scanned, hosts_failed=hosts_failed, links=links, tool_version=args["tool_version"],
         )
-        if not check_mode and any(l.get("transaction", {}).get("state") == "stopped" for l in links):
+        if not check_mode and (records or os.path.exists(otx.path(args["state_dir"]))):
+            otx.save(args["state_dir"], records)
+        if not check_mode and any(l.get("transaction", {}).get("state") == "stopped" or l.get("transaction", {}).get("open") for l in links):
             report["rerun_command"] = args["rerun_command"]
             failures.append(f"Remove the cause, then re-run: {args['rerun_command']}")
         paths = xreport.write_report(report, os.path.dirname(args["run_dir"]))
@@ -158,11 +166,51 @@ class ActionModule(XconAction):
         return found
 
     def _pending_restarts(self, args, task_vars):
+        """Servers whose MTA restart is pending: a change made on them is not active yet (the
+        marker is removed only by a restart that was done)."""
         pending = set()
         for host in args["exchange_hosts"]:
-            if self.host_var(task_vars, "xcon_restart_pending", False, host=host):
+            if self.host_var(task_vars, "xcon_restart_pending", False, host=host) or \
+                    xstate.restart_pending(xstate.restart_marker(args["state_dir"], host)):
                 pending.add(str(self.host_var(task_vars, "xcon_server_name", host=host) or host))
         return pending
+
+    @staticmethod
+    def _settle_transaction(link, records, pending_restart, args):
+        """Close the link's open transaction when it is proven (finished: every step done, no MTA
+        restart pending, verification passed - its servers' evidence before the verification then
+        no longer counts; rolled back: every undo done), else keep it open and say why; returns the
+        run's failures for the link."""
+        record = records.get(link["id"])
+        if record is None:
+            return []
+        txn = link.setdefault("transaction", {"state": "not_run", "stopped_at": None})
+        undos = [c for c in link.get("changes") or [] if c.get("undoes")]
+        if undos:
+            if all(c.get("applied") for c in undos) and txn.get("state") == "complete":
+                del records[link["id"]]
+                txn["rolled_back"] = True
+                return [f"{link['id']}: the open transaction of run {record['opened_by']} was rolled back; the link is as it was "
+                        "before it, not fixed: run again to diagnose it afresh"]
+            txn["open"] = otx.summary(record)
+            return [f"{link['id']}: the rollback of the open transaction did not complete: {txn['open']}"]
+        hosts = sorted({link[side]["host"] for side in ("inside", "outside")} & pending_restart)
+        record["restart_pending"] = hosts
+        record["last_run"] = args["run_id"]
+        if link["verification"].get("state") == "passed" and not record["left"] and not hosts:
+            del records[link["id"]]
+            txn["closed"] = True
+            since = (link["verification"].get("details") or {}).get("since") or {}
+            # Evidence older than the verified change describes a configuration that no longer runs.
+            xstate.record_baseline(os.path.join(args["state_dir"], xstate.BASELINE_FILE), {h: t for h, t in since.items() if t})
+            return []
+        txn["open"] = otx.summary(record)
+        if hosts:
+            link["verification"] = {"state": "not_run", "details": {
+                "reason": f"MTA restart pending on {', '.join(hosts)}: the changes are not active, so nothing can be verified yet"}}
+            return [f"{link['id']}: pending - {txn['open']}. The link is not fixed until the MTA restarts and the "
+                    "verification passes (xcon_allow_mta_restart=true)"]
+        return [f"{link['id']}: transaction still open - {txn['open']}"]
 
 
 def coverage_problems(hosts_scanned, hosts_failed, links, unlinked):

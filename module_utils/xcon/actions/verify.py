@@ -8,7 +8,6 @@ emulated clock (`xconlab advance`) instead of sleeping.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,13 +32,22 @@ class ActionModule(XconAction):
     ARGUMENT_SPEC = VERIFY
 
     def xcon_run(self, args, task_vars):
-        # Verify every link that was changed, and every link that is not ok although nothing was
-        # left to change (a run interrupted after its changes: the re-run proves the result).
+        # Verify every link this run changed (or finishes: xcon.open_transactions).  A link that
+        # nothing changed is not verified: no observation window proves a fault gone that no
+        # change addressed (its status stays as found).
         changed_ids = {c.get("link") for c in args["plan"]}
-        links = [l for l in args["links"]
-                 if l["id"] in changed_ids or (l.get("status") in ("error", "warning") and not l.get("plan_error"))]
+        links = [l for l in args["links"] if l["id"] in changed_ids]
+        states = {}
+        # A link whose MTA restart is pending has changes that are not active: nothing to observe yet.
+        pending_hosts = self._pending_hosts(args, task_vars, links)
+        for link in list(links):
+            hosts = sorted({link[side]["host"] for side in ("inside", "outside")} & pending_hosts)
+            if hosts:
+                states[link["id"]] = {"state": "pending", "details": {
+                    "reason": f"MTA restart pending on {', '.join(hosts)}: the changes are not active yet", "restart_pending": hosts}}
+                links.remove(link)
         if not links:
-            return {"verification": {}}
+            return {"verification": states, "passed": not states, "minutes_waited": 0}
         hosts = {}
         for link in links:
             for side in ("inside", "outside"):
@@ -73,9 +81,11 @@ class ActionModule(XconAction):
         self.last_now = {}
         baseline = read_all(1)
         started = {name: ev["now"] for name, ev in baseline.items()}
-        timeout, poll, settle = args["timeout_minutes"], max(1, args["poll_minutes"]), args["settle_minutes"]
+        poll, settle = max(1, args["poll_minutes"]), args["settle_minutes"]
+        windows = {link["id"]: max(settle, int((link.get("verify_window") or {}).get("minutes") or 0)) for link in links}
+        # the proof needs the whole window, whatever the timeout for the queues to drain says
+        timeout = max(args["timeout_minutes"], max(windows.values()))
         waited = 0
-        states = {}
         blind = 0  # consecutive polls in which every pending link had a server that could not be read
         while True:
             if waited >= timeout:
@@ -87,29 +97,38 @@ class ActionModule(XconAction):
             self.last_now = {name: ev["now"] for name, ev in evidence.items()}
             for name, ev in evidence.items():
                 started.setdefault(name, ev["now"])
-            states = {link["id"]: self._judge(link, evidence, started, settle, unreadable) for link in links}
-            pending = [i for i, s in states.items() if s["state"] != "passed"]
+            judged = {link["id"]: self._judge(link, evidence, started, settle, unreadable, waited, windows[link["id"]]) for link in links}
+            states.update(judged)
+            pending = [i for i, s in judged.items() if s["state"] != "passed"]
             display.display(
                 f"xcon_verify: {waited}/{timeout} min: "
-                + ", ".join(f"{i} queue={s['details']['outside_queue']} new_refusals={s['details']['new_refusals']}" for i, s in states.items())
+                + ", ".join(f"{i} queue={s['details']['outside_queue']} new_refusals={s['details']['new_refusals']}" for i, s in judged.items())
             )
             if not pending and waited >= settle:
                 break
-            blind = blind + 1 if pending and all(states[i]["details"].get("unreadable") for i in pending) else 0
+            blind = blind + 1 if pending and all(judged[i]["details"].get("unreadable") for i in pending) else 0
             if blind >= 2:
                 break  # waiting longer proves nothing about links whose servers do not answer
-        for state in states.values():
+        for link in links:
+            state = states.setdefault(link["id"], {"state": "failed", "details": {"reason": "not observed"}})
             state["details"]["minutes_waited"] = waited
             if state["state"] != "passed":
                 state["state"] = "failed"
+        # The evidence baseline (what later audits no longer count) is recorded by the final report,
+        # and only for a link whose transaction it closes (xcon_report).
         ok = all(s["state"] == "passed" for s in states.values())
-        if args.get("state_dir") and states:
-            # Evidence older than a verified change describes a configuration that no longer runs:
-            # later audits start their evidence window here (per server, on the server's clock).
-            passed_hosts = {link[side]["host"] for link in links if states[link["id"]]["state"] == "passed" for side in ("inside", "outside")}
-            xstate.record_baseline(os.path.join(args["state_dir"], xstate.BASELINE_FILE),
-                                   {h: self.last_now.get(h) for h in passed_hosts if self.last_now.get(h)})
         return {"verification": states, "passed": ok, "minutes_waited": waited}
+
+    def _pending_hosts(self, args, task_vars, links):
+        if not args.get("state_dir"):
+            return set()
+        pending = set()
+        for link in links:
+            for side in ("inside", "outside"):
+                name = link[side]["host"]
+                if xstate.restart_pending(xstate.restart_marker(args["state_dir"], self._inventory_host(task_vars, name))):
+                    pending.add(name)
+        return pending
 
     def _inventory_host(self, task_vars, server):
         for host in task_vars.get("groups", {}).get("xcon_exchange", []):
@@ -127,7 +146,7 @@ class ActionModule(XconAction):
             time.sleep(minutes * 60)
 
     @staticmethod
-    def _judge(link, evidence, started, settle, unreadable=None):
+    def _judge(link, evidence, started, settle, unreadable=None, waited=0, window=0):
         outside, inside = link["outside"], link["inside"]
         missing = [(unreadable or {}).get(side["host"]) or f"{side['host']} could not be read"
                    for side in (outside, inside) if side["host"] not in evidence or side["host"] not in started]
@@ -139,7 +158,9 @@ class ActionModule(XconAction):
         cutoff_in = gather.add_minutes(started[inside["host"]], settle)
         new_out = [e for e in out_ev["events"] if str(e["id"]) in OUTSIDE_REFUSALS and e["time"] > cutoff_out]
         new_in = [e for e in in_ev["events"] if str(e["id"]) in INSIDE_REFUSALS and e["time"] > cutoff_in]
-        passed = queue == 0 and not new_out and not new_in
+        stopped = sorted(side["host"] for side, ev in ((outside, out_ev), (inside, in_ev))
+                         if ((ev.get("service") or {}).get("state") or "Running") != "Running")
+        passed = queue == 0 and not new_out and not new_in and not stopped and waited >= window
         return {
             "state": "passed" if passed else "pending",
             "details": {
@@ -147,5 +168,7 @@ class ActionModule(XconAction):
                 "new_refusals": len(new_out) + len(new_in),
                 "new_refusal_ids": sorted({e["id"] for e in new_out + new_in}),
                 "since": {outside["host"]: started[outside["host"]], inside["host"]: started[inside["host"]]},
+                "window_minutes": window, "window": link.get("verify_window") or {},
+                **({"mta_not_running": stopped} if stopped else {}),
             },
         }
