@@ -84,6 +84,9 @@ CONTRACT = (
     Var("xcon_run_id_requested", "run_id", "20260105T090000Z-abc123"),
     Var("xcon_run_id", "run_id", "20260105T090000Z-abc123"),
     Var("xcon_saved_run_id", "run_id", "20260105T090000Z-abc123"),
+    # playbooks/rollback.yml: the run to undo, and whether connectors changed since are restored too.
+    Var("xcon_rollback_run_id", "run_id", "20260105T090000Z-abc123"),
+    Var("xcon_rollback_force", "bool", "true"),
 )
 BY_NAME = {var.name: var for var in CONTRACT}
 
