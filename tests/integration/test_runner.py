@@ -110,6 +110,10 @@ def test_fix_stops_at_the_firewall_record_resumes_on_approval_and_rolls_back(awx
     assert stopped["awaiting_firewall_confirmation"] == ["EXIN<->EXOUT"] and stopped["check_mode"] is False, stopped
     assert stopped["firewall_records"] and all(os.path.isfile(p) for p in stopped["firewall_records"]), stopped
     _report_named(first, stopped)
+    # the record is in the job's output for the approver, once (not repeated in every later failure)
+    shown = [e["event_data"]["res"]["msg"][-1] for e in first.events if e.get("event") == "runner_on_ok"
+             and e["event_data"].get("task") == "Show the record to carry out (no terminal to ask at)"]
+    assert shown == [f"Record: {r[:-len('.txt')]}.json" for r in stopped["firewall_records"]], shown
     # the approval node: the firewall administrator carries out the record(s), then approves
     for record in stopped["firewall_records"]:
         lab.ctl("firewall", "apply", record[:-len(".txt")] + ".json")
