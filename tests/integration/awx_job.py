@@ -50,11 +50,14 @@ def copy_project(dest):
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout.splitlines()
     for rel in listed:
-        src = os.path.join(ROOT, rel)
-        if rel.startswith("tests/") or os.path.islink(src) or not os.path.isfile(src):
+        src, target = os.path.join(ROOT, rel), os.path.join(dest, rel)
+        if rel.startswith("tests/") or not (os.path.islink(src) or os.path.isfile(src)):
             continue
-        os.makedirs(os.path.join(dest, os.path.dirname(rel)), exist_ok=True)
-        shutil.copy2(src, os.path.join(dest, rel))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.islink(src):  # git keeps symbolic links as links (playbooks/callback_plugins)
+            os.symlink(os.readlink(src), target)
+        else:
+            shutil.copy2(src, target)
     return dest
 
 
