@@ -87,22 +87,36 @@ def test_a_created_connector_is_deleted_only_while_as_created():
     assert op is None and info["rollback"] == "restored_already"
 
 
-def _run(tmp_path, run_id="20261130T000000Z-abcdef", check_mode=False):
+JOURNAL = [
+    {"op": "dir_modify", "name": "A", "dn": "cn=A,cn=Connections,o=X", "attributes": {"N-Address": {"before": "aa", "written": "bb"}}},
+    {"op": "dir_modify", "name": "A", "dn": "cn=A,cn=Connections,o=X", "attributes": {"n-address": {"before": "bb", "written": "cc"}}},
+    {"op": "dir_create", "name": "B", "dn": "cn=B,cn=Connections,o=X", "attributes": {}}]
+
+
+def _run(tmp_path, run_id="20261130T000000Z-abcdef", check_mode=False, journal=None):
+    """A run whose records agree: the plan's two connector changes on EXOUT (modify A twice, create B)
+    and two firewall changes, the transaction record, the backup and the journal."""
     run_dir = tmp_path / run_id
     state.write_json_atomic(str(run_dir / "plan.json"), {"run_id": run_id, "check_mode": check_mode, "journal": True, "plan": [
-        {"target": "FW1", "inverse": [{"action": "add_passer", "n": 1}, {"action": "add_passer", "n": 2}]},
-        {"target": "FW1", "inverse": [{"action": "remove_routed_path", "n": 3}]}], "firewalls": {}}, checksum=True)
+        {"id": "L#1", "target": "EXOUT", "action": "modify", "args": {"name": "A"}},
+        {"id": "L#2", "target": "EXOUT", "action": "modify", "args": {"name": "A"}},
+        {"id": "L#3", "target": "EXOUT", "action": "create", "args": {"name": "B"}},
+        {"id": "L#4", "target": "FW1", "inverse": [{"action": "add_passer", "n": 1}, {"action": "add_passer", "n": 2}]},
+        {"id": "L#5", "target": "FW1", "inverse": [{"action": "remove_routed_path", "n": 3}]}], "firewalls": {}}, checksum=True)
     if not check_mode:
-        state.write_json_atomic(str(run_dir / "backup" / "EXOUT.json"), {"raw": []}, checksum=True)
-        state.journal_append(state.journal_path(str(run_dir), "EXOUT"), {"op": "dir_modify", "name": "A"})
-        state.journal_append(state.journal_path(str(run_dir), "EXOUT"), {"op": "dir_create", "name": "B"})
+        state.write_json_atomic(str(run_dir / "transaction.json"), {"outcomes": {f"L#{n}": {"ok": True} for n in range(1, 6)}},
+                                checksum=True)
+        state.write_json_atomic(str(run_dir / "backup" / "EXOUT.json"), {"raw": [{"dn": "cn=A,cn=Connections,o=X", "attributes": {"N-Address": "aa"}}]},
+                                checksum=True)
+        for entry in JOURNAL if journal is None else journal:
+            state.journal_append(state.journal_path(str(run_dir), "EXOUT"), entry)
     return run_id, run_dir
 
 
 def test_load_run_newest_first_and_firewall_steps_in_reverse_change_order(tmp_path):
     run_id, _ = _run(tmp_path)
     loaded = load_run(str(tmp_path), run_id, ["EXOUT"], ["FW1"])
-    assert [w["name"] for w in loaded["writes"]["EXOUT"]] == ["B", "A"]
+    assert [w["name"] for w in loaded["writes"]["EXOUT"]] == ["B", "A", "A"]
     assert [s["n"] for s in loaded["firewall_steps"]["FW1"]] == [3, 1, 2]
 
 
@@ -136,3 +150,34 @@ def test_a_run_without_a_journal_is_not_half_rolled_back(tmp_path):
     state.write_json_atomic(str(run_dir / "backup" / "EXOUT.json"), {"raw": []}, checksum=True)
     with pytest.raises(state.StateError, match="kept no change journal"):
         load_run(str(tmp_path), "OLD", ["EXOUT"], ["FW1"])
+
+
+@pytest.mark.parametrize("journal, message", [
+    ([dict(JOURNAL[0], attributes={"N-Address": {"before": "zz", "written": "bb"}})] + JOURNAL[1:],
+     "N-Address before the write is 'zz' in the journal but 'aa' in the backup"),
+    (JOURNAL[:2] + [dict(JOURNAL[1], attributes={"N-Address": {"before": "bb", "written": "dd"}})] + JOURNAL[2:],
+     "before the write is 'bb' in the journal but 'cc' in the backup \\(or the run's previous write\\)"),
+    (JOURNAL + [{"op": "dir_modify", "name": "C", "dn": "cn=C,cn=Connections,o=X", "attributes": {}}], "is no change of the run's plan"),
+    (JOURNAL[:2] + [dict(JOURNAL[2], dn="cn=A,cn=Connections,o=X")], "which the backup shows existed before"),
+    (JOURNAL[:2], "L#3 .* succeeded on EXOUT .* has no record of that write"),
+])
+def test_records_that_disagree_are_refused(tmp_path, journal, message):
+    """Issue 22, case 2: plan, transaction record, journal and backup must tell one story."""
+    run_id, _ = _run(tmp_path, journal=journal)
+    with pytest.raises(state.StateError, match=message):
+        load_run(str(tmp_path), run_id, ["EXOUT"], ["FW1"])
+
+
+def test_missing_records_and_symbolic_links_are_refused(tmp_path):
+    run_id, run_dir = _run(tmp_path)
+    os.rename(run_dir / "journal", tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere", run_dir / "journal")
+    with pytest.raises(state.StateError, match="journal is a symbolic link"):
+        load_run(str(tmp_path), run_id, ["EXOUT"], ["FW1"])
+    os.unlink(run_dir / "journal")
+    with pytest.raises(state.StateError, match="has no record of that write"):
+        load_run(str(tmp_path), run_id, ["EXOUT"], ["FW1"])
+    os.rename(tmp_path / "elsewhere", run_dir / "journal")
+    os.unlink(run_dir / "transaction.json")
+    with pytest.raises(state.StateError, match="transaction record .* is missing"):
+        load_run(str(tmp_path), run_id, ["EXOUT"], ["FW1"])

@@ -56,7 +56,7 @@ class ActionModule(XconAction):
         # Each stop is said once, at the gate that first sees it (the final report repeats them all).
         announced = set(journal.get("announced", []))
         journal.update(phase=args["phase"], links=states["links"], announced=sorted(announced | set(states["stopped"])))
-        xstate.write_json_atomic(journal_path, journal)
+        xstate.write_json_atomic(journal_path, journal, checksum=True)  # rollback trusts it only with its checksum
         note_open_transactions(args, plan, journal["outcomes"], states)
         rerun = args["rerun_command"] or rerun_command(task_vars)
         lines = [txn.stop_line(link, states["links"][link], rerun) for link in states["stopped"] if link not in announced]
