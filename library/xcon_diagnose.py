@@ -99,10 +99,14 @@ EXAMPLES = r"""
 
 RETURN = r"""
 links:
-  description: The links with findings, status, recommended workaround and reason (report.json's C(links)).
+  description: The links with findings, status, recommended workaround and reason (report.json's C(links)), each with its C(timeline) as the audit read it.
   returned: always
   type: list
   elements: dict
+audit_at:
+  description: The controller's clock (ISO-8601 UTC) just after the audit's reads; the report places the run's changes on the servers' clocks with it.
+  returned: always
+  type: str
 plan:
   description: Planned changes, each with C(id), C(kind), C(target), C(object), C(action), C(before), C(after), C(args).
   returned: always

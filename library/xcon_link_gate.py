@@ -92,7 +92,11 @@ lines:
   type: list
   elements: str
 outcomes:
-  description: Per plan entry id that ran, C(ok) and C(reason) (every phase, from the journal); phase C(final) only, else empty.
+  description: Per plan entry id that ran, C(ok), C(reason) and C(at) (the controller's time the gate first saw it; every phase, from the journal); phase C(final) only, else empty.
+  returned: always
+  type: dict
+restarts:
+  description: Per inventory host whose MTA restart ran, C(ok), C(reason) and C(at), from the journal; phase C(final) only, else empty.
   returned: always
   type: dict
 rerun_command:

@@ -71,6 +71,14 @@ verification:
   description: Per link id - state (passed, failed, not_run) and details (queue, new refusal counts, minutes waited, deliveries).
   returned: always
   type: dict
+timeline:
+  description:
+    - Per verified link id, what the polls read for the report's timeline (xcon.report_timeline.from_polls) -
+      C(events) and C(queue) as in report.json's C(links[].timeline), C(reads) (each read's server time and
+      controller time) and C(startups) (the MTA startup events 9298 read), which place the run's changes.
+    - Each server's events are read from the audit's read on (the link's C(timeline.audit)).
+  returned: when a link was verified
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -270,8 +270,10 @@ def queues_by_connector(evidence, connectors, profile):
     return evidence
 
 
-def read_evidence(client, server, version, window_minutes):
-    """One command: events, counters, service of `server` -> evidence dict (raises on failure)."""
+def read_evidence(client, server, version, window_minutes, since=None):
+    """One command: events, counters, service of `server` -> evidence dict (raises on failure).
+    With `since` (ISO time on the server's clock) the events from then on, else those of the last
+    `window_minutes`."""
     profile = get_profile(version)
-    results = xops.raise_first_failure(run(client, evidence_ops(server, profile, window_minutes)))
-    return decode_evidence(results, server, window_minutes)
+    results = xops.raise_first_failure(run(client, xev.evidence_ops(server, profile, window_minutes, since=since)))
+    return decode_evidence(results, server, None if since else window_minutes, since)

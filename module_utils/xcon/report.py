@@ -185,7 +185,7 @@ def write_report(report, report_dir, secrets=(), latest=True):
     report = mask_report(report, secrets)
     report["artifacts"] = artifacts(report, report_dir)
     validate_if_asked(report)
-    text_json = json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    text_json = dumps(report)
     paths = {}
     for folder, prefix in ((str(report["run_id"]), ""), ("latest", "latest_"))[:2 if latest else 1]:
         directory = os.path.join(report_dir, folder)
@@ -197,6 +197,32 @@ def write_report(report, report_dir, secrets=(), latest=True):
             xstate.write_text_atomic(path, text)
             paths[prefix + kind] = path
     return paths
+
+
+_BRACKETS = frozenset("{}[]")
+
+
+def dumps(report):
+    """report.json's text: indented, keys sorted, and each object of scalars on one line (a fleet's
+    timeline events and queue readings are thousands of them: one per line keeps the file small).
+    An object is joined only when none of its lines holds a bracket, so no string value is touched
+    (a newline inside a string is always escaped)."""
+    lines = json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False).split("\n")
+    out, index = [], 0
+    while index < len(lines):
+        line = lines[index]
+        if line.endswith("{"):
+            close = index + 1
+            while close < len(lines) and not _BRACKETS.intersection(lines[close]):
+                close += 1
+            if close < len(lines) and close > index + 1 and lines[close].strip() in ("}", "},"):
+                members = " ".join(member.strip() for member in lines[index + 1:close])
+                out.append(f"{line}{members}{lines[close].strip()}")
+                index = close + 1
+                continue
+        out.append(line)
+        index += 1
+    return "\n".join(out) + "\n"
 
 
 DEFAULT_REPORT_DIR = os.path.join(os.path.dirname(os.path.dirname(DOCS_FINDINGS)), "reports")

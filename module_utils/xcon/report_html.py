@@ -11,6 +11,9 @@ import json
 import jinja2
 import markupsafe
 
+from xcon import report_fleet as xfleet
+from xcon import report_timeline as xtimeline
+from xcon import report_timeline_svg as xtimeline_svg
 from xcon import topology as xtopology
 from xcon.mask import inert
 
@@ -49,6 +52,14 @@ svg.topology .rule, svg.topology .conn { font-size: 11px; } svg.topology .transp
 svg.topology rect.server { fill: #e8eef7; stroke: #2b579a; stroke-width: 1.5; } svg.topology rect.server.unread { fill: #eee; stroke: #999; stroke-dasharray: 5 3; }
 svg.topology rect.firewall { fill: #fff3e0; stroke: #e65100; stroke-width: 1.5; }
 svg.topology .refused-text { fill: #c62828; font-weight: 600; }
+svg.timeline, svg.spark { max-width: 100%; height: auto; background: #fcfcfc; border: 1px solid #ddd; font-family: "Segoe UI", Arial, sans-serif; }
+svg.timeline text { font-size: 11px; fill: #222; } svg.timeline .caption { font-size: 12.5px; font-weight: 600; } svg.timeline .host { font-weight: 700; font-size: 12px; }
+svg.timeline .role, svg.timeline .row, svg.timeline .legend, svg.timeline text.tick { fill: #666; font-size: 10px; } svg.timeline .lane-bg { fill: #e8eef7; opacity: .45; }
+svg.timeline .ev { stroke-width: 1.6; fill: none; } svg.timeline .queue polyline, svg.timeline .queue .pts { stroke: #2b579a; fill: none; stroke-width: 2; stroke-linecap: round; }
+svg.timeline .queue .pts { stroke-width: 5; } svg.timeline .qv { fill: #2b579a; font-weight: 700; } svg.timeline .chl { font-weight: 700; fill: #222; }
+svg.timeline path.change { stroke-width: 2; } svg.timeline path.brk { stroke: #999; stroke-dasharray: 2 2; } svg.timeline text.brk { fill: #888; font-size: 9.5px; } svg.timeline .axis, svg.timeline path.tick, svg.spark .axis { stroke: #999; fill: none; } svg.timeline .omitted { fill: #eee; }
+.fleet { margin: .4em 0 1em 0; } .fleet figure { display: inline-block; vertical-align: top; width: 252px; margin: 0 .6em .6em 0; }
+.fleet figcaption { font-size: 11.5px; color: #333; overflow-wrap: anywhere; } svg.spark text { font-size: 9.5px; fill: #666; } svg.spark .change { stroke-width: 1.5; stroke-dasharray: 3 2; }
 details { margin: .2em 0; } summary { cursor: pointer; color: #2b579a; }
 .filters a { margin-right: .4em; } .fleet details.group { margin: .3em 0; } .fleet .members { margin: .2em 0 .5em 1.5em; }
 section.link-details { content-visibility: auto; contain-intrinsic-size: auto 1200px; }
@@ -102,6 +113,13 @@ ul.paths { margin: .2em 0 .8em 0; } ul.paths li.working { background: none; colo
 </div>
 
 <h2 id="overview">Overview</h2>
+{% set fl = fleet(r.links, r.check_mode) %}
+{% if fl %}
+<div class="fleet" id="fleet">
+<p class="small">Refusals per hour (1290/289/1294/1293/37, in {{ fl.bucket_minutes }}-minute bars) per group of links, {{ fl.start | replace("T", " ") }} &ndash; {{ fl.end | replace("T", " ") }} UTC; every chart on the same scale (top: {{ fl.peak }} per hour){% if not r.check_mode %}; dashed line: the group's first change{% endif %}.</p>
+{% for c in fl.charts %}<figure class="group" data-links="{{ c.links | length }}"><figcaption>{{ c.label }}</figcaption>{{ c.svg | safe }}</figure>{% endfor %}
+</div>
+{% endif %}
 <table id="overview-table">
 <tr><th>Link</th><th>Inside</th><th>Outside</th><th>Firewall</th><th>Status</th><th>After</th><th>Findings</th>
 <th>Workaround</th><th>Changes</th><th>Verification</th></tr>
@@ -153,6 +171,11 @@ outside: <b>{{ l.outside.host }}</b> (connector {{ l.outside.connector or "none"
 {% endif %}
 </div>
 {% endif %}
+{% if l.timeline and l.timeline.window and l.timeline.window.start %}
+<h4>Timeline</h4>
+<div class="timeline" id="link-{{ li }}-timeline">{{ timeline_svg(l.timeline, [(l.inside.host, "inside"), (l.outside.host, "outside")], "l" ~ li ~ "t") }}
+<ul class="small">{% for s in timeline_text(l, r.check_mode) %}<li>{{ s }}</li>{% endfor %}</ul></div>
+{% endif %}
 <h4>Findings</h4>
 {% if l.findings %}
 <table><tr><th>Severity</th><th>Code</th><th>Host</th><th>Connector</th><th>Message and evidence</th></tr>
@@ -200,6 +223,9 @@ _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined, 
                           finalize=_finalize)
 _ENV.filters["tojson_compact"] = _tojson_compact
 _ENV.globals["svg"] = _svg
+_ENV.globals["timeline_svg"] = lambda timeline, hosts, uid: markupsafe.Markup(xtimeline_svg.svg(timeline, hosts, uid))
+_ENV.globals["timeline_text"] = xtimeline.sentences
+_ENV.globals["fleet"] = xfleet.overview
 _TEMPLATE = _ENV.from_string(HTML_TEMPLATE)
 
 

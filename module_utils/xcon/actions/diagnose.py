@@ -19,6 +19,7 @@ from xcon import open_transactions as otx
 from xcon import plan as xplan
 from xcon import profile as xprofile
 from xcon import report as xreport
+from xcon import report_timeline as xtimeline
 from xcon import state as xstate
 from xcon import topology as xtopology
 from xcon.action import XconAction
@@ -34,9 +35,13 @@ class ActionModule(XconAction):
     ARGUMENT_SPEC = DIAGNOSE
 
     def xcon_run(self, args, task_vars):
+        # The controller's clock near the audit's reads: it puts the run's changes on the servers'
+        # clocks in the report's timeline (xcon.report_timeline.place_changes).
+        audit_at = xtimeline.controller_now()
         servers, firewalls = self._inputs(args, task_vars)
         check_mode = bool(self._task.check_mode) or bool(task_vars.get("ansible_check_mode"))
-        return diagnose_and_report(servers, firewalls, args, check_mode, self.host_var(task_vars, "xcon_tool_version", "0.1.0"))
+        return dict(diagnose_and_report(servers, firewalls, args, check_mode, self.host_var(task_vars, "xcon_tool_version", "0.1.0")),
+                    audit_at=audit_at)
 
     def _inputs(self, args, task_vars):
         servers, firewalls = {}, []
@@ -234,6 +239,7 @@ def analyse(servers, firewalls, workaround, options, open_records=None, open_mod
     for link in xdiag.diagnose(servers, firewalls, options, requested=workaround):
         firewall = by_name.get(xdiag.norm(link.get("firewall")))
         link["topology"] = {"before": xtopology.picture(link, servers, firewall)}
+        link["timeline"] = xtimeline.from_audit(link, servers)
         record = (open_records or {}).get(link["id"])
         if record is not None:
             changes, entries = otx.resume(link, record, open_mode, workaround)

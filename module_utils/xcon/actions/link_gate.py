@@ -15,6 +15,7 @@ import shlex
 
 from xcon import firewall as fw
 from xcon import open_transactions as otx
+from xcon import report_timeline as xtimeline
 from xcon import state as xstate
 from xcon import transaction as txn
 from xcon.action import XconAction
@@ -28,7 +29,7 @@ class ActionModule(XconAction):
 
     def xcon_run(self, args, task_vars):
         if self._task.check_mode or task_vars.get("ansible_check_mode"):
-            return {"phase": args["phase"], "links": {}, "stopped": [], "restart_withheld": {}, "lines": [], "outcomes": {}, "rerun_command": ""}
+            return {"phase": args["phase"], "links": {}, "stopped": [], "restart_withheld": {}, "lines": [], "outcomes": {}, "restarts": {}, "rerun_command": ""}
         plan = self._plan(args["run_dir"])
         journal_path = os.path.join(args["run_dir"], JOURNAL)
         journal = self._load(journal_path)
@@ -46,12 +47,13 @@ class ActionModule(XconAction):
                 hosts |= {e["target"] for e in plan} | set(args["extra_hosts"])
             else:
                 hosts |= {e["target"] for e in plan if e.get("phase") == phase}
+        now = xtimeline.controller_now()
         for host in sorted(hosts & exchange):
-            self._read_exchange_host(task_vars, host, journal)
+            self._read_exchange_host(task_vars, host, journal, now)
         journal["read_through"] = max(since, gate)
         for entry in plan:
             if entry.get("kind") == "firewall" and txn.phase_index(entry["phase"]) < gate and entry["id"] not in journal["outcomes"]:
-                journal["outcomes"][entry["id"]] = self._operator_outcome(args, task_vars, entry)
+                journal["outcomes"][entry["id"]] = dict(self._operator_outcome(args, task_vars, entry), at=now)
         states = txn.link_states(plan, args["phase"], journal["outcomes"], journal["backups"], journal["restarts"], journal["host_errors"])
         # Each stop is said once, at the gate that first sees it (the final report repeats them all).
         announced = set(journal.get("announced", []))
@@ -65,7 +67,7 @@ class ActionModule(XconAction):
         final = args["phase"] == "final"
         links = states["links"] if final else {link: states["links"][link] for link in states["stopped"]}
         return dict(states, links=links, phase=args["phase"], journal=journal_path, lines=lines,
-                    outcomes=journal["outcomes"] if final else {}, rerun_command=rerun)
+                    outcomes=journal["outcomes"] if final else {}, restarts=journal["restarts"] if final else {}, rerun_command=rerun)
 
     @staticmethod
     def _plan(run_dir):
@@ -82,10 +84,17 @@ class ActionModule(XconAction):
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
 
-    def _read_exchange_host(self, task_vars, host, journal):
+    def _read_exchange_host(self, task_vars, host, journal, now):
+        """The host's registered results into the journal; ``at`` (the controller's time when an
+        outcome was first seen: the report's timeline places the change there) is kept from the
+        gate that first saw it."""
+        def record(kind, key, outcome):
+            seen = journal[kind].get(key) or {}
+            journal[kind][key] = dict(outcome, at=seen["at"] if seen.get("at") and seen.get("ok") == outcome["ok"] else now)
+
         backup = self.host_var(task_vars, "xcon_backup_result", None, host=host)
         if isinstance(backup, dict) and not backup.get("skipped"):
-            journal["backups"][host] = _outcome(backup)
+            record("backups", host, _outcome(backup))
         changes = self.host_var(task_vars, "xcon_change_results", None, host=host)
         if isinstance(changes, dict):
             items = changes.get("results")
@@ -94,10 +103,10 @@ class ActionModule(XconAction):
             for item in items or []:
                 entry = item.get("item") if isinstance(item, dict) else None
                 if isinstance(entry, dict) and entry.get("id") and not item.get("skipped"):
-                    journal["outcomes"][entry["id"]] = _outcome(item)
+                    record("outcomes", entry["id"], _outcome(item))
         restart = self.host_var(task_vars, "xcon_mta_restart_result", None, host=host)
         if isinstance(restart, dict) and not restart.get("skipped"):
-            journal["restarts"][host] = _outcome(restart)
+            record("restarts", host, _outcome(restart))
 
     def _operator_outcome(self, args, task_vars, entry):
         """An operator change is done when the firewall's confirmed state holds every step."""

@@ -8,6 +8,7 @@ import os
 from xcon import firewall as fw
 from xcon import open_transactions as otx
 from xcon import report as xreport
+from xcon import report_timeline as xtimeline
 from xcon import state as xstate
 from xcon import transaction as txn
 from xcon.action import XconAction
@@ -60,6 +61,7 @@ class ActionModule(XconAction):
                 link["verification"] = {"state": "not_run", "details": {"reason": reason}}
             else:
                 link["verification"] = {"state": "not_run", "details": {}}
+            link["timeline"] = self._timeline(link, args, diagnosis, check_mode)
             hosts = {link["inside"]["host"], link["outside"]["host"]}
             if hosts & pending_restart:
                 link["mta_restart"] = "pending"
@@ -102,6 +104,29 @@ class ActionModule(XconAction):
         ok = not failures
         return {"paths": paths, "ok": ok, "failure": "; ".join(failures), "summary_lines": summary.splitlines(), "report": report,
                 "stats": xreport.run_stats(report, paths)}
+
+    @staticmethod
+    def _timeline(link, args, diagnosis, check_mode):
+        """The audit's timeline with the verification's reads and (not under --check) the changes
+        this run applied and the MTA restarts it made, from the run's journal."""
+        polls = ((args["verification"] or {}).get("timeline") or {}).get(link["id"])
+        if check_mode:
+            return xtimeline.complete(link, polls)
+        journal = args["transaction"] or {}
+        outcomes = journal.get("outcomes") or {}
+        applied = []
+        for index, change in enumerate(link.get("changes", [])):
+            outcome = outcomes.get(f"{link['id']}#{index + 1}") or {}
+            if change.get("applied") and outcome.get("at"):
+                applied.append({"at": outcome["at"], "step": change.get("step", index + 1), "target": change["target"],
+                                "kind": change.get("kind") or "connector"})
+        servers = diagnosis.get("servers") or {}
+        restarts = {}
+        for name in (link["inside"]["host"], link["outside"]["host"]):
+            done = (journal.get("restarts") or {}).get((servers.get(name) or {}).get("inventory_host") or name) or {}
+            if done.get("ok") and done.get("at"):
+                restarts[name] = done["at"]
+        return xtimeline.complete(link, polls, xtimeline.place_changes(link, applied, restarts, polls, diagnosis.get("audit_at")))
 
     @staticmethod
     def _transaction(link, state, check_mode):

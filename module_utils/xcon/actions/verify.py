@@ -16,6 +16,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.utils.display import Display
 
 from xcon import gather
+from xcon import report_timeline as xtimeline
 from xcon import state as xstate
 from xcon.action import XconAction
 from xcon.specs import VERIFY
@@ -53,6 +54,12 @@ class ActionModule(XconAction):
             for side in ("inside", "outside"):
                 hosts[link[side]["host"]] = None
         inventory = {self._inventory_host(task_vars, name): name for name in hosts}
+        # Each server's events are read from the audit's read on (its time on that server's clock):
+        # the report's timeline then has every event between the audit and the end of the polls.
+        audit = {}
+        for link in links:
+            for name, when in ((link.get("timeline") or {}).get("audit") or {}).items():
+                audit[name] = min(audit.get(name, when), when)
 
         def read(inv_host, window):
             server = self.host_var(task_vars, "xcon_server_name", host=inv_host) or inv_host
@@ -60,7 +67,7 @@ class ActionModule(XconAction):
             endpoint = self.host_var(task_vars, "xcon_management_host", host=inv_host) or inv_host
             client = gather.client_for(self.connection_for(task_vars, endpoint))
             client.target_credentials = self.target_credentials(task_vars, endpoint, host=inv_host)
-            return gather.read_evidence(client, server, version, window)
+            return gather.read_evidence(client, server, version, window, since=audit.get(inventory[inv_host]))
 
         unreadable = {}
 
@@ -79,7 +86,9 @@ class ActionModule(XconAction):
             return evidence
 
         self.last_now = {}
-        baseline = read_all(1)
+        polls = []  # (controller time, evidence by server) of every read, for the report's timeline
+        polls.append((xtimeline.controller_now(), read_all(1)))
+        baseline = polls[0][1]
         started = {name: ev["now"] for name, ev in baseline.items()}
         poll, settle = max(1, args["poll_minutes"]), args["settle_minutes"]
         windows = {link["id"]: max(settle, int((link.get("verify_window") or {}).get("minutes") or 0)) for link in links}
@@ -93,7 +102,8 @@ class ActionModule(XconAction):
             step = min(poll, timeout - waited)
             self._wait(args["lab_control"], step)
             waited += step
-            evidence = read_all(waited + 1)
+            polls.append((xtimeline.controller_now(), read_all(waited + 1)))
+            evidence = polls[-1][1]
             self.last_now = {name: ev["now"] for name, ev in evidence.items()}
             for name, ev in evidence.items():
                 started.setdefault(name, ev["now"])
@@ -117,7 +127,8 @@ class ActionModule(XconAction):
         # The evidence baseline (what later audits no longer count) is recorded by the final report,
         # and only for a link whose transaction it closes (xcon_report).
         ok = all(s["state"] == "passed" for s in states.values())
-        return {"verification": states, "passed": ok, "minutes_waited": waited}
+        timeline = {link["id"]: xtimeline.from_polls(link, polls) for link in links}
+        return {"verification": states, "passed": ok, "minutes_waited": waited, "timeline": timeline}
 
     def _pending_hosts(self, args, task_vars, links):
         if not args.get("state_dir"):
