@@ -39,7 +39,7 @@ td.name { background: #f4f4f4; font-weight: 600; white-space: nowrap; }
 .banner.live { background: #e3f2fd; border: 2px solid #2b579a; color: #1a3a6b; }
 .banner.offline { background: #ede7f6; border: 2px solid #5e35b1; color: #311b92; }
 .small { color: #555; font-size: 90%; } code, pre { font-family: Consolas, "DejaVu Sans Mono", monospace; font-size: 90%; }
-pre { margin: 0; white-space: pre-wrap; } code.cmd { background: #263238; color: #eceff1; padding: .3em .6em; display: inline-block; border-radius: 3px; }
+pre { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; } table table td { overflow-wrap: anywhere; } code.cmd { background: #263238; color: #eceff1; padding: .3em .6em; display: inline-block; border-radius: 3px; }
 .tiles { display: flex; gap: .6em; flex-wrap: wrap; margin: .4em 0; } .tile { padding: .4em .8em; border: 1px solid #bbb; border-radius: 4px; min-width: 6em; }
 .tile b { font-size: 20px; display: block; }
 .pictures { display: flex; gap: 1em; flex-wrap: wrap; align-items: flex-start; } .picture { flex: 1 1 600px; max-width: 780px; }
@@ -52,11 +52,11 @@ svg.topology .rule, svg.topology .conn { font-size: 11px; } svg.topology .transp
 svg.topology rect.server { fill: #e8eef7; stroke: #2b579a; stroke-width: 1.5; } svg.topology rect.server.unread { fill: #eee; stroke: #999; stroke-dasharray: 5 3; }
 svg.topology rect.firewall { fill: #fff3e0; stroke: #e65100; stroke-width: 1.5; }
 svg.topology .refused-text { fill: #c62828; font-weight: 600; }
-svg.timeline, svg.spark { max-width: 100%; height: auto; background: #fcfcfc; border: 1px solid #ddd; font-family: "Segoe UI", Arial, sans-serif; }
+svg.timeline, svg.spark { max-width: 100%; height: auto; background: #fcfcfc; border: 1px solid #ddd; font-family: "Segoe UI", Arial, sans-serif; } svg.timeline { width: 100%; max-width: 920px; }
 svg.timeline text { font-size: 11px; fill: #222; } svg.timeline .caption { font-size: 12.5px; font-weight: 600; } svg.timeline .host { font-weight: 700; font-size: 12px; }
-svg.timeline .role, svg.timeline .row, svg.timeline .legend, svg.timeline text.tick { fill: #666; font-size: 10px; } svg.timeline .lane-bg { fill: #e8eef7; opacity: .45; }
-svg.timeline .ev { stroke-width: 1.6; fill: none; } svg.timeline .queue polyline, svg.timeline .queue .pts { stroke: #2b579a; fill: none; stroke-width: 2; stroke-linecap: round; }
-svg.timeline .queue .pts { stroke-width: 5; } svg.timeline .qv { fill: #2b579a; font-weight: 700; } svg.timeline .chl { font-weight: 700; fill: #222; }
+svg.timeline .role, svg.timeline .row, svg.timeline .legend, svg.timeline text.tick { fill: #666; font-size: 10px; } svg.timeline .row { text-anchor: end; } svg.timeline text.tick { text-anchor: middle; } svg.timeline .lane-bg { fill: #e8eef7; opacity: .45; }
+svg.timeline .ev { stroke-width: 1.6; fill: none; } svg.timeline .queue polyline { stroke: #2b579a; fill: none; stroke-width: 2.5; stroke-linecap: round; stroke-linejoin: round; }
+ svg.timeline .qv { fill: #2b579a; font-weight: 700; } svg.timeline .chl { font-weight: 700; fill: #222; }
 svg.timeline path.change { stroke-width: 2; } svg.timeline path.brk { stroke: #999; stroke-dasharray: 2 2; } svg.timeline text.brk { fill: #888; font-size: 9.5px; } svg.timeline .axis, svg.timeline path.tick, svg.spark .axis { stroke: #999; fill: none; } svg.timeline .omitted { fill: #eee; }
 .fleet { margin: .4em 0 1em 0; } .fleet figure { display: inline-block; vertical-align: top; width: 252px; margin: 0 .6em .6em 0; }
 .fleet figcaption { font-size: 11.5px; color: #333; overflow-wrap: anywhere; } svg.spark text { font-size: 9.5px; fill: #666; } svg.spark .change { stroke-width: 1.5; stroke-dasharray: 3 2; }

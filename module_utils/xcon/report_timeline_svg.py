@@ -76,15 +76,17 @@ class Axis:
             return self._ticks(0, self.span, most)
         at, x = self.brk
         share = (x - self.left) / (self.right - self.left)
-        return self._ticks(0, at, max(2, round(most * share))) + self._ticks(at, self.span, max(2, round(most * (1 - share))), skip_near=at)
+        first = self._ticks(0, at, max(2, round(most * share)))
+        day = first[-1][1][-16:-6] if first and len(first[-1][1]) > 5 else xtl.iso(self.t0)[:10]
+        return first + self._ticks(at, self.span, max(2, round(most * (1 - share))), skip_near=at, day=day)
 
-    def _ticks(self, begin, end, most, skip_near=None):
+    def _ticks(self, begin, end, most, skip_near=None, day=None):
         span = end - begin
         step = next((m for m in TICK_MINUTES if span / 60 / m <= most), TICK_MINUTES[-1]) * 60
         origin = self.t0.timestamp()
         t = (origin + begin) // step * step
         t += step if t < origin + begin else 0
-        out, day = [], None
+        out = []
         while t <= origin + end:
             when = xtl.iso(_dt.datetime.fromtimestamp(t, _dt.timezone.utc))
             label = when[11:16] if when[:10] == day else f"{when[:10]} {when[11:16]}"
@@ -98,7 +100,7 @@ class Axis:
 def _marks(events, axis, y, colours):
     """One path per colour of a row (the calling side's triple shares one): a tick per distinct
     time, or per-bucket bars when the row has more than MAX_MARKS events.  ``data-n``: the events
-    it stands for; ``data-marks``: the ticks or bars drawn."""
+    it stands for."""
     parts = []
     counting = len(events) > MAX_MARKS
     width = (axis.right - axis.left) / BUCKETS
@@ -116,14 +118,13 @@ def _marks(events, axis, y, colours):
             top = max(buckets.values())
             d = "".join(f"M{axis.left + width * (i + .5):.1f} {y + ROW_H - 2}v-{max(2, round((ROW_H - 4) * n / top, 1))}"
                         for i, n in sorted(buckets.items()))
-            parts.append(f'<path class="ev bars" data-id="{label}" data-n="{len(mine)}" data-marks="{len(buckets)}" '
+            parts.append(f'<path class="ev bars" data-id="{label}" data-n="{len(mine)}" '
                          f'stroke="{colour}" stroke-width="{max(1.0, width - 1):.1f}" d="{d}"><title>{len(mine)} event(s) {label}, '
                          f'counted per {round(axis.span / 60 / BUCKETS, 1)} min</title></path>')
         else:
             xs = list(dict.fromkeys(axis.x(e["time"]) for e in mine))
             d = "".join(f"M{x} {y + 2}v{ROW_H - 4}" for x in xs)
-            parts.append(f'<path class="ev" data-id="{label}" data-n="{len(mine)}" data-marks="{len(xs)}" '
-                         f'stroke="{colour}" d="{d}"><title>{len(mine)} event(s) {label}: {mine[0]["time"]} .. {mine[-1]["time"]}</title></path>')
+            parts.append(f'<path class="ev" data-id="{label}" data-n="{len(mine)}" stroke="{colour}" d="{d}"/>')
     return parts
 
 
@@ -131,13 +132,11 @@ def _queue(points, axis, top, bottom, peak):
     """The queue line of one connector in its server's lane (0 at the lane's bottom)."""
     scale = (bottom - top) / peak if peak else 0
     coords = [(axis.x(p["time"]), round(bottom - p["length"] * scale, 1)) for p in points]
+    coords = coords * 2 if len(coords) == 1 else coords  # one reading: a dot (round caps)
     lengths = " ".join(str(p["length"]) for p in points)
     first = points[0]
     out = [f'<g class="queue" data-host="{_esc(first["host"])}" data-connector="{_esc(first["connector"])}" data-lengths="{lengths}">',
-           f'<title>queue {_esc(first["connector"])} on {_esc(first["host"])}: {lengths}</title>']
-    if len(coords) > 1:
-        out.append(f'<polyline points="{" ".join(f"{x},{y}" for x, y in coords)}"/>')
-    out.append(f'<path class="pts" d="{"".join(f"M{x} {y}h0" for x, y in coords)}"/>')
+           f'<polyline points="{" ".join(f"{x},{y}" for x, y in coords)}"/>']
     x, y = coords[-1]
     out.append(f'<text class="qv" x="{x - 3}" y="{y - 3}" text-anchor="end">{points[-1]["length"]}</text></g>')
     return "".join(out)
@@ -204,7 +203,7 @@ def svg(timeline, hosts, uid="t", note=""):
         for row, (name, label, colours) in enumerate(ROWS):
             y = y0 + (row + 1) * ROW_H
             rows = [e for e in mine if e["id"] in colours]
-            out.append(f'<text class="row" x="{LEFT - 4}" y="{y + ROW_H - 4}" text-anchor="end">{_esc(label)}</text>')
+            out.append(f'<text class="row" x="{LEFT - 4}" y="{y + ROW_H - 4}">{_esc(label)}</text>')
             out += _marks(rows, axis, y, colours)
         for connector in sorted({q["connector"] for q in queue if q["host"] == host}):
             points = [q for q in queue if q["host"] == host and q["connector"] == connector]
@@ -225,8 +224,9 @@ def svg(timeline, hosts, uid="t", note=""):
                    f'{_esc(change["time"])}</title></path>')
     out += _change_labels(changes, axis, top - 14)
     out.append(f'<path class="axis" d="M{LEFT} {bottom}H{WIDTH - RIGHT}"/>')
-    for x, label in axis.ticks():
-        out.append(f'<path class="tick" d="M{x} {bottom}v4"/><text class="tick" x="{x}" y="{bottom + 15}" text-anchor="middle">{_esc(label)}</text>')
+    ticks = axis.ticks()
+    out.append(f'<path class="tick" d="{"".join(f"M{x} {bottom}v4" for x, _label in ticks)}"/>')
+    out += [f'<text class="tick" x="{x}" y="{bottom + 15}">{_esc(label)}</text>' for x, label in ticks]
     legend = (f"blue: queue length (0 at a lane's foot, {peak} at its top)" if queue else "queue: not read") + \
         ("; lines: change steps (blue connector, orange firewall), dashed R: MTA restart" if changes else "")
     out.append(f'<text class="legend" x="4" y="{height - 6}">{_esc(note or legend)}</text>')

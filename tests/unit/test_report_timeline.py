@@ -139,7 +139,7 @@ def test_svg_marks_per_lane_and_change_markers():
     for host, count, colours in (("EXIN", 6, 2), ("EXOUT", 9, 1)):
         assert sum(int(p.get("data-n")) for p in lanes[host]) == count
         # a tick per distinct time and colour: the triple 1290/289/1294 of one minute is one red tick
-        assert sum(p.get("d").count("M") for p in lanes[host]) == 3 * colours == sum(int(p.get("data-marks")) for p in lanes[host])
+        assert sum(p.get("d").count("M") for p in lanes[host]) == 3 * colours
     assert [p.get("data-id") for p in lanes["EXOUT"]] == ["1290/289/1294"] and [p.get("data-id") for p in lanes["EXIN"]] == ["1293/37", "9301"]
     changes = [g for g in root.iter(f"{NS}path") if g.get("class") == "change"]
     assert [(g.get("data-kind"), g.get("data-step")) for g in changes] == [("connector", "1"), ("restart", "restart")]
@@ -162,7 +162,7 @@ def test_a_dense_row_is_counted_per_bucket():
     _root, lanes = _lanes(svg)
     (bars,) = lanes["EXOUT"]
     assert "bars" in bars.get("class") and int(bars.get("data-n")) == tl.EVENTS_CAP
-    assert int(bars.get("data-marks")) <= tsvg.BUCKETS and bars.get("d").count("M") == int(bars.get("data-marks"))
+    assert 1 < bars.get("d").count("M") <= tsvg.BUCKETS  # a bar per bucket with events, not a tick per event
     assert "older events not listed" in svg
     assert len(svg) < 8000, len(svg)
 
