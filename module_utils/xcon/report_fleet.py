@@ -1,8 +1,6 @@
-"""The fleet overview's small multiples: one small chart per group of links, refusals per hour over
-the evidence window, every chart on the same time and count scale (inline SVG, no script).
-
-A group is the links that share their findings (warning and above), their workaround and their
-firewall: "96 links: XCON-TRANSPARENCY-REFUSAL, firewall_tunnel through FW1".
+"""The fleet view's small multiples: one small chart per group of links (the fleet view's groups,
+xcon.report_html.fleet: status, finding codes, plan), refusals per hour over the evidence window,
+every chart on the same time and count scale (inline SVG, no script).
 """
 
 from __future__ import annotations
@@ -13,26 +11,6 @@ from xcon.report_timeline_svg import Axis, COLOURS, CHANGE_COLOURS, _esc
 CHART_W, CHART_H, LEFT, BOTTOM = 250, 92, 30, 16
 BUCKET_MINUTES = (5, 10, 15, 30, 60, 120, 240, 360, 720, 1440)
 MOST_BARS = 48
-
-
-def group_key(link):
-    codes = sorted({f["code"] for f in link.get("findings") or [] if f.get("severity") in ("error", "warning", "unknown")})
-    return (tuple(codes), link.get("workaround_chosen") or link.get("recommended_workaround") or "none", link.get("firewall") or "")
-
-
-def group_label(key, count):
-    codes, workaround, firewall = key
-    label = f"{count} link{'s' if count != 1 else ''}: {', '.join(codes) or 'no finding'}, {workaround}"
-    return label + (f" through {firewall}" if firewall else "")
-
-
-def groups(links):
-    """``[{"label", "links": [link, ...]}]``, largest group first."""
-    by_key = {}
-    for link in links:
-        by_key.setdefault(group_key(link), []).append(link)
-    ordered = sorted(by_key.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    return [{"label": group_label(key, len(members)), "links": members} for key, members in ordered]
 
 
 def _window(links):
@@ -57,30 +35,31 @@ def _rates(members, axis, minutes):
     return {i: n * 60 / minutes for i, n in counts.items()}
 
 
-def overview(links, check_mode=False):
-    """The small multiples: ``{"charts": [{"label", "svg", "links": [ids]}], "peak", "bucket_minutes",
-    "start", "end"}`` or None when no link has a timeline."""
+def overview(links, groups, check_mode=False):
+    """The small multiples of `groups` (``[{"status", "label", "links": [(index, id), ...]}]``, index
+    1-based into `links`): ``{"charts": [{"status", "label", "svg", "links": [ids]}], "peak",
+    "bucket_minutes", "start", "end"}``, or None when no link has a timeline."""
     start, end = _window(links)
     if not start:
         return None
     axis = Axis(start, end, LEFT, CHART_W - 4)
     minutes = _bucket_minutes(axis)
-    found = groups(links)
-    rates = [_rates(g["links"], axis, minutes) for g in found]
+    members = [[links[index - 1] for index, _id in group["links"]] for group in groups]
+    rates = [_rates(m, axis, minutes) for m in members]
     peak = max((max(r.values(), default=0) for r in rates), default=0) or 1
     charts = []
-    for group, rate in zip(found, rates):
-        charts.append({"label": group["label"], "links": [l["id"] for l in group["links"]],
-                       "svg": _chart(group, rate, axis, minutes, peak, check_mode)})
+    for group, mine, rate in zip(groups, members, rates):
+        charts.append({"status": group["status"], "label": group["label"], "links": [l["id"] for l in mine],
+                       "svg": _chart(group["label"], mine, rate, axis, minutes, peak, check_mode)})
     return {"charts": charts, "peak": round(peak, 1), "bucket_minutes": minutes, "start": start, "end": end}
 
 
-def _chart(group, rate, axis, minutes, peak, check_mode):
+def _chart(label, members, rate, axis, minutes, peak, check_mode):
     base = CHART_H - BOTTOM
     bar_w = (axis.right - axis.left) * minutes * 60 / axis.span
-    total = sum(1 for l in group["links"] for e in (l.get("timeline") or {}).get("events") or [] if e["id"] in xtl.REFUSAL_IDS)
+    total = sum(1 for l in members for e in (l.get("timeline") or {}).get("events") or [] if e["id"] in xtl.REFUSAL_IDS)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="spark" viewBox="0 0 {CHART_W} {CHART_H}" width="{CHART_W}" '
-           f'height="{CHART_H}" role="img" aria-label="{_esc(group["label"])}" data-refusals="{total}">',
+           f'height="{CHART_H}" role="img" aria-label="{_esc(label)}" data-refusals="{total}">',
            f'<path class="axis" d="M{LEFT} 4V{base}H{CHART_W - 4}"/>',
            f'<text class="tick" x="{LEFT - 3}" y="10" text-anchor="end">{round(peak)}</text>',
            f'<text class="tick" x="{LEFT - 3}" y="{base}" text-anchor="end">0</text>']
@@ -92,7 +71,7 @@ def _chart(group, rate, axis, minutes, peak, check_mode):
     else:
         out.append(f'<text class="none" x="{(LEFT + CHART_W) / 2}" y="{base / 2 + 4}" text-anchor="middle">no refusal in the window</text>')
     if not check_mode:
-        times = sorted(c["time"] for l in group["links"] for c in (l.get("timeline") or {}).get("changes") or [] if c["kind"] != "restart")
+        times = sorted(c["time"] for l in members for c in (l.get("timeline") or {}).get("changes") or [] if c["kind"] != "restart")
         if times:
             x = axis.x(times[0])
             out.append(f'<path class="change" stroke="{CHANGE_COLOURS["connector"]}" d="M{x} 4V{base}"><title>first change {times[0]}</title></path>')

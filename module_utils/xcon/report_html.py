@@ -111,15 +111,15 @@ ul.paths { margin: .2em 0 .8em 0; } ul.paths li.working { background: none; colo
 <p class="members">{% for i, id in g.links %}<a href="#link-{{ i }}">{{ id }}</a>{% if not loop.last %}, {% endif %}{% endfor %}</p></details>
 {% else %}<p>No links were found.</p>{% endfor %}
 </div>
-
-<h2 id="overview">Overview</h2>
-{% set fl = fleet(r.links, r.check_mode) %}
+{% set fl = fleet_charts(r.links, fleet.groups, r.check_mode) %}
 {% if fl %}
-<div class="fleet" id="fleet">
-<p class="small">Refusals per hour (1290/289/1294/1293/37, in {{ fl.bucket_minutes }}-minute bars) per group of links, {{ fl.start | replace("T", " ") }} &ndash; {{ fl.end | replace("T", " ") }} UTC; every chart on the same scale (top: {{ fl.peak }} per hour){% if not r.check_mode %}; dashed line: the group's first change{% endif %}.</p>
-{% for c in fl.charts %}<figure class="group" data-links="{{ c.links | length }}"><figcaption>{{ c.label }}</figcaption>{{ c.svg | safe }}</figure>{% endfor %}
+<div class="fleet" id="fleet-charts">
+<p class="small">Refusals per hour (1290/289/1294/1293/37, in {{ fl.bucket_minutes }}-minute bars) per group, {{ fl.start | replace("T", " ") }} &ndash; {{ fl.end | replace("T", " ") }} UTC; every chart on the same scale (top: {{ fl.peak }} per hour){% if not r.check_mode %}; dashed line: the group's first change{% endif %}.</p>
+{% for c in fl.charts %}<figure class="group st-{{ c.status }}" data-links="{{ c.links | length }}"><figcaption>{{ c.label }}</figcaption>{{ c.svg | safe }}</figure>{% endfor %}
 </div>
 {% endif %}
+
+<h2 id="overview">Overview</h2>
 <table id="overview-table">
 <tr><th>Link</th><th>Inside</th><th>Outside</th><th>Firewall</th><th>Status</th><th>After</th><th>Findings</th>
 <th>Workaround</th><th>Changes</th><th>Verification</th></tr>
@@ -225,7 +225,7 @@ _ENV.filters["tojson_compact"] = _tojson_compact
 _ENV.globals["svg"] = _svg
 _ENV.globals["timeline_svg"] = lambda timeline, hosts, uid: markupsafe.Markup(xtimeline_svg.svg(timeline, hosts, uid))
 _ENV.globals["timeline_text"] = xtimeline.sentences
-_ENV.globals["fleet"] = xfleet.overview
+_ENV.globals["fleet_charts"] = xfleet.overview
 _TEMPLATE = _ENV.from_string(HTML_TEMPLATE)
 
 

@@ -15,6 +15,7 @@ from test_diagnose import Topology
 from test_report import links_for
 from xcon import report
 from xcon import report_fleet as fleet
+from xcon import report_html
 from xcon import report_timeline as tl
 
 NS = "{http://www.w3.org/2000/svg}"
@@ -54,26 +55,27 @@ def fleet_links(count):
     return links
 
 
-def test_groups_share_findings_workaround_and_firewall():
+def test_one_chart_per_fleet_group_on_one_scale():
     links = fleet_links(3)
     healthy = links_for(Topology())[0]
     healthy["timeline"] = kb_timeline("EXIN", "EXOUT", refusing=False)
-    found = fleet.groups(links + [healthy])
-    assert [len(g["links"]) for g in found] == [3, 1]
-    assert "XCON-TRANSPARENCY-REFUSAL" in found[0]["label"] and found[0]["label"].startswith("3 links: ") and found[0]["label"].endswith("through FW1")
-    view = fleet.overview(links + [healthy])
-    assert [c["links"] for c in view["charts"]][0] == [l["id"] for l in links]
+    links.append(healthy)
+    groups = report_html.fleet(links)["groups"]  # the fleet view's groups: status, codes, plan
+    view = fleet.overview(links, groups)
+    assert [c["label"] for c in view["charts"]] == [g["label"] for g in groups]
+    assert [c["links"] for c in view["charts"]] == [[l["id"] for l in links[:3]], [healthy["id"]]]
     # small multiples: every chart the same size and the same count scale (the fleet's busiest group)
     for chart in view["charts"]:
         root = ET.fromstring(chart["svg"])
         assert (root.get("width"), root.get("height")) == (str(fleet.CHART_W), str(fleet.CHART_H))
         assert [t.text for t in root.iter(f"{NS}text")][0] == str(round(view["peak"]))
     busy, quiet = (ET.fromstring(c["svg"]) for c in view["charts"])
-    listed = sum(1 for l in links for e in l["timeline"]["events"] if e["id"] in tl.REFUSAL_IDS)
+    listed = sum(1 for l in links[:3] for e in l["timeline"]["events"] if e["id"] in tl.REFUSAL_IDS)
     assert int(busy.get("data-refusals")) == listed and int(quiet.get("data-refusals")) == 0
     # 4 refusals (1290/289/1294, 1293) per link every 10 minutes, 3 links, in 5-minute bars: 12 per bar = 144 per hour
     assert view["bucket_minutes"] == 5 and view["peak"] == 144
     assert "no refusal in the window" in view["charts"][1]["svg"]
+    assert fleet.overview([links_for(Topology())[0]], groups[1:]) is None, "no timeline, no chart"
 
 
 @pytest.mark.parametrize("count, budget", [(100, 2_000_000), (300, 6_000_000)])
@@ -88,4 +90,4 @@ def test_fleet_report_with_timelines_stays_within_budget(tmp_path, count, budget
     timeline = written["links"][0]["timeline"]
     assert len(timeline["events"]) == tl.EVENTS_CAP and timeline["events_omitted"]["count"] == 12 * 7 - tl.EVENTS_CAP
     html = open(paths["html"], encoding="utf-8").read()
-    assert html.count("<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"timeline\"") == count and html.count('<figure class="group"') == 1
+    assert html.count("<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"timeline\"") == count and html.count('<figure class="group st-') == 1
