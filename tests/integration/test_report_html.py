@@ -48,13 +48,14 @@ def _run_chromium(chromium, user_data_dir, *args):
 class _Page(HTMLParser):
     """The rendered DOM as a flat sequence: where each element with an id starts, the cell texts of
     every row of the table with id ``overview-table``, and per inline ``<svg>`` its texts and the
-    class and data attributes of its path groups."""
+    class and data attributes of its path groups (topology pictures; other SVGs apart)."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.order = []            # element ids (and h2/h3 texts) in document order
         self.overview_rows = []    # [[cell text, ...], ...] of the overview table
-        self.svgs = []             # [{"label", "texts": [...], "paths": [{class, data-*}]}]
+        self.svgs = []             # per topology <svg>: [{"label", "texts": [...], "paths": [{class, data-*}]}]
+        self.other_svgs = []       # the other inline SVGs (timelines, the fleet's small multiples)
         self.links = []            # every <a href>
         self._in_overview = 0
         self._row = None
@@ -71,7 +72,8 @@ class _Page(HTMLParser):
             self.links.append(attrs["href"])
         if tag == "svg":
             self._svg = {"label": attrs.get("aria-label"), "texts": [], "paths": []}
-            self.svgs.append(self._svg)
+            # the topology pictures (timelines and the fleet's charts are test_report_timeline's)
+            (self.svgs if "topology" in (attrs.get("class") or "").split() else self.other_svgs).append(self._svg)
         elif self._svg is not None:
             if tag == "text":
                 self._svg_text = ""
