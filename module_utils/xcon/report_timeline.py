@@ -9,7 +9,8 @@ over time, from what the tool already reads (pure Python; report_timeline_svg dr
 * ``queue``: the queue length of the link's connectors at each read: the audit's and every
   verification poll's.  The outside server's primary connector is always there (no counter
   instance = nothing queued since the MTA started, Q157660; the verification judges it the same
-  way); other connectors where their counter instance exists.
+  way); other connectors where their counter instance exists.  Also the lengths the MTA logged in
+  its backlog events (659 "backlogged with N", 660 "subsided leaving N", Q163085).
 * ``changes``: each change applied by this run and each MTA restart it made (``kind: restart``).
   A restart is placed at the MTA's own startup event (9298) that the verification read after it;
   a change at the time the run's journal recorded it (the controller's clock), put on the servers'
@@ -103,6 +104,22 @@ def queue_points(link, side, evidence):
     return points
 
 
+def backlog_points(events, host, connectors):
+    """Queue lengths the MTA itself logged: 659 "backlogged with N messages" and 660 "subsided
+    leaving N" (Q163085) for one of the link's `connectors` on `host`."""
+    names = {_norm(c): c for c in connectors}
+    points = []
+    for event in events or []:
+        if int(event.get("id") or 0) not in BACKLOG_IDS or not event.get("time") or _norm(event.get("connector")) not in names:
+            continue
+        try:
+            length = int(event.get("count"))
+        except (TypeError, ValueError):
+            continue
+        points.append({"time": iso(event["time"]), "host": host, "connector": names[_norm(event["connector"])], "length": length})
+    return points
+
+
 def _merge_events(lists):
     """The union of event lists read at different times: the same event (host, time, id) read by
     two reads counts once; two in one read (e.g. two 9301 in a minute) stay two."""
@@ -129,13 +146,18 @@ def from_audit(link, servers):
         if evidence.get("since"):
             starts.append(iso(evidence["since"]))
         events += link_events(evidence.get("events"), host, _connectors(link, side))
-        queue += queue_points(link, side, evidence)
-    timeline = {"audit": audit, "events": _merge_events([events]), "queue": sorted(queue, key=_qkey), "changes": []}
+        queue += queue_points(link, side, evidence) + backlog_points(evidence.get("events"), host, _connectors(link, side))
+    timeline = {"audit": audit, "events": _merge_events([events]), "queue": _unique(queue), "changes": []}
     return finish(timeline, start=min(starts) if starts else None)
 
 
 def _qkey(point):
     return (point["time"], point["host"], point["connector"])
+
+
+def _unique(points):
+    """Queue readings by time, one per (time, server, connector) (a reading read twice is one)."""
+    return sorted({_qkey(q): q for q in points}.values(), key=_qkey)
 
 
 def from_polls(link, polls):
@@ -152,7 +174,7 @@ def from_polls(link, polls):
                 continue
             reads.append({"host": host, "time": iso(evidence["now"]), "at": at})
             events.append(link_events(evidence.get("events"), host, _connectors(link, side)))
-            queue += queue_points(link, side, evidence)
+            queue += queue_points(link, side, evidence) + backlog_points(evidence.get("events"), host, _connectors(link, side))
             startups += [{"host": host, "time": iso(e["time"])} for e in evidence.get("events") or []
                          if int(e.get("id") or 0) == STARTUP_ID and e.get("time")]
     unique = sorted({(s["time"], s["host"]) for s in startups})
@@ -221,7 +243,7 @@ def complete(link, polls=None, changes=None):
     omitted = timeline.pop("events_omitted", None)
     if polls:
         timeline["events"] = _merge_events([timeline.get("events") or [], polls.get("events") or []])
-        timeline["queue"] = sorted({_qkey(q): q for q in (timeline.get("queue") or []) + (polls.get("queue") or [])}.values(), key=_qkey)
+        timeline["queue"] = _unique((timeline.get("queue") or []) + (polls.get("queue") or []))
     timeline["changes"] = list(changes or [])
     start = (timeline.get("window") or {}).get("start")
     return finish(timeline, start=start, omitted=omitted)

@@ -175,3 +175,13 @@ def test_a_long_window_gives_the_run_its_own_scale():
     assert axis.break_x() == 600.0
     assert axis.x("2026-01-05T23:00:00Z") > 600 and axis.x("2026-01-05T23:10:00Z") == 1000
     assert [x for x, _label in axis.ticks()] == sorted(x for x, _label in axis.ticks())
+
+
+def test_backlog_events_carry_queue_lengths():
+    events = [_ev(659, _minute(5), "TO-INSIDE", count="10"), _ev(660, _minute(9), "to-inside", count=0),
+              _ev(659, _minute(6), "TO-OTHER", count=30), _ev(659, _minute(7), "TO-INSIDE")]
+    audit = {"now": _minute(10), "since": _minute(0), "events": events, "queues": {"TO-INSIDE": 3}}
+    timeline = tl.from_audit(LINK, {"EXOUT": {"evidence": audit}})
+    # the MTA's own counts (another connector's and a 659 without a count are not readings of this queue)
+    assert [(q["time"], q["length"]) for q in timeline["queue"]] == [(_minute(5), 10), (_minute(9), 0), (_minute(10), 3)]
+    assert {q["connector"] for q in timeline["queue"]} == {"TO-INSIDE"}
