@@ -13,10 +13,10 @@ firewall orange, unknown grey.
 from __future__ import annotations
 
 import datetime as _dt
-from html import escape
 
 from xcon import report_timeline as xtl
-from xcon.topology import _COLOURS as PATH_COLOURS  # the topology picture's path colours
+# The topology picture's path colours, and its escaping (text from servers made inert, then XML-escaped)
+from xcon.topology import _COLOURS as PATH_COLOURS, _esc
 
 COLOURS = {"refused": PATH_COLOURS["refused"], "working": PATH_COLOURS["working"], "unknown": PATH_COLOURS["unknown"],
            "server": "#2b579a", "firewall": "#e65100", "backlog": "#f9a825", "restart": "#424242"}
@@ -32,10 +32,6 @@ ROW_H, LANE_PAD = 15, 8
 CHANGE_COLOURS = {"firewall": COLOURS["firewall"], "connector": COLOURS["server"], "restart": COLOURS["restart"]}
 FOCUS_SHARE = 0.4     # of the width, for the audit-to-end part of a long window
 TICK_MINUTES = (1, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080)
-
-
-def _esc(value):
-    return escape(str(value if value is not None else ""), quote=True)
 
 
 class Axis:

@@ -185,3 +185,12 @@ def test_backlog_events_carry_queue_lengths():
     # the MTA's own counts (another connector's and a 659 without a count are not readings of this queue)
     assert [(q["time"], q["length"]) for q in timeline["queue"]] == [(_minute(5), 10), (_minute(9), 0), (_minute(10), 3)]
     assert {q["connector"] for q in timeline["queue"]} == {"TO-INSIDE"}
+
+
+def test_text_from_servers_stays_inert_in_the_svg():
+    host = "EX\x1b[2J<IN>&"
+    timeline = tl.finish({"audit": {}, "events": [{"time": _minute(1), "host": host, "id": 1290}],
+                          "queue": [{"time": _minute(2), "host": host, "connector": "TO-\x07X", "length": 1}], "changes": []})
+    root, lanes = _lanes(tsvg.svg(timeline, [(host, "inside")]))  # still XML: a control character is not
+    (name,) = lanes
+    assert "\x1b" not in name and "<IN>&" in name and sum(int(p.get("data-n")) for p in lanes[name]) == 1
