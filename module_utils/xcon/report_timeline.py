@@ -9,8 +9,9 @@ over time, from what the tool already reads (pure Python; report_timeline_svg dr
 * ``queue``: the queue length of the link's connectors at each read: the audit's and every
   verification poll's.  The outside server's primary connector is always there (no counter
   instance = nothing queued since the MTA started, Q157660; the verification judges it the same
-  way); other connectors where their counter instance exists.  Also the lengths the MTA logged in
-  its backlog events (659 "backlogged with N", 660 "subsided leaving N", Q163085).
+  way); other connectors where their counter instance exists.  The backlog events carry the length
+  the MTA logged (659 "backlogged with N", 660 "subsided leaving N", Q163085): the picture's queue
+  line takes both.
 * ``changes``: each change applied by this run and each MTA restart it made (``kind: restart``).
   A restart is placed at the MTA's own startup event (9298) that the verification read after it;
   a change at the time the run's journal recorded it (the controller's clock), put on the servers'
@@ -36,8 +37,8 @@ STARTUP_ID = 9298                   # "MTA Service startup complete" (Q174695)
 # Events that may name no connector of the link and still be its: a 1293 may name the connections
 # container, a 9301 names an address (the diagnosis counts them the same way).
 UNATTRIBUTED_IDS = REFUSING_IDS
-EVENTS_CAP = 80
-QUEUE_CAP = 100
+EVENTS_CAP = 60
+QUEUE_CAP = 48
 SIDES = ("inside", "outside")
 
 
@@ -73,8 +74,10 @@ def _connectors(link, side):
 
 def link_events(events, host, connectors):
     """The timeline entries of `host`'s parsed `events` (xcon.evidence) that concern a link whose
-    connectors on that host are `connectors`."""
-    names = {_norm(c) for c in connectors}
+    connectors on that host are `connectors`.  A backlog event (659 "backlogged with N messages",
+    660 "subsided leaving N", Q163085) also names its ``connector`` and the ``length`` it logged:
+    a reading of that queue by the MTA itself."""
+    names = {_norm(c): c for c in connectors}
     found = []
     for event in events or []:
         event_id = int(event.get("id") or 0)
@@ -83,7 +86,13 @@ def link_events(events, host, connectors):
         named = _norm(event.get("connector"))
         if (named and named not in names) or (not named and event_id not in UNATTRIBUTED_IDS):
             continue
-        found.append({"time": iso(event["time"]), "host": host, "id": event_id})
+        entry = {"time": iso(event["time"]), "host": host, "id": event_id}
+        if event_id in BACKLOG_IDS:
+            try:
+                entry.update(connector=names[named], length=int(event.get("count")))
+            except (TypeError, ValueError):
+                pass
+        found.append(entry)
     return found
 
 
@@ -104,34 +113,19 @@ def queue_points(link, side, evidence):
     return points
 
 
-def backlog_points(events, host, connectors):
-    """Queue lengths the MTA itself logged: 659 "backlogged with N messages" and 660 "subsided
-    leaving N" (Q163085) for one of the link's `connectors` on `host`."""
-    names = {_norm(c): c for c in connectors}
-    points = []
-    for event in events or []:
-        if int(event.get("id") or 0) not in BACKLOG_IDS or not event.get("time") or _norm(event.get("connector")) not in names:
-            continue
-        try:
-            length = int(event.get("count"))
-        except (TypeError, ValueError):
-            continue
-        points.append({"time": iso(event["time"]), "host": host, "connector": names[_norm(event["connector"])], "length": length})
-    return points
-
-
 def _merge_events(lists):
     """The union of event lists read at different times: the same event (host, time, id) read by
     two reads counts once; two in one read (e.g. two 9301 in a minute) stay two."""
-    merged = {}
+    merged, first = {}, {}
     for events in lists:
         counts = {}
         for event in events:
             key = (event["time"], event["host"], event["id"])
             counts[key] = counts.get(key, 0) + 1
+            first.setdefault(key, event)
         for key, count in counts.items():
             merged[key] = max(merged.get(key, 0), count)
-    return [{"time": t, "host": h, "id": i} for (t, h, i), n in sorted(merged.items()) for _ in range(n)]
+    return [dict(first[key]) for key, n in sorted(merged.items()) for _ in range(n)]
 
 
 def from_audit(link, servers):
@@ -146,7 +140,7 @@ def from_audit(link, servers):
         if evidence.get("since"):
             starts.append(iso(evidence["since"]))
         events += link_events(evidence.get("events"), host, _connectors(link, side))
-        queue += queue_points(link, side, evidence) + backlog_points(evidence.get("events"), host, _connectors(link, side))
+        queue += queue_points(link, side, evidence)
     timeline = {"audit": audit, "events": _merge_events([events]), "queue": _unique(queue), "changes": []}
     return finish(timeline, start=min(starts) if starts else None)
 
@@ -174,7 +168,7 @@ def from_polls(link, polls):
                 continue
             reads.append({"host": host, "time": iso(evidence["now"]), "at": at})
             events.append(link_events(evidence.get("events"), host, _connectors(link, side)))
-            queue += queue_points(link, side, evidence) + backlog_points(evidence.get("events"), host, _connectors(link, side))
+            queue += queue_points(link, side, evidence)
             startups += [{"host": host, "time": iso(e["time"])} for e in evidence.get("events") or []
                          if int(e.get("id") or 0) == STARTUP_ID and e.get("time")]
     unique = sorted({(s["time"], s["host"]) for s in startups})
@@ -277,6 +271,15 @@ def finish(timeline, start=None, omitted=None):
     return timeline
 
 
+def queue_lines(timeline):
+    """Every reading of each queue, in time order: ``{(host, connector): [{"time", "length", ...}]}``
+    (the counter reads of ``queue`` and the lengths the backlog events logged)."""
+    lines = {}
+    for point in (timeline.get("queue") or []) + [e for e in timeline.get("events") or [] if "length" in e]:
+        lines.setdefault((point["host"], point["connector"]), []).append(point)
+    return {key: sorted(points, key=lambda p: p["time"]) for key, points in lines.items()}
+
+
 def sentences(link, check_mode):
     """What the timeline shows, in words (under the picture; a mail client that drops SVG keeps it)."""
     timeline = link.get("timeline") or {}
@@ -298,10 +301,10 @@ def sentences(link, check_mode):
         after = [e for e in refusals if e["time"] > last]
         lines.append(f"{len(changes)} change(s) applied from {min(c['time'] for c in changes + restarts)}, "
                      f"{len(restarts)} MTA restart(s); {len(after)} refusal(s) after the last one ({last}).")
-    for host, connector in sorted({(q["host"], q["connector"]) for q in timeline.get("queue") or []}):
-        points = [q for q in timeline["queue"] if q["host"] == host and q["connector"] == connector]
+    lines_by_queue = queue_lines(timeline)
+    for (host, connector), points in sorted(lines_by_queue.items()):
         if any(p["length"] for p in points):
-            lines.append(f"Queue {connector} on {host}: " + ", ".join(f"{p['length']} at {p['time'][11:16]}" for p in points[-6:]) + ".")
+            lines.append(f"Queue {connector} on {host}: " + ", ".join(f"{p['length']} at {p['time'][11:16]}" for p in points[-4:]) + ".")
     if timeline.get("events_omitted"):
         lines.append(f"{timeline['events_omitted']['count']} older event(s) are not listed (the newest {EVENTS_CAP} are).")
     return lines

@@ -25,7 +25,7 @@ ROWS = (  # (row name, label, {event id: colour})
     ("refusals", "refusals 1293/37 \u00b7 9301", {1293: COLOURS["refused"], 37: COLOURS["refused"], 9301: COLOURS["unknown"]}),
     ("backlog", "backlog 659 \u00b7 subsided 660", {659: COLOURS["backlog"], 660: COLOURS["working"]}),
 )
-MAX_MARKS = 60          # per row; beyond it the row shows per-bucket counts
+MAX_MARKS = 40          # per row; beyond it the row shows per-bucket counts
 BUCKETS = 60            # buckets across the window when counting
 WIDTH, LEFT, RIGHT = 780, 160, 14
 ROW_H, LANE_PAD = 15, 8
@@ -179,11 +179,12 @@ def svg(timeline, hosts, uid="t", note=""):
     height = top + lane_h * len(hosts) + 44
     bottom = top + lane_h * len(hosts)
     events = timeline.get("events") or []
-    queue = timeline.get("queue") or []
+    lines = xtl.queue_lines(timeline)
+    queue = [p for points in lines.values() for p in points]
     peak = max((q["length"] for q in queue), default=0)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" '
            f'height="{height}" role="img" aria-label="timeline {uid}">',
-           f'<text class="caption" x="4" y="14">What happened over time (UTC, each server\'s clock): '
+           f'<text class="caption" x="4" y="14">Over time (UTC, each server\'s clock): '
            f'{_esc(window["start"][:16].replace("T", " "))} \u2013 {_esc(window["end"][:16].replace("T", " "))}</text>']
     omitted = timeline.get("events_omitted")
     if omitted:
@@ -193,38 +194,40 @@ def svg(timeline, hosts, uid="t", note=""):
     for index, (host, role) in enumerate(hosts):
         y0 = top + lane_h * index
         mine = [e for e in events if e["host"] == host]
-        out.append(f'<g class="lane" data-host="{_esc(host)}" data-role="{_esc(role)}" data-n="{len(mine)}">')
+        out.append(f'<g class="lane" data-host="{_esc(host)}" data-n="{len(mine)}">')
         out.append(f'<rect class="lane-bg" x="{LEFT}" y="{y0}" width="{WIDTH - RIGHT - LEFT}" height="{lane_h - LANE_PAD}"/>')
         out.append(f'<text class="host" x="4" y="{y0 + 12}">{_esc(host)} <tspan class="role">({_esc(role)} server)</tspan></text>')
-        for row, (name, label, colours) in enumerate(ROWS):
+        # the row labels once, then the same labels moved down for each further lane
+        out.append(f'<g id="rows-{uid}">' + "".join(f'<text class="row" x="{LEFT - 4}" y="{top + (row + 2) * ROW_H - 4}">{_esc(label)}</text>'
+                                               for row, (_name, label, _colours) in enumerate(ROWS)) + "</g>"
+                   if index == 0 else f'<use href="#rows-{uid}" y="{y0 - top}"/>')
+        for row, (_name, _label, colours) in enumerate(ROWS):
             y = y0 + (row + 1) * ROW_H
-            rows = [e for e in mine if e["id"] in colours]
-            out.append(f'<text class="row" x="{LEFT - 4}" y="{y + ROW_H - 4}">{_esc(label)}</text>')
-            out += _marks(rows, axis, y, colours)
-        for connector in sorted({q["connector"] for q in queue if q["host"] == host}):
-            points = [q for q in queue if q["host"] == host and q["connector"] == connector]
-            out.append(_queue(points, axis, y0 + 4, y0 + lane_h - LANE_PAD - 2, peak))
+            out += _marks([e for e in mine if e["id"] in colours], axis, y, colours)
+        for (where, _connector), points in sorted(lines.items()):
+            if where == host and any(p["length"] for p in points):  # a queue that stayed empty: no line on the lane's foot
+                out.append(_queue(points, axis, y0 + 4, y0 + lane_h - LANE_PAD - 2, peak))
         out.append("</g>")
     if axis.break_x() is not None:
         x = axis.break_x()
         out.append(f'<path class="brk" d="M{x} {top - 4}V{bottom + 4}"/><text class="brk" x="{x - 3}" y="{bottom + 28}" '
-                   f'text-anchor="end">\u2190 whole window | larger scale from here \u2192</text>')
+                   f'text-anchor="end">larger scale from here \u2192</text>')
     changes = timeline.get("changes") or []
     for change in changes:
         x = axis.x(change["time"])
         colour = CHANGE_COLOURS.get(change["kind"], COLOURS["server"])
-        what = "MTA restart" if change["kind"] == "restart" else f"step {change['step']} ({change['kind']})"
+        what = "MTA restart" if change["kind"] == "restart" else f"step {change['step']}"
         dash = ' stroke-dasharray="5 3"' if change["kind"] == "restart" else ""
-        out.append(f'<path class="change" data-kind="{_esc(change["kind"])}" data-step="{_esc(change["step"])}" data-x="{x}" '
-                   f'd="M{x} {top - 12}V{bottom}" stroke="{colour}"{dash}><title>{_esc(what)} on {_esc(change["target"])} at '
-                   f'{_esc(change["time"])}</title></path>')
+        out.append(f'<path class="change" data-kind="{_esc(change["kind"])}" data-step="{_esc(change["step"])}" '
+                   f'd="M{x} {top - 12}V{bottom}" stroke="{colour}"{dash}><title>{_esc(what)} {_esc(change["target"])} '
+                   f'{_esc(change["time"][11:19])}</title></path>')
     out += _change_labels(changes, axis, top - 14)
     out.append(f'<path class="axis" d="M{LEFT} {bottom}H{WIDTH - RIGHT}"/>')
     ticks = axis.ticks()
     out.append(f'<path class="tick" d="{"".join(f"M{x} {bottom}v4" for x, _label in ticks)}"/>')
     out += [f'<text class="tick" x="{x}" y="{bottom + 15}">{_esc(label)}</text>' for x, label in ticks]
-    legend = (f"blue: queue length (0 at a lane's foot, {peak} at its top)" if queue else "queue: not read") + \
-        ("; lines: change steps (blue connector, orange firewall), dashed R: MTA restart" if changes else "")
+    legend = (f"blue: queue (0 at a lane's foot, {peak} at its top)" if queue else "queue: not read") + \
+        ("; lines: steps (blue connector, orange firewall), dashed R: MTA restart" if changes else "")
     out.append(f'<text class="legend" x="4" y="{height - 6}">{_esc(note or legend)}</text>')
     out.append("</svg>")
     return "\n".join(out)

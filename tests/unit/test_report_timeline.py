@@ -144,7 +144,7 @@ def test_svg_marks_per_lane_and_change_markers():
     changes = [g for g in root.iter(f"{NS}path") if g.get("class") == "change"]
     assert [(g.get("data-kind"), g.get("data-step")) for g in changes] == [("connector", "1"), ("restart", "restart")]
     last_refusal = max(float(mark.split()[0]) for p in lanes["EXOUT"] for mark in p.get("d").split("M")[1:])
-    assert all(float(g.get("data-x")) > last_refusal for g in changes)
+    assert all(float(g.get("d").split()[0][1:]) > last_refusal for g in changes)  # d="M{x} {top}V{bottom}"
     queue = next(g for g in root.iter(f"{NS}g") if g.get("class") == "queue")
     assert queue.get("data-lengths") == "6 0"
     # --check: the same picture without any change marker
@@ -182,9 +182,16 @@ def test_backlog_events_carry_queue_lengths():
               _ev(659, _minute(6), "TO-OTHER", count=30), _ev(659, _minute(7), "TO-INSIDE")]
     audit = {"now": _minute(10), "since": _minute(0), "events": events, "queues": {"TO-INSIDE": 3}}
     timeline = tl.from_audit(LINK, {"EXOUT": {"evidence": audit}})
-    # the MTA's own counts (another connector's and a 659 without a count are not readings of this queue)
-    assert [(q["time"], q["length"]) for q in timeline["queue"]] == [(_minute(5), 10), (_minute(9), 0), (_minute(10), 3)]
-    assert {q["connector"] for q in timeline["queue"]} == {"TO-INSIDE"}
+    assert timeline["events"] == [{"time": _minute(5), "host": "EXOUT", "id": 659, "connector": "TO-INSIDE", "length": 10},
+                                  {"time": _minute(7), "host": "EXOUT", "id": 659},   # no count: no reading
+                                  {"time": _minute(9), "host": "EXOUT", "id": 660, "connector": "TO-INSIDE", "length": 0}]
+    _validate(timeline)
+    # the queue line: the MTA's own counts and the counter read (another connector's is not this queue)
+    lines = tl.queue_lines(timeline)
+    assert list(lines) == [("EXOUT", "TO-INSIDE")]
+    assert [(p["time"], p["length"]) for p in lines[("EXOUT", "TO-INSIDE")]] == [(_minute(5), 10), (_minute(9), 0), (_minute(10), 3)]
+    root, _lanes_ = _lanes(tsvg.svg(timeline, [("EXOUT", "outside")]))
+    assert next(g for g in root.iter(f"{NS}g") if g.get("class") == "queue").get("data-lengths") == "10 0 3"
 
 
 def test_text_from_servers_stays_inert_in_the_svg():
