@@ -168,20 +168,27 @@ class AwxJobs:
         extra.update(values)
         return extra
 
-    def run(self, playbook, extravars, *, check=False, diff=True, verbosity=0, timeout=600, idle_timeout=180, env=None):
-        """One job; `env`: AWX's "Extra Environment Variables" (settings AWX_TASK_ENV)."""
+    def run(self, playbook, extravars, *, check=False, diff=True, verbosity=0, timeout=600, idle_timeout=180, env=None,
+            password_as_extra_var=False):
+        """One job; `env`: AWX's "Extra Environment Variables" (settings AWX_TASK_ENV).
+        `password_as_extra_var`: the wrong way, for the leak check's own test - the WinRM password as
+        the extra variable ansible_password (a custom credential type injecting it into extra_vars)."""
         self.count += 1
         pdd = os.path.join(self.base, f"job{self.count}")
         os.makedirs(os.path.join(pdd, "env"))
         shutil.copytree(self.project, os.path.join(pdd, "project"), symlinks=True)
         inventory = os.path.join(pdd, "inventory", "hosts")
         user, password = awx_inventory(self.lab.inventory, inventory)
-        args = (["--check"] if check else []) + ["-u", user, "--ask-pass"] + (["--diff"] if diff else [])
+        if password_as_extra_var:
+            extravars, prompted = dict(extravars, ansible_password=password), []
+        else:
+            prompted = ["--ask-pass"]
+        args = (["--check"] if check else []) + ["-u", user] + prompted + (["--diff"] if diff else [])
         args += ["--forks=5"] + ([f"-{'v' * verbosity}"] if verbosity else [])
         files = {
             "extravars": yaml.safe_dump(self.extravars(**extravars)),
             "cmdline": " ".join(shlex.quote(a) for a in args),
-            "passwords": json.dumps({prompt: password for prompt in SSH_PASSWORD_PROMPTS}),
+            "passwords": json.dumps({prompt: password for prompt in SSH_PASSWORD_PROMPTS} if prompted else {}),
             "envvars": json.dumps(dict(self._envvars(pdd), **(env or {}))),
             "settings": json.dumps({"job_timeout": timeout, "idle_timeout": idle_timeout,
                                     "suppress_ansible_output": True, "suppress_output_file": False}),

@@ -149,3 +149,17 @@ def _rollback_record_named(job, summary):
         assert json.load(handle) == summary
     assert any(summary["report_json"] in json.dumps(e["event_data"].get("res", {})) for e in job.events
                if e.get("event") == "runner_on_ok"), "no task result names the rollback's summary file"
+
+
+def test_the_leak_check_finds_a_password_in_the_events_the_stdout_and_the_artifacts(awx):
+    """The leak check can fail: a job that shows the WinRM password (given the wrong way, as the
+    extra variable ansible_password, and printed by a task) is caught in env/extravars, in runner's
+    stdout, in the job's events and in the artifact files."""
+    with open(os.path.join(awx.project, "leak.yml"), "w", encoding="utf-8") as handle:
+        handle.write("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+                     "    - ansible.builtin.debug:\n        var: ansible_password\n")
+    job = awx.run("leak.yml", {}, password_as_extra_var=True)
+    assert job.status == "successful", job.tail()
+    leaks = _leaks(job)
+    for where in ("env/extravars", "<runner stdout>", "runner_on_ok", "/job_events/", "/stdout:"):
+        assert any(where in leak for leak in leaks), (where, leaks)
