@@ -29,7 +29,7 @@ class ActionModule(XconAction):
         restarts = self._restarts(args, task_vars)
         transaction = (args["transaction"] or {}).get("links") or {}
         failures = []
-        records = {} if check_mode else otx.load(args["state_dir"])
+        records = otx.load(args["state_dir"])
         for link in links:
             stopped = self._transaction(link, transaction.get(link["id"]), check_mode)
             if stopped:
@@ -96,6 +96,11 @@ class ActionModule(XconAction):
         # found no link at all, has not shown that the site is healthy.  Under --check the refusals
         # a real run would meet (preflight) are the check's own failure: check mode predicts them.
         problems = coverage_problems(hosts_scanned, hosts_failed, links, diagnosis.get("unlinked") or [])
+        # An open transaction whose link this run did not find (a server left out of the inventory, or
+        # not read): nothing finished or undid it, and it must not pass unsaid.
+        problems += [f"{link_id}: the open transaction of run {record.get('opened_by')} was neither finished nor rolled back: "
+                     "this run did not find that link (are both its servers in the inventory and readable?)"
+                     for link_id, record in sorted(records.items()) if link_id not in {l["id"] for l in links}]
         if check_mode:
             problems += [f"a real run would refuse before any change: {e}" for e in diagnosis.get("preflight_errors") or []]
             failures = problems
