@@ -95,9 +95,9 @@ def running_lab(directory: str) -> Dict[str, Any]:
     return info
 
 
-def request(name: str, body: Optional[Dict[str, Any]] = None, timeout: float = 600.0) -> Any:
-    """One control request to the running lab."""
-    info = running_lab(state_dir())
+def request(name: str, body: Optional[Dict[str, Any]] = None, timeout: float = 600.0, directory: Optional[str] = None) -> Any:
+    """One control request to the running lab (of `directory`, default the state dir)."""
+    info = running_lab(directory or state_dir())
     data = json.dumps(body or {}).encode("utf-8")
     req = urllib.request.Request(f"http://127.0.0.1:{info['port']}/{name}", data=data, method="POST",
                                  headers={"Content-Type": "application/json", ctl.TOKEN_HEADER: info["token"]})
