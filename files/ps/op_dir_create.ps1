@@ -9,6 +9,8 @@
 #                      Display-Name, an ordinary attribute given in `attributes`
 #         class      - object class (e.g. RFC1006-X400-Link)
 #         attributes - @{Name = value or @(values)}; octet strings as hex text
+#         octets     - the names of the attributes that are octet strings: their values are written
+#                      as bytes (a value that is not hex is refused before anything is written)
 # Output: @{dn}
 param($Params)
 
@@ -17,6 +19,8 @@ $parentDn = [string](Get-XconParam $Params 'parent' -Required)
 $cn = [string](Get-XconParam $Params 'cn' -Required)
 $class = [string](Get-XconParam $Params 'class' -Required)
 $attributes = Get-XconParam $Params 'attributes' @{}
+$octets = @{}
+foreach ($n in @(Get-XconParam $Params 'octets' @())) { $octets[([string]$n).ToLowerInvariant()] = $true }
 
 $rdn = 'cn=' + (Get-XconRdnValue $cn)
 $parent = Get-XconEntry $server $parentDn
@@ -24,12 +28,13 @@ $child = $parent.Create($class, $rdn.Replace('/', '\/'))
 foreach ($name in @($attributes.PSBase.Keys)) {
     if ([string]$name -eq 'rdn') { continue }   # the RDN already sets the directory name
     $value = $attributes[$name]
+    $octet = $octets.ContainsKey(([string]$name).ToLowerInvariant())
     if ($value -is [System.Array]) {
         $values = New-Object System.Collections.ArrayList
-        foreach ($v in $value) { [void]$values.Add((ConvertTo-XconAttributeValue $server $name $v)) }
+        foreach ($v in $value) { [void]$values.Add((ConvertTo-XconAttributeValue $v $octet)) }
         $child.PutEx(2, [string]$name, $values.ToArray())
     } else {
-        $child.Put([string]$name, (ConvertTo-XconAttributeValue $server $name $value))
+        $child.Put([string]$name, (ConvertTo-XconAttributeValue $value $octet))
     }
 }
 $child.SetInfo()

@@ -4,8 +4,9 @@
 # Params: server  - Exchange server NetBIOS name (LDAP://SERVER)
 #         port    - its LDAP port (optional; 389 when absent: LDAP://SERVER:PORT otherwise)
 #         dn      - LDAP DN of the object
-#         changes - @(@{attribute; action = replace|clear|append|remove; values = @(...)})
-#                   octet-string values arrive as hex text and are written as bytes.
+#         changes - @(@{attribute; action = replace|clear|append|remove; values = @(...); octets})
+#                   octets = $true: the attribute is an octet string, its values arrive as hex text and
+#                   are written as bytes (a value that is not hex is refused before anything is written).
 # Output: @{dn; modified = @(attribute names)}
 param($Params)
 
@@ -27,7 +28,8 @@ foreach ($change in $changes) {
         $entry.PutEx(1, $name, $null)
     } else {
         $values = New-Object System.Collections.ArrayList
-        foreach ($v in @(Get-XconParam $change 'values' @())) { [void]$values.Add((ConvertTo-XconAttributeValue $server $name $v)) }
+        $octets = [bool](Get-XconParam $change 'octets' $false)
+        foreach ($v in @(Get-XconParam $change 'values' @())) { [void]$values.Add((ConvertTo-XconAttributeValue $v $octets)) }
         if ($values.Count -eq 0) {
             throw (New-XconError 'InvalidParameter' '0x80070057' "change of '$name' ($action) needs values")
         }

@@ -7,6 +7,8 @@
 #         classes - objectClass names to match (optional; any class when empty)
 #         attributes - attribute names to read. X.400 link attributes are operational: they are
 #                   only returned when named here, so the list is always explicit.
+#         multi   - the names of the multi-valued attributes among them (answered as lists; any other
+#                   as a list only when it has more than one value). Nothing reads the schema here.
 #         page_size - entries per page (optional; 0 = unpaged). A directory caps an unpaged search
 #                   at its size limit, and DirectorySearcher then simply ends the list (its enumerator
 #                   takes ADSI's "size limit exceeded" for the last row): a short list, no error. A
@@ -16,9 +18,10 @@
 #                   resolved with THIS Windows host's resolver ([System.Net.Dns]::GetHostAddresses:
 #                   DNS, hosts file, NetBIOS), as the MTA resolves a host-name Stack address; the
 #                   controller's resolver rarely knows internal names.
-# Output: @{entries = @(@{dn; objectClass = @(...); attributes = @{Name = value};
+# Output: @{entries = @(@{dn; objectClass = @(...); attributes = @{Name = value}; octets = @(names);
 #                         resolved = @{name; addresses = @(...); error} (only with resolve, for a name)})}
-#         octet strings as lower-case hex; multi-valued attributes (per the schema) as lists.
+#         octet strings (the values ADSI returned as byte[], named in octets) as lower-case hex.
+#         A resolve value that is not an octet string marks that entry's resolved.error, nothing more.
 param($Params)
 
 $server = Get-XconLdapServer $Params      # SERVER or SERVER:PORT
@@ -28,6 +31,8 @@ $classes = @(Get-XconParam $Params 'classes' @())
 $attributes = @(Get-XconParam $Params 'attributes' @())
 $resolve = [string](Get-XconParam $Params 'resolve' '')
 $pageSize = [int](Get-XconParam $Params 'page_size' 0)
+$multi = @{}
+foreach ($n in @(Get-XconParam $Params 'multi' @())) { $multi[([string]$n).ToLowerInvariant()] = $true }
 
 $scopes = @{ base = 'Base'; onelevel = 'OneLevel'; subtree = 'Subtree' }
 if (-not $scopes.ContainsKey($scopeName)) {
@@ -70,6 +75,7 @@ try {
         if ($dn.StartsWith($prefix, [StringComparison]::OrdinalIgnoreCase)) { $dn = $dn.Substring($prefix.Length) }
         $dn = $dn.Replace('\/', '/')
         $values = @{}
+        $octetNames = New-Object System.Collections.ArrayList
         foreach ($name in $attributes) {
             $found_values = $hit.Properties[[string]$name]
             if ($null -eq $found_values -or $found_values.Count -eq 0) { continue }
@@ -77,15 +83,24 @@ try {
             foreach ($v in $found_values) {
                 if ($v -is [byte[]]) { [void]$list.Add((ConvertTo-XconHex $v)) } else { [void]$list.Add($v) }
             }
-            $schema = Get-XconAttributeSchema $server ([string]$name)
-            $multi = ($null -ne $schema -and $schema.Multi) -or ($null -eq $schema -and $list.Count -gt 1)
-            if ($multi) { $values[[string]$name] = $list.ToArray() } else { $values[[string]$name] = $list[0] }
+            if ($found_values[0] -is [byte[]]) { [void]$octetNames.Add([string]$name) }
+            if ($multi.ContainsKey(([string]$name).ToLowerInvariant()) -or $list.Count -gt 1) {
+                $values[[string]$name] = $list.ToArray()
+            } else { $values[[string]$name] = $list[0] }
         }
         $classList = New-Object System.Collections.ArrayList
         foreach ($c in $hit.Properties['objectClass']) { [void]$classList.Add([string]$c) }
-        $entry = @{ dn = $dn; objectClass = $classList.ToArray(); attributes = $values }
-        if ($resolve -ne '' -and $values.ContainsKey($resolve) -and $values[$resolve] -is [string]) {
-            $hostName = [Text.Encoding]::ASCII.GetString((ConvertFrom-XconHex $values[$resolve])).Trim()
+        $entry = @{ dn = $dn; objectClass = $classList.ToArray(); attributes = $values; octets = $octetNames.ToArray() }
+        $hostName = ''
+        if ($resolve -ne '' -and $values.ContainsKey($resolve)) {
+            try {
+                $hostName = [Text.Encoding]::ASCII.GetString((ConvertFrom-XconHex ([string]$values[$resolve]))).Trim()
+            } catch {
+                # One odd value marks that value, never the whole answer (nor the server's audit).
+                $entry['resolved'] = @{ name = $null; addresses = @(); error = ("$resolve not read as an octet string: " + $_.Exception.Message) }
+            }
+        }
+        if ($hostName -ne '') {
             $literal = $null
             if ($hostName -ne '' -and -not [System.Net.IPAddress]::TryParse($hostName, [ref]$literal)) {
                 $addresses = New-Object System.Collections.ArrayList

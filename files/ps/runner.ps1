@@ -199,26 +199,15 @@ function Get-XconRdnValue([string]$Value) {
     return $out.ToString()
 }
 
-$XconSchemaCache = @{}
-function Get-XconAttributeSchema([string]$Server, [string]$Name) {
-    # @{Multi; Octet} from the directory schema (ADSI schema container); $null when unknown.
-    $key = ($Server + '/' + $Name).ToLowerInvariant()
-    if (-not $XconSchemaCache.ContainsKey($key)) {
-        $info = $null
-        try {
-            $prop = New-XconDirectoryEntry ("LDAP://$Server/schema/$Name")
-            $info = @{ Multi = [bool]$prop.InvokeGet('MultiValued'); Octet = ([string]$prop.InvokeGet('Syntax') -eq 'OctetString') }
-        } catch { $info = $null }
-        $XconSchemaCache[$key] = $info
+function ConvertTo-XconAttributeValue($Value, [bool]$Octet) {
+    # JSON value -> ADSI value. An octet-string value travels typed from the controller (its profile
+    # knows the octet-string attributes; nothing here reads the directory schema): hex text, written
+    # as byte[]. Anything else for an octet-string attribute fails (InvalidSyntax) before the write.
+    if (-not $Octet) { return $Value }
+    if ($Value -isnot [string]) {
+        throw (New-XconError 'InvalidSyntax' '0x80072015' ("an octet-string value must be hex text, not '" + [string]$Value + "'"))
     }
-    return $XconSchemaCache[$key]
-}
-
-function ConvertTo-XconAttributeValue([string]$Server, [string]$Name, $Value) {
-    # JSON value -> ADSI value: hex text becomes byte[] for octet-string attributes.
-    $schema = Get-XconAttributeSchema $Server $Name
-    if ($null -ne $schema -and $schema.Octet -and $Value -is [string]) { return ,(ConvertFrom-XconHex $Value) }
-    return $Value
+    return ,(ConvertFrom-XconHex $Value)
 }
 
 function ConvertTo-XconAscii([string]$Text) {

@@ -86,6 +86,7 @@ def connector_search_op(server, profile, with_secrets=False, with_rights=False, 
         "classes": [link_class(profile)],
         "attributes": attributes,
         "page_size": profile["assumptions"]["ldap_size_limit"],
+        "multi": xprofile.multi_attributes(profile) + ([rights_attribute(profile)] if with_rights else []),
     }
     if on_55 and site:
         params["base"] = profile["dn"]["connections"].format(site=xconn.escape_rdn_value(site),
@@ -146,6 +147,30 @@ def loaded_result(op_id, saved):
 
 
 SEARCH_CAPPED = "XCON-SEARCH-CAPPED"
+
+
+def typed_op(op: dict, profile: dict, read_octets=()) -> dict:
+    """`op` with its octet-string values typed for the on-host script, checked before anything is sent:
+    a dir_modify change of an octet-string attribute carries ``octets: true``, a dir_create names them
+    in ``octets``. The octet-string attributes are the profile's and those the directory answered as
+    bytes (`read_octets`, a search's ``octets``). A value that is not hex text raises ValueError."""
+    octets = xprofile.octet_attributes(profile) | {str(n).lower() for n in read_octets}
+    as_list = xconn._as_list
+    params = dict(op.get("params") or {})
+    if op.get("op") == "dir_modify":
+        typed = [(c, str(c.get("attribute")).lower() in octets) for c in params.get("changes") or []]
+        pairs = [(c["attribute"], v) for c, octet in typed if octet for v in as_list(c.get("values"))]
+        params["changes"] = [dict(c, octets=True) if octet else c for c, octet in typed]
+    elif op.get("op") == "dir_create":
+        names = [n for n in params.get("attributes") or {} if n.lower() in octets]
+        pairs = [(n, v) for n in names for v in as_list(params["attributes"][n])]
+        params["octets"] = names
+    else:
+        return op
+    for name, value in pairs:
+        if not xconn._is_hex(value):
+            raise ValueError(f"{name} is an octet string: {str(value)[:80]!r} is not hex text; nothing was written")
+    return dict(op, params=params)
 
 
 def search_capped(result, profile):

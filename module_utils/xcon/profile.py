@@ -75,6 +75,17 @@ ADDRESS_TYPES = {0: "hostname", 1: "ip"}
 SELECTOR_KEYS = ("T-Selector", "S-Selector", "P-Selector", "T-Selector-Inbound", "S-Selector-Inbound", "P-Selector-Inbound")
 
 
+def octet_attributes(profile):
+    """Lower-cased names of the attributes the profile knows as octet strings (their values travel
+    as hex text typed as octets: the on-host script never reads the directory schema)."""
+    return {entry["name"].lower() for entry in profile["attributes"].values() if entry["syntax"] == "octet"}
+
+
+def multi_attributes(profile):
+    """Names of the attributes the profile knows as multi-valued (a search answers them as lists)."""
+    return sorted(entry["name"] for entry in profile["attributes"].values() if entry["multi"])
+
+
 def _attr(name, syntax, multi=False, secret=False, **extra):
     entry = {"name": name, "syntax": syntax, "multi": multi, "secret": secret}
     entry.update(extra)

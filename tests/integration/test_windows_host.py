@@ -90,3 +90,35 @@ def test_a_site_of_150_connectors_under_a_cap_of_100_is_read_whole_and_fixed_onc
     assert len(after) == 151 and len(set(d.lower() for d in after)) == 151
     created = [c for c in link["changes"] if c["action"] == "create"]
     assert len(created) == 1 and created[0]["applied"]
+
+
+# -- defect 3: octet strings travel typed ------------------------------------------------------------
+import ipaddress  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+def _no_schema(data):
+    # ADSI on these hosts cannot read the directory schema (LDAP://SERVER/schema/ATTR fails): a string
+    # written to an octet-string attribute goes out as text and the directory stores its bytes.
+    for server in data["servers"].values():
+        server["adsi_schema"] = "unavailable"
+
+
+@pytest.mark.parametrize("workaround, extra", [
+    ("reverse_connector", {}),
+    ("firewall_tunnel", {}),
+    ("transparency_off", {"xcon_transparency_off_acknowledged": "true"}),
+])
+def test_without_the_directory_schema_each_workaround_writes_the_right_bytes(lab, tmp_path, workaround, extra):
+    link, run = _fix(lab, topology(tmp_path, "kb.yml", _no_schema), workaround, **extra)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert link["verification"]["state"] == "passed", link["verification"]
+    for name, server in lab.snapshot()["servers"].items():
+        for entry in server["directory"]:
+            if "RFC1006-X400-Link" not in entry["objectClass"]:
+                continue
+            attributes = entry["attributes"]
+            # the snapshot shows N-Address as its text: an address, never the hex of one
+            ipaddress.ip_address(attributes["N-Address"])
+            assert len(bytes.fromhex(attributes["Activation-Schedule"])) == 84, (name, entry["dn"])

@@ -80,3 +80,47 @@ def test_an_unpaged_search_is_cut_at_the_size_limit_without_an_error():
               "classes": ["RFC1006-X400-Link"], "attributes": ["rdn"]}
     assert len(lab.execute_op("EXIN", "CONTOSO\\xcon", "dir_search", search)["entries"]) == 3
     assert len(lab.execute_op("EXIN", "CONTOSO\\xcon", "dir_search", dict(search, page_size=2))["entries"]) == 5
+
+
+def _kb(**server_keys):
+    import os
+
+    import yaml
+
+    from xconlab_lab.model import Lab
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "lab", "topologies", "kb.yml"), encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    data["servers"]["EXIN"].update(server_keys)
+    return Lab.from_dict(data)
+
+
+def _n_address(lab):
+    (entry,) = [e for e in lab.snapshot()["servers"]["EXIN"]["directory"] if e["dn"].startswith("cn=TO-OUTSIDE,")]
+    return entry["attributes"]["N-Address"]
+
+
+MODIFY = {"server": "EXIN", "dn": "cn=TO-OUTSIDE,cn=Connections,cn=Configuration,ou=INSIDE,o=CONTOSO"}
+
+
+def test_without_the_schema_an_untyped_octet_value_is_stored_as_its_text():
+    # ADSI that cannot read LDAP://SERVER/schema sends the string: the directory stores its bytes
+    lab = _kb(adsi_schema="unavailable")
+    change = {"attribute": "N-Address", "action": "replace", "values": ["3139382e35312e3130302e3130"]}
+    lab.execute_op("EXIN", "CONTOSO\\xcon", "dir_modify", dict(MODIFY, changes=[change]))
+    assert _n_address(lab) == "3139382e35312e3130302e3130"                 # hex text, silently
+    lab.execute_op("EXIN", "CONTOSO\\xcon", "dir_modify", dict(MODIFY, changes=[dict(change, octets=True)]))
+    assert _n_address(lab) == "198.51.100.10"                               # typed: the bytes
+
+
+def test_a_typed_value_that_is_not_hex_is_refused_and_nothing_is_written():
+    from xconlab_lab.model import OpError
+
+    lab = _kb(adsi_schema="unavailable")
+    before = _n_address(lab)
+    changes = [{"attribute": "Activation-Style", "action": "replace", "values": [0]},
+               {"attribute": "N-Address", "action": "replace", "values": ["192.0.2.1"], "octets": True}]
+    with pytest.raises(OpError) as raised:
+        lab.execute_op("EXIN", "CONTOSO\\xcon", "dir_modify", dict(MODIFY, changes=changes))
+    assert raised.value.category == "InvalidSyntax"
+    assert _n_address(lab) == before

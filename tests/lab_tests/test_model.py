@@ -170,11 +170,17 @@ def test_operational_attributes_only_when_named(kb):
     assert "cn" in plain["attributes"] and "Activation-Style" not in plain["attributes"]
     assert "N-Address" not in plain["attributes"]
     named = op(kb, "EXIN", "dir_search", base="", classes=["X400-Link"],
-               attributes=["Activation-Style", "Activation-Schedule", "Connected-Domains", "Supporting-Stack"])
+               attributes=["Activation-Style", "Activation-Schedule", "Connected-Domains", "Supporting-Stack"],
+               multi=["Connected-Domains", "Supporting-Stack"])
     attrs = named["entries"][0]["attributes"]
     assert attrs["Activation-Style"] == 2 and len(attrs["Activation-Schedule"]) == 168
     assert attrs["Connected-Domains"] == ["CONTOSO\u00a7OUTSIDE\u00a71\u00a7X400:c=US;a= ;p=CONTOSO;o=OUTSIDE;"]
     assert isinstance(attrs["Supporting-Stack"], list)
+    assert named["entries"][0]["octets"] == ["Activation-Schedule"]     # what ADSI answered as byte[]
+    # an attribute not named in multi is a list only when it has more than one value (the script
+    # reads no schema)
+    single = op(kb, "EXIN", "dir_search", base="", classes=["X400-Link"], attributes=["Connected-Domains"])
+    assert isinstance(single["entries"][0]["attributes"]["Connected-Domains"], str)
 
 
 def test_dn_escaping_round_trip(kb):

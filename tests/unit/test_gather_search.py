@@ -29,3 +29,22 @@ def test_an_answer_of_exactly_the_limit_may_be_short_and_is_refused():
     assert gather.search_capped(_answer(150), PROFILE) is None          # paging honoured: more than the cap
     wider = gather.get_profile("5.5", {"assumptions": {"ldap_size_limit": 500}})
     assert gather.search_capped(_answer(100), wider) is None
+
+
+# -- octet strings travel typed (issue 18, defect 3) --------------------------------------------------
+def test_octet_values_are_typed_and_checked_before_anything_is_sent():
+    import pytest
+
+    modify = {"id": "write", "op": "dir_modify", "params": {"server": "EXIN", "dn": "cn=X", "changes": [
+        {"attribute": "N-Address", "action": "replace", "values": ["3139322e302e322e31"]},
+        {"attribute": "Activation-Style", "action": "replace", "values": [2]}]}}
+    typed = gather.typed_op(modify, PROFILE)
+    assert [c.get("octets") for c in typed["params"]["changes"]] == [True, None]
+    create = {"id": "write", "op": "dir_create", "params": {"server": "EXIN", "parent": "cn=Connections", "cn": "R",
+                                                            "attributes": {"N-Address": "31", "Deliv-Ext-Cont-Types": ["2a"],
+                                                                           "cn": "R"}}}
+    # Deliv-Ext-Cont-Types is not in the profile: octet because the directory answered it as bytes
+    assert gather.typed_op(create, PROFILE, ["Deliv-Ext-Cont-Types"])["params"]["octets"] == ["N-Address", "Deliv-Ext-Cont-Types"]
+    with pytest.raises(ValueError, match="N-Address is an octet string"):
+        gather.typed_op(dict(modify, params=dict(modify["params"], changes=[
+            {"attribute": "N-Address", "action": "replace", "values": ["192.0.2.1"]}])), PROFILE)

@@ -78,6 +78,10 @@ class ActionModule(XconAction):
                 raise ValueError(f"cannot create {args['name'][:80]!r} on {server}: {problem}")
         if op is not None and ldap_port != gather.DEFAULT_LDAP_PORT:
             op["params"]["port"] = ldap_port
+        if op is not None:
+            # Octet-string values travel typed (the script reads no schema) and are checked here, so a
+            # value the script would refuse is refused before anything is sent.
+            op = gather.typed_op(op, profile, {n for e in entries for n in e.get("octets") or []})
         before = self._view(current, server, profile)
         result = {"dn": (current or {}).get("dn") or (after_entry or {}).get("dn", ""), "before": before, "winrm_commands": 1,
                   "restart_required": False, "operations": []}

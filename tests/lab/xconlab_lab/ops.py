@@ -98,6 +98,15 @@ class OpsMixin:
             # for the last row: the op answers a shorter list, no error. A paged search (the
             # paged-results control, PageSize) returns every entry.
             entries = entries[:server.spec.get("ldap_size_limit", 100)]
+        multi = {str(n).lower() for n in self._param(params, "multi", list, False, [])}
+        for entry in entries:
+            # the script: byte[] values are octet strings (named in octets), written as hex; an
+            # attribute is a list when named in multi or when it has more than one value
+            attrs = entry["attributes"]
+            entry["octets"] = [n for n in attrs if (schema.attribute(n) or schema.ATTRIBUTES["rdn"]).syntax == "octet"]
+            for name, value in list(attrs.items()):
+                if isinstance(value, list) and len(value) == 1 and name.lower() not in multi:
+                    attrs[name] = value[0]
         resolve = self._param(params, "resolve", str, False, "")
         if resolve:
             for entry in entries:
@@ -118,7 +127,9 @@ class OpsMixin:
         if directory is None:
             raise _op_error("NoSuchObject", f"There is no such object on the server: '{dn}'.")
         self._check_own_site(server, dn)
-        modified = directory.modify(dn, self._param(params, "changes", list), rights)
+        changes = [dict(c, values=self._as_sent(server, c.get("attribute"), c.get("values"), c.get("octets")))
+                   if isinstance(c, Mapping) and "values" in c else c for c in self._param(params, "changes", list)]
+        modified = directory.modify(dn, changes, rights)
         self._replicate(server, dn)
         return {"dn": dn, "modified": modified}
 
@@ -130,10 +141,29 @@ class OpsMixin:
         if directory is None:
             raise _op_error("NoSuchObject", f"There is no such object on the server: '{self._param(params, 'parent')}'.")
         self._check_own_site(server, self._param(params, "parent"))
+        typed = {str(n).lower() for n in self._param(params, "octets", list, False, [])}
+        attributes = {n: self._as_sent(server, n, v, str(n).lower() in typed) for n, v in attributes.items()}
         dn = directory.create(self._param(params, "parent"), self._param(params, "cn"),
                               self._param(params, "class"), attributes, rights)
         self._replicate(server, dn)
         return {"dn": dn}
+
+    @staticmethod
+    def _as_sent(server: Server, name: Any, values: Any, typed: Any) -> Any:
+        """What reaches the directory for an attribute's value(s). A value typed as an octet string
+        (the script turns its hex text into byte[]) is that hex here. An untyped string for an
+        octet-string attribute is converted through the schema when ADSI can read it (the runner
+        before issue 18 looked the attribute up in LDAP://SERVER/schema); when it cannot
+        (``adsi_schema: unavailable``) the string goes out as it is and the directory stores the
+        text's bytes: hex text in N-Address, silently."""
+        attr = schema.attribute(name) if isinstance(name, str) else None
+        if typed or attr is None or attr.syntax != "octet" or server.spec.get("adsi_schema") != "unavailable":
+            return values
+
+        def text_bytes(value: Any) -> Any:
+            return value.encode("latin-1", "replace").hex() if isinstance(value, str) else value
+
+        return [text_bytes(v) for v in values] if isinstance(values, list) else text_bytes(values)
 
     def _op_dir_delete(self, _ep, serves, rights, params):
         server, directory = self._ldap(serves, params, "dir_delete")

@@ -97,7 +97,7 @@ def _server(c: _Checker, name: str, value: Any, servers: Mapping, managers: Mapp
     return out
 
 
-WINDOWS_KEYS = ("services", "mta_stop_seconds", "ldap_size_limit")
+WINDOWS_KEYS = ("services", "mta_stop_seconds", "ldap_size_limit", "adsi_schema")
 EXCHANGE_SERVICES = (MTA_SERVICE,) + OTHER_SERVICES
 
 
@@ -106,7 +106,9 @@ def _windows_keys(c: _Checker, key: str, s: Mapping) -> Dict[str, Any]:
     long the MTA takes to stop, and the most entries the directory returns for an unpaged search."""
     out: Dict[str, Any] = {"mta_stop_seconds": c.number(s.get("mta_stop_seconds", 5), f"{key}.mta_stop_seconds"),
                            "ldap_size_limit": c.integer(s.get("ldap_size_limit", 100), f"{key}.ldap_size_limit",
-                                                        1, 10_000_000)}
+                                                        1, 10_000_000),
+                           "adsi_schema": c.enum(s.get("adsi_schema", "available"), f"{key}.adsi_schema",
+                                                 ("available", "unavailable"))}
     services = s.get("services") or []
     if not isinstance(services, list):
         c.fail(f"{key}.services", "a list of {name, depends_on, stop_seconds, running}", services)
