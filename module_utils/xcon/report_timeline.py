@@ -304,7 +304,11 @@ def sentences(link, check_mode):
     lines_by_queue = queue_lines(timeline)
     for (host, connector), points in sorted(lines_by_queue.items()):
         if any(p["length"] for p in points):
-            lines.append(f"Queue {connector} on {host}: " + ", ".join(f"{p['length']} at {p['time'][11:16]}" for p in points[-4:]) + ".")
+            high = max(points, key=lambda p: p["length"])
+            drained = next((p for p in points if p["time"] > high["time"] and p["length"] == 0), None)
+            lines.append(f"Queue {connector} on {host}: highest {high['length']} at {high['time']}"
+                         + (f", 0 from {drained['time']}" if drained else "")
+                         + f", {points[-1]['length']} at the last reading ({points[-1]['time']}).")
     if timeline.get("events_omitted"):
         lines.append(f"{timeline['events_omitted']['count']} older event(s) are not listed (the newest {EVENTS_CAP} are).")
     return lines

@@ -48,7 +48,7 @@ class Axis:
         self.brk = None
         if focus:
             offset = (xtl.parse(focus) - self.t0).total_seconds()
-            if 0 < offset and (self.span - offset) / self.span < FOCUS_SHARE / 2:
+            if 0 < offset and (self.span - offset) / self.span < FOCUS_SHARE:
                 self.brk = (offset, left + (right - left) * (1 - FOCUS_SHARE))
 
     def _x(self, offset):
@@ -176,7 +176,7 @@ def svg(timeline, hosts, uid="t", note=""):
     axis = Axis(window["start"], window["end"], LEFT, WIDTH - RIGHT, focus_time(timeline))
     lane_h = ROW_H * (len(ROWS) + 1) + LANE_PAD
     top = 34
-    height = top + lane_h * len(hosts) + 44
+    height = top + lane_h * len(hosts) + 54
     bottom = top + lane_h * len(hosts)
     events = timeline.get("events") or []
     lines = xtl.queue_lines(timeline)
@@ -198,7 +198,8 @@ def svg(timeline, hosts, uid="t", note=""):
         out.append(f'<rect class="lane-bg" x="{LEFT}" y="{y0}" width="{WIDTH - RIGHT - LEFT}" height="{lane_h - LANE_PAD}"/>')
         out.append(f'<text class="host" x="4" y="{y0 + 12}">{_esc(host)} <tspan class="role">({_esc(role)} server)</tspan></text>')
         # the row labels once, then the same labels moved down for each further lane
-        out.append(f'<g id="rows-{uid}">' + "".join(f'<text class="row" x="{LEFT - 4}" y="{top + (row + 2) * ROW_H - 4}">{_esc(label)}</text>'
+        # (presentation attributes, not CSS: a <use> copy is not styled by the page's selectors)
+        out.append(f'<g id="rows-{uid}" font-size="10" fill="#666" text-anchor="end">' + "".join(f'<text class="row" x="{LEFT - 4}" y="{top + (row + 2) * ROW_H - 4}">{_esc(label)}</text>'
                                                for row, (_name, label, _colours) in enumerate(ROWS)) + "</g>"
                    if index == 0 else f'<use href="#rows-{uid}" y="{y0 - top}"/>')
         for row, (_name, _label, colours) in enumerate(ROWS):
