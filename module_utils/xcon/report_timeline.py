@@ -305,9 +305,10 @@ def sentences(link, check_mode):
     for (host, connector), points in sorted(lines_by_queue.items()):
         if any(p["length"] for p in points):
             high = max(points, key=lambda p: p["length"])
-            drained = next((p for p in points if p["time"] > high["time"] and p["length"] == 0), None)
+            last_queued = max(i for i, p in enumerate(points) if p["length"])
+            drained = points[last_queued + 1] if last_queued + 1 < len(points) else None  # 0 from then to the end
             lines.append(f"Queue {connector} on {host}: highest {high['length']} at {high['time']}"
-                         + (f", 0 from {drained['time']}" if drained else "")
+                         + (f", 0 from {drained['time']} on" if drained else "")
                          + f", {points[-1]['length']} at the last reading ({points[-1]['time']}).")
     if timeline.get("events_omitted"):
         lines.append(f"{timeline['events_omitted']['count']} older event(s) are not listed (the newest {EVENTS_CAP} are).")

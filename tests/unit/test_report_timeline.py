@@ -201,3 +201,18 @@ def test_text_from_servers_stays_inert_in_the_svg():
     root, lanes = _lanes(tsvg.svg(timeline, [(host, "inside")]))  # still XML: a control character is not
     (name,) = lanes
     assert "\x1b" not in name and "<IN>&" in name and sum(int(p.get("data-n")) for p in lanes[name]) == 1
+
+
+def test_the_words_under_the_picture():
+    queue = [{"time": _minute(m), "host": "EXOUT", "connector": "TO-INSIDE", "length": n} for m, n in ((7, 14), (10, 0), (14, 8), (20, 0), (25, 0))]
+    events = [{"time": _minute(1), "host": "EXOUT", "id": 1290}, {"time": _minute(11), "host": "EXIN", "id": 1293}]
+    timeline = {"events": events, "queue": queue, "changes": [{"time": _minute(12), "step": 1, "target": "EXIN", "kind": "connector"},
+                                                              {"time": _minute(14), "step": "restart", "target": "EXIN", "kind": "restart"}]}
+    link = {"timeline": timeline, "changes": [{}, {}]}
+    words = tl.sentences(link, False)
+    assert words[0] == f"2 refusal event(s) (1290/289/1294/1293/37) listed, the last at {_minute(11)}."
+    assert words[1] == f"1 change(s) applied from {_minute(12)}, 1 MTA restart(s); 0 refusal(s) after the last one ({_minute(14)})."
+    # emptied by the inside server's call before the fix, then for good after it
+    assert words[2] == f"Queue TO-INSIDE on EXOUT: highest 14 at {_minute(7)}, 0 from {_minute(20)} on, 0 at the last reading ({_minute(25)})."
+    assert tl.sentences(dict(link, timeline=dict(timeline, changes=[])), True)[1] == \
+        "would change: 2 change(s) planned; check mode made none, so no change is marked."
