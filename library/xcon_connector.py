@@ -165,6 +165,12 @@ winrm_commands:
   description: Number of WinRM commands this call sent.
   returned: always
   type: int
+directory:
+  description:
+    - Which directory was read and written - C(read_from), C(written_via) (the server whose LDAP took the write; null when nothing was written), C(own) (the server's own directory).
+    - For an Exchange 4.0 or 5.0 server (whose directory takes no LDAP write) the write goes through an Exchange 5.5 server of its site (host variable C(xcon_directory_host), else found in the inventory by C(xcon_site)), and C(replication) says how long the module then waited for the change to reach the server's own replica (C(waited_minutes), C(confirmed) - read back on 5.0, the documented delay on 4.0 - and C(how)); host variable C(xcon_replication_timeout_minutes) (default 30) bounds the wait. A write is never sent to a 4.0 or 5.0 server's own directory.
+  returned: always
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -91,6 +91,12 @@ server:
   returned: always
   type: str
   sample: EXIN
+directory:
+  description:
+    - Where the connectors were read - C(host) and C(server) of the directory replica, its C(version), C(own) (the server's own directory), C(same_site), and C(staleness) (how far behind replication can leave that replica); C(reason) when none could be read.
+    - Exchange 5.5 and 5.0 servers are read in their own directory (5.0 answers searches only); an Exchange 4.0 server, which has no LDAP, from another server's replica (host variable C(xcon_directory_host), else a server of the same organisation in the inventory, its own site first by C(xcon_site)).
+  returned: always
+  type: dict
 connectors:
   description: The connectors, decoded. Secrets are masked.
   returned: success

@@ -177,5 +177,30 @@ class XconAction(ActionBase):
     def server_name(self, args, task_vars):
         return args.get("server") or self.host_var(task_vars, "xcon_server_name") or task_vars.get("inventory_hostname")
 
+    def exchange_servers(self, task_vars):
+        """The inventory's Exchange servers as xcon.directory_route reads them (group xcon_exchange)."""
+        servers = {}
+        for host in task_vars.get("groups", {}).get("xcon_exchange", []) or []:
+            servers[host] = {"server": self.host_var(task_vars, "xcon_server_name", host=host) or host,
+                             "version": str(self.host_var(task_vars, "xcon_exchange_version", "5.5", host=host)),
+                             "site": self.host_var(task_vars, "xcon_site", host=host),
+                             "organization": self.host_var(task_vars, "xcon_organization", host=host),
+                             "directory_host": self.host_var(task_vars, "xcon_directory_host", host=host)}
+        here = task_vars.get("inventory_hostname")
+        if not servers:   # an inventory without the group (a module test): the host itself only
+            servers[here] = {"server": self.host_var(task_vars, "xcon_server_name") or here,
+                             "version": str(self.host_var(task_vars, "xcon_exchange_version", "5.5")),
+                             "site": self.host_var(task_vars, "xcon_site"), "organization": None,
+                             "directory_host": self.host_var(task_vars, "xcon_directory_host")}
+        return servers
+
+    def directory_endpoint(self, task_vars, host):
+        """(WinRM client, server name, LDAP port) for reaching `host`'s own directory over LDAP."""
+        endpoint = self.host_var(task_vars, "xcon_management_host", host=host) or host
+        client = self.winrm_client(task_vars, endpoint)
+        client.target_credentials = self.target_credentials(task_vars, endpoint, host=host)
+        value = self.host_var(task_vars, "xcon_ldap_port", host=host) or 389
+        return client, self.host_var(task_vars, "xcon_server_name", host=host) or host, int(value)
+
     def xcon_run(self, args, task_vars):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -7,6 +7,8 @@ comes from the Exchange profile (xcon.profile).
 
 from __future__ import annotations
 
+import re
+
 import datetime as _dt
 
 from xcon import connectors as xconn
@@ -59,6 +61,7 @@ DEFAULT_MTA_PORT = 102
 MTA_PARAMETERS_KEY = "SYSTEM\\CurrentControlSet\\Services\\MSExchangeMTA\\Parameters"
 MTA_PORT_VALUE = "RFC1006 Port Number"
 WRONG_DIRECTORY = "XCON-WRONG-DIRECTORY"
+NO_DIRECTORY = "XCON-NO-DIRECTORY"      # a 4.0 server with no readable replica in the inventory
 # LDAP_CAP_ACTIVE_DIRECTORY_OID (MS-ADTS): listed in supportedCapabilities by Active Directory.
 AD_CAPABILITY = "1.2.840.113556.1.4.800"
 
@@ -78,17 +81,17 @@ def connector_search_op(server, profile, with_secrets=False, with_rights=False, 
     attributes = list(read_attributes(profile, with_secrets=with_secrets))
     if with_rights:
         attributes.append(rights_attribute(profile))
-    on_55 = organization and profile["version"] == "5.5"
+    on_org = bool(organization)       # every version the KB covers names its tree o=ORG
     params = {
         "server": server,
-        "base": f"o={xconn.escape_rdn_value(organization)}" if on_55 else "",
+        "base": f"o={xconn.escape_rdn_value(organization)}" if on_org else "",
         "scope": "subtree",
         "classes": [link_class(profile)],
         "attributes": attributes,
         "page_size": profile["assumptions"]["ldap_size_limit"],
         "multi": xprofile.multi_attributes(profile) + ([rights_attribute(profile)] if with_rights else []),
     }
-    if on_55 and site:
+    if on_org and site:
         params["base"] = profile["dn"]["connections"].format(site=xconn.escape_rdn_value(site),
                                                              org=xconn.escape_rdn_value(organization))
         params["scope"] = "onelevel"
@@ -216,14 +219,22 @@ def evidence_ops(server, profile, window_minutes=xev.DEFAULT_WINDOW_MINUTES):
     return xev.evidence_ops(server, profile, window_minutes)
 
 
+def audit_directory_ops(server, profile, ldap_port=None, organization=None, check_write_access=True, with_root=True,
+                        site=None):
+    """The audit's directory reads on `server`'s LDAP: its RootDSE first (is it the Exchange directory
+    of the organisation? an Exchange 5.0 directory has none: `with_root` False), then the connectors."""
+    ops = [directory_root_op(server, ldap_port)] if with_root else []
+    ops.append(connector_search_op(server, profile, with_secrets=False, with_rights=check_write_access,
+                                   ldap_port=ldap_port, organization=organization, site=site))
+    return ops
+
+
 def audit_ops(server, profile, ldap_port=None, organization=None, check_write_access=True,
-              evidence_window_minutes=xev.DEFAULT_WINDOW_MINUTES, site=None):
-    """The audit's one command for `server`: the directory's RootDSE first (is it the Exchange 5.5
-    directory of the organisation?), the connectors, the MTA evidence, then the MTA's TCP port
-    (last, and not fatal: a registry that cannot be read leaves the port unknown, 102 assumed)."""
-    ops = [directory_root_op(server, ldap_port),
-           connector_search_op(server, profile, with_secrets=False, with_rights=check_write_access,
-                               ldap_port=ldap_port, organization=organization, site=site)]
+              evidence_window_minutes=xev.DEFAULT_WINDOW_MINUTES, site=None, directory=True, with_root=True):
+    """The audit's one command for `server`: the directory reads (when its own directory is read,
+    `directory`), the MTA evidence, then the MTA's TCP port (last, and not fatal: a registry that
+    cannot be read leaves the port unknown, 102 assumed)."""
+    ops = audit_directory_ops(server, profile, ldap_port, organization, check_write_access, with_root, site) if directory else []
     if evidence_window_minutes:
         ops += evidence_ops(server, profile, evidence_window_minutes)
     ops.append(mta_port_op(server))
@@ -246,9 +257,15 @@ def decode_connectors(result, server, profile, names=None):
     return sorted(connectors, key=lambda c: c["name"].lower())
 
 
+def homed_entries(entries, server, profile):
+    """The raw connector entries whose Home-MTA is `server`'s MTA (a replica holds the whole organisation)."""
+    return [e for e in entries if _homed_on(xconn.decode_connector(e, server, profile), server, profile)]
+
+
 def _homed_on(connector, server, profile):
     home = str(connector.get("home_mta") or connector.get("attributes", {}).get(xprofile.attribute(profile, "home_mta")) or "")
-    return not home or f"cn={server.lower()}" in home.lower()
+    # One whole RDN (LDAP or X.500 form): EXIN is not homed on EXIN55's MTA.
+    return not home or f"cn={server.lower()}" in {part.strip() for part in re.split(r"[,/]", home.lower())}
 
 
 def anonymous_read(result, profile):

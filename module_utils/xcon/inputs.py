@@ -60,6 +60,7 @@ CONTRACT = (
     Var("xcon_open_transactions", "choice", "finish", choices=("finish", "rollback")),
     Var("xcon_transparency_off_acknowledged", "bool", "true"),
     Var("xcon_firewall_change_confirmed", "bool", "true"),
+    Var("xcon_exchange_change_confirmed", "bool", "true"),
     Var("xcon_allow_mta_restart", "bool", "false"),
     Var("xcon_report_dir", "dir", "reports"),
     Var("xcon_state_dir", "dir", "reports/state"),
@@ -263,6 +264,7 @@ def validate(values_by_host, root=None):
 # argument specs, registered results, facts), they are every xcon_ variable fix-xcon knows.
 INVENTORY = (
     "xcon_server_name", "xcon_server_address", "xcon_server_fqdn", "xcon_management_host", "xcon_target_user",
+    "xcon_directory_host", "xcon_replication_timeout_minutes", "xcon_exchange_operator_command",
     "xcon_target_password", "xcon_firewall_product", "xcon_firewall_inside", "xcon_firewall_outside",
     "xcon_firewall_interfaces", "xcon_firewall_passers", "xcon_firewall_routed_paths", "xcon_firewall_client_transparency",
     "xcon_firewall_operator_command", "xcon_tool_version", "xcon_lab_control", "xcon_lab_state_dir", "xcon_lab_topology",

@@ -44,6 +44,7 @@ from xcon import diagnose as dx
 from xcon import firewall as fw
 from xcon import inputs
 from xcon import profile as xprofile
+from xcon.mask import mask
 
 REVERSE_COST = 99
 
@@ -240,3 +241,13 @@ def plan_changes(link, servers, firewall, workaround, options=None):
     for number, change in enumerate(changes, start=1):
         change["step"] = number
     return changes
+
+
+def plan_diff(entry):
+    """An Ansible diff (shown by --diff) for one plan entry: its before and after, secrets masked; a
+    change made in the Exchange Administrator program shows its record."""
+    what = f"{entry['id']} {entry['target']}: {entry.get('action')} {entry.get('object')}"
+    record = entry.get("administrator_record")
+    after = (record["instructions"] + "\n") if record else (entry.get("after") or {})
+    return mask({"before_header": f"{what} (now)", "after_header": f"{what} (planned" + (", Exchange Administrator record)" if record else ")"),
+                 "before": entry.get("before") or {}, "after": after})

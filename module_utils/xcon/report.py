@@ -139,8 +139,10 @@ def _summary(links, hosts_scanned, hosts_failed):
     }
 
 
-def build_report(run_id, check_mode, workaround_requested, hosts_scanned, hosts_failed, links, tool_version, secrets=()):
-    """The report dict of report.md (plus ``summary``), masked; `secrets` are extra values to hide."""
+def build_report(run_id, check_mode, workaround_requested, hosts_scanned, hosts_failed, links, tool_version, secrets=(),
+                 directories=None):
+    """The report dict of report.md (plus ``summary``), masked; `secrets` are extra values to hide;
+    `directories`: per server, which directory its connectors were read from (xcon.directory_route)."""
     links = sorted((_normalize_link(l, check_mode) for l in links or []),
                    key=lambda l: (STATUSES.index(l["status"]) if l["status"] in STATUSES else 0, l["id"]))
     failed = [dict({"host": f.get("host"), "reason": f.get("reason", "")}, **f) if isinstance(f, dict) else {"host": str(f), "reason": ""}
@@ -153,7 +155,8 @@ def build_report(run_id, check_mode, workaround_requested, hosts_scanned, hosts_
         "tool_version": tool_version,
         "check_mode": bool(check_mode),
         "workaround_requested": workaround_requested,
-        "coverage": {"hosts_scanned": scanned, "hosts_failed": failed},
+        "coverage": {"hosts_scanned": scanned, "hosts_failed": failed,
+                     "directories": {host: dict(d) for host, d in sorted((directories or {}).items()) if d}},
         "links": links,
         "summary": _summary(links, scanned, failed),
     }

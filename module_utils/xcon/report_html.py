@@ -153,6 +153,10 @@ ul.paths { margin: .2em 0 .8em 0; } ul.paths li.working { background: none; colo
 {% for h in r.coverage.hosts_scanned %}<tr><td>{{ h }}</td><td class="ok">scanned</td><td></td></tr>{% endfor %}
 {% for h in r.coverage.hosts_failed %}<tr><td>{{ h.host }}</td><td class="unknown">not scanned</td><td>{% if h.code %}{{ finding_link(h.code) }}: {% endif %}{{ h.reason }}</td></tr>{% endfor %}
 </table>
+{% if r.coverage.directories %}<table id="directories">
+<tr><th>Server</th><th>Connectors read from</th><th>How current</th></tr>
+{% for host, d in r.coverage.directories.items() %}<tr><td>{{ host }}</td><td>{% if d.host %}{{ d.server }} (Exchange {{ d.version }}{% if d.own %}, its own directory{% endif %}){% else %}none{% endif %}</td><td>{{ d.staleness or d.reason }}</td></tr>{% endfor %}
+</table>{% endif %}
 
 <h2 id="details">Details</h2>
 {% for l in r.links %}

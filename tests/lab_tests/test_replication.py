@@ -127,3 +127,27 @@ def test_replication_delays_are_topology_keys():
     op(lab, "EXIN55", "dir_delete", dn=REVERSE)            # a deletion replicates the same way
     lab.advance(1)
     assert REVERSE not in [e["dn"] for e in lab.snapshot()["servers"]["EXIN"]["directory"]]
+
+
+def test_the_administrator_program_changes_the_servers_own_replica_without_ldap():
+    lab = Lab.from_dict(load("kb-40-50-no55.yml"))
+    lab.advance(30)
+    record = {"version": 1, "kind": "exchange-administrator", "server": "EXIN", "connect_to": "EXIN", "action": "create",
+              "connector": "TO-OUTSIDE-REVERSE", "clone_of": "TO-OUTSIDE",
+              "pages": [{"page": "Schedule", "fields": [{"field": "Schedule", "value": "Remote initiated"}]},
+                        {"page": "Stack", "fields": [{"field": "Address", "value": "IP address: 198.51.100.10"}]},
+                        {"page": "Connected Sites", "fields": [{"field": "Cost (every connected site)", "value": "99"}]}]}
+    assert lab.admin_apply(record)["dn"] == REVERSE
+    snap = lab.snapshot()["servers"]["EXIN"]
+    (reverse,) = [e for e in snap["directory"] if e["dn"] == REVERSE]
+    assert reverse["attributes"]["Activation-Style"] == 3 and reverse["attributes"]["N-Address"] == "198.51.100.10"
+    assert reverse["attributes"]["Connected-Domains"][0].split("\u00a7")[2] == "99"
+    assert reverse["attributes"]["Gateway-Local-Desig"] == "EXOUT"        # every other page as on TO-OUTSIDE
+    assert snap["ldap_writes"] == [] and [c["action"] for c in snap["admin_changes"]] == ["create"]
+    mark = snap["events"][-1]["record"]
+    lab.advance(40)
+    snap = lab.snapshot()
+    assert not [e for e in snap["servers"]["EXIN"]["events"] if e["record"] > mark and e["id"] == 1293]
+    assert snap["servers"]["EXOUT"]["queues"]["TO-INSIDE"] == 0
+    lab.admin_apply(dict(record, action="delete", pages=[]))
+    assert REVERSE not in [e["dn"] for e in lab.snapshot()["servers"]["EXIN"]["directory"]]

@@ -191,6 +191,13 @@ def wrong_directory_outside():
     return topo, None
 
 
+def no_directory_inside():
+    topo = Topology.kb()
+    topo.in_error = {"code": dx.NO_DIRECTORY, "reason": "EXIN runs Exchange 4.0 (no LDAP) and no other server of its "
+                     "organisation in the inventory can be searched: give xcon_directory_host"}
+    return topo, None
+
+
 def mta_ports_differ():
     topo = Topology()
     topo.out_port = 1102
@@ -280,6 +287,7 @@ CASES = [
     ("reverse-wrong-stack", reverse_wrong_stack, {(dx.REVERSE_WRONG_STACK, "warning"), (dx.TRANSPARENCY_REFUSAL, "error")}, {dx.REVERSE_PRESENT}, "error", "reverse_connector"),
     ("unreachable", unreachable_outside, {(dx.UNREACHABLE, "unknown")}, set(), "unknown", "none"),
     ("wrong-directory", wrong_directory_outside, {(dx.WRONG_DIRECTORY, "unknown")}, set(), "unknown", "none"),
+    ("no-directory", no_directory_inside, {(dx.NO_DIRECTORY, "unknown")}, set(), "unknown", "none"),
     ("mta-ports-differ", mta_ports_differ, {(dx.MTA_PORT_MISMATCH, "error")}, set(), "error", "none"),
     ("mta-port-unread", mta_port_unread, {(dx.MTA_PORT_UNKNOWN, "warning")}, {dx.MTA_PORT_MISMATCH}, "warning", "none"),
     ("kb-stack-host-names", kb_stack_host_names, {(dx.TRANSPARENCY_REFUSAL, "error")}, {dx.STACK_ADDRESS}, "error", "firewall_tunnel"),

@@ -40,7 +40,7 @@ def sample_report(**overrides):
 def test_json_keys_follow_report_md():
     built = sample_report()
     assert TOP_KEYS <= set(built) and "summary" in built
-    assert set(built["coverage"]) == {"hosts_scanned", "hosts_failed"}
+    assert set(built["coverage"]) == {"hosts_scanned", "hosts_failed", "directories"}
     assert built["coverage"]["hosts_failed"] == [{"host": "EXOUT2", "reason": "WinRM timeout"}]
     assert built["links"]
     for link in built["links"]:

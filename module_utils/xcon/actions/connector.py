@@ -14,11 +14,13 @@ import json
 from ansible.errors import AnsibleActionFail
 
 from xcon import connectors as xconn
+from xcon import directory_route
 from xcon import gather
 from xcon import inputs
 from xcon import profile as xprofile
 from xcon import state as xstate
 from xcon.action import XconAction
+from xcon.actions import admin_change, replication_wait
 from xcon.mask import MASK, is_secret_key, mask
 from xcon.ops import raise_first_failure
 from xcon.specs import CONNECTOR
@@ -40,25 +42,33 @@ class ActionModule(XconAction):
     def xcon_run(self, args, task_vars):
         server = self.server_name(args, task_vars)
         profile = gather.get_profile(args["exchange_version"])
-        if not xprofile.can_write_directory(profile):
-            # Platform SDK "The Exchange Server Directory": only 5.5 takes LDAP writes (5.0 searches
-            # only, 4.0 has no LDAP). Never send a write to such a server's own directory.
-            raise AnsibleActionFail(f"{server} runs Exchange {profile['version']}, whose directory cannot be written over "
-                                    f"LDAP ({xprofile.directory_access(profile)}); nothing was changed")
-        client = self.winrm_client(task_vars, args.get("management_host"))
-        ldap_port, organization = self.ldap_port(args, task_vars), self.organization(args, task_vars)
-        read = gather.run(client, [gather.directory_root_op(server, ldap_port),
-                                   gather.connector_search_op(server, profile, with_secrets=bool(args.get("clone_from")),
+        organization = self.organization(args, task_vars)
+        # Where the write goes (xcon.directory_route): the server's own LDAP on 5.5; for 4.0/5.0 a 5.5
+        # server of its site, whose change then replicates to it (Platform SDK "The Exchange Server
+        # Directory"). Never is a write sent to a 4.0 or 5.0 server's own directory.
+        here = task_vars.get("inventory_hostname")
+        via = here if xprofile.can_write_directory(profile) else directory_route.write_source(here, self.exchange_servers(task_vars))
+        if via is None:
+            # no Exchange 5.5 server in its site: the operator makes the change in the Exchange
+            # Administrator program, from a guided record (admin_change)
+            return admin_change.run(self, args, task_vars, server, profile)
+        if via == here:
+            client, dir_server, ldap_port = self.winrm_client(task_vars, args.get("management_host")), server, self.ldap_port(args, task_vars)
+        else:
+            client, dir_server, ldap_port = self.directory_endpoint(task_vars, via)
+        read = gather.run(client, [gather.directory_root_op(dir_server, ldap_port),
+                                   gather.connector_search_op(dir_server, profile, with_secrets=bool(args.get("clone_from")),
                                                               ldap_port=ldap_port, organization=organization, resolve=False,
                                                               site=self.site(args, task_vars))])
-        wrong = gather.directory_problem(read.get("directory"), organization, ldap_port, server)
+        wrong = gather.directory_problem(read.get("directory"), organization, ldap_port, dir_server)
         if wrong:
-            raise AnsibleActionFail(f"{gather.WRONG_DIRECTORY}: {server}: {wrong}; nothing was changed")
+            raise AnsibleActionFail(f"{gather.WRONG_DIRECTORY}: {dir_server}: {wrong}; nothing was changed")
         capped = gather.search_capped(read.get("connectors"), profile)
         if capped:   # a connector missing from a short list would be created a second time
-            raise AnsibleActionFail(f"{gather.SEARCH_CAPPED}: {server}: {capped}; nothing was changed")
+            raise AnsibleActionFail(f"{gather.SEARCH_CAPPED}: {dir_server}: {capped}; nothing was changed")
         read = raise_first_failure(read)
-        entries = read["connectors"].data.get("entries", [])
+        # Every replica holds the whole organisation: only this server's connectors count.
+        entries = gather.homed_entries(read["connectors"].data.get("entries", []), server, profile)
         by_name = {xconn.decode_connector(e, server, profile)["name"].lower(): e for e in entries}
         current = by_name.get(args["name"].lower())
         rollback = {}
@@ -76,15 +86,18 @@ class ActionModule(XconAction):
             problem = inputs.name_problem(args["name"], "connector name")
             if problem:
                 raise ValueError(f"cannot create {args['name'][:80]!r} on {server}: {problem}")
-        if op is not None and ldap_port != gather.DEFAULT_LDAP_PORT:
-            op["params"]["port"] = ldap_port
         if op is not None:
+            op["params"]["server"] = dir_server
+            if ldap_port != gather.DEFAULT_LDAP_PORT:
+                op["params"]["port"] = ldap_port
             # Octet-string values travel typed (the script reads no schema) and are checked here, so a
             # value the script would refuse is refused before anything is sent.
             op = gather.typed_op(op, profile, {n for e in entries for n in e.get("octets") or []})
         before = self._view(current, server, profile)
         result = {"dn": (current or {}).get("dn") or (after_entry or {}).get("dn", ""), "before": before, "winrm_commands": 1,
-                  "restart_required": False, "operations": []}
+                  "restart_required": False, "operations": [],
+                  "directory": {"read_from": dir_server, "written_via": dir_server if op is not None else None,
+                                "own": via == here}}
         if op is None:
             result.update(changed=False, after=before)
             return result
@@ -116,6 +129,14 @@ class ActionModule(XconAction):
         if write[op["id"]].data.get("dn"):
             result["dn"] = write[op["id"]].data["dn"]
         result["ansible_facts"] = {"xcon_restart_pending": True}
+        if via != here:
+            target = {"client": self.winrm_client(task_vars, args.get("management_host")), "server": server,
+                      "port": self.ldap_port(args, task_vars)}
+            timeout = int(self.host_var(task_vars, "xcon_replication_timeout_minutes") or replication_wait.DEFAULT_TIMEOUT_MINUTES)
+            result["directory"]["replication"] = replication_wait.await_replication(
+                target, {"client": client, "server": dir_server, "port": ldap_port}, op,
+                replication_wait.written_dn(op, write[op["id"]].data.get("dn")), profile, timeout,
+                self.host_var(task_vars, "xcon_lab_control"))
         return result
 
     # -- planning -------------------------------------------------------------------------------

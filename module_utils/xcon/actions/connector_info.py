@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as _dt
 
+from ansible.errors import AnsibleActionFail
+
+from xcon import directory_route
 from xcon import gather
 from xcon.errors import ACCESS_DENIED, XconSecondHop as SecondHop, error_code, error_reason, second_hop_reason
 from xcon import state as xstate
@@ -20,14 +23,31 @@ class ActionModule(XconAction):
         server = self.server_name(args, task_vars)
         profile = gather.get_profile(args["exchange_version"])
         ldap_port, organization = self.ldap_port(args, task_vars), self.organization(args, task_vars)
+        site = self.site(args, task_vars)
+        # Which directory holds this server's connectors (xcon.directory_route): its own LDAP on 5.5
+        # and 5.0 (searches only, no RootDSE), another server's replica for 4.0 (no LDAP at all).
+        route = directory_route.read_source(task_vars.get("inventory_hostname"), self.exchange_servers(task_vars))
+        result = {"server": server, "winrm_commands": 0, "ldap_port": ldap_port, "directory": route}
+        if route.get("host") is None:
+            if args["fail_on_error"]:
+                raise AnsibleActionFail(f"{server}: {route['reason']}")
+            result["xcon_error"] = {"code": gather.NO_DIRECTORY, "reason": route["reason"]}
+            return self._to_file(args, result)
         ops = gather.audit_ops(server, profile, ldap_port, organization, args["check_write_access"],
-                               args.get("evidence_window_minutes"), site=self.site(args, task_vars))
-        result = {"server": server, "winrm_commands": 0, "ldap_port": ldap_port}
+                               args.get("evidence_window_minutes"), site=site, directory=route["own"],
+                               with_root=route["version"] == "5.5")
         client = None
         try:
             client = self.winrm_client(task_vars, args.get("management_host"))
             result["winrm_commands"] = 1
             results = gather.run(client, ops)
+            if not route["own"]:
+                # the replica's server, through its own endpoint: a second command
+                dir_client, dir_server, dir_port = self.directory_endpoint(task_vars, route["host"])
+                results.update(gather.run(dir_client, gather.audit_directory_ops(
+                    dir_server, profile, dir_port, organization, args["check_write_access"], route["version"] == "5.5", site)))
+                result["winrm_commands"] = 2
+                ldap_port = dir_port
             wrong = gather.directory_problem(results.get("directory"), organization, ldap_port, server)
             code = gather.WRONG_DIRECTORY
             if not wrong:
@@ -37,8 +57,6 @@ class ActionModule(XconAction):
                 # and the report says why.
                 result["xcon_error"] = {"code": code, "reason": wrong}
                 if args["fail_on_error"]:
-                    from ansible.errors import AnsibleActionFail
-
                     raise AnsibleActionFail(f"{server}: {wrong}")
                 return self._to_file(args, result)
             raise_first_failure({k: r for k, r in results.items() if k != "mta_port"})

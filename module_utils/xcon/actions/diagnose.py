@@ -13,6 +13,7 @@ import os
 from ansible.errors import AnsibleActionFail
 
 from xcon import diagnose as xdiag
+from xcon import directory_route
 from xcon import errors as xerr
 from xcon import firewall as fw
 from xcon import open_transactions as otx
@@ -23,7 +24,6 @@ from xcon import report_timeline as xtimeline
 from xcon import state as xstate
 from xcon import topology as xtopology
 from xcon.action import XconAction
-from xcon.mask import mask
 from xcon.specs import DIAGNOSE
 
 # Which role carries out a firewall change, by its first step (remediate.yml runs them in this order).
@@ -40,7 +40,8 @@ class ActionModule(XconAction):
         audit_at = xtimeline.controller_now()
         servers, firewalls = self._inputs(args, task_vars)
         check_mode = bool(self._task.check_mode) or bool(task_vars.get("ansible_check_mode"))
-        return dict(diagnose_and_report(servers, firewalls, args, check_mode, self.host_var(task_vars, "xcon_tool_version", "0.1.0")),
+        return dict(diagnose_and_report(servers, firewalls, args, check_mode, self.host_var(task_vars, "xcon_tool_version", "0.1.0"),
+                                        routes=self.exchange_servers(task_vars)),
                     audit_at=audit_at)
 
     def _inputs(self, args, task_vars):
@@ -65,9 +66,10 @@ class ActionModule(XconAction):
         return servers, firewalls
 
 
-def diagnose_and_report(servers, firewalls, args, check_mode, tool_version):
+def diagnose_and_report(servers, firewalls, args, check_mode, tool_version, routes=None):
     """Everything xcon_diagnose does after it has its inputs (tests/bench/profile_diagnose.py times
-    and profiles exactly this): diagnose, plan, write the report and plan.json; the task's result."""
+    and profiles exactly this): diagnose, plan, write the report and plan.json; the task's result.
+    `routes`: the inventory's Exchange servers as xcon.directory_route reads them."""
     options = {
         "queue_threshold": args["queue_threshold"],
         "reverse_connector_name": args["reverse_connector_name"] or None,
@@ -99,13 +101,15 @@ def diagnose_and_report(servers, firewalls, args, check_mode, tool_version):
     for host, entry in planned.items():
         if host in versions:
             entry["mta_service"] = xprofile.get_profile(versions[host])["service"]
+    directories = {s: d.get("directory") for s, d in servers.items() if d.get("directory")}
+    directory_route.annotate_changes(links, plan, routes or {}, args["run_id"])
     lines = [link_line(link) for link in links] or ["No X.400 link found between the servers of the inventory."]
     report = xreport.build_report(
         run_id=args["run_id"], check_mode=check_mode,
         workaround_requested=args["workaround"],
         hosts_scanned=sorted(s for s, d in servers.items() if not d.get("error")),
         hosts_failed=[{"host": s, "reason": d["error"]["reason"], "code": d["error"]["code"]} for s, d in sorted(servers.items()) if d.get("error")],
-        links=links, tool_version=tool_version,
+        links=links, tool_version=tool_version, directories=directories,
     )
     if args.get("saved_run_dir"):
         # offline analysis: names the run it analysed, and leaves reports/latest to real runs
@@ -121,11 +125,12 @@ def diagnose_and_report(servers, firewalls, args, check_mode, tool_version):
         # (the change plays do not run on the Exchange servers under --check).
         # Firewall records are not diffed here: their own role runs under --check and shows
         # each record's diff once (issue 13: each firewall change shown once).
-        result["diff"] = [plan_diff(entry) for entry in plan if entry.get("action") != "operator"]
+        result["diff"] = [xplan.plan_diff(entry) for entry in plan if entry.get("action") != "operator"]
         result["changed"] = bool(plan)  # under --check, changed = would change
     return dict(result, workaround_requested=args["workaround"], links=links, plan=plan, targets=targets, planned=planned, preflight_errors=preflight, lines=lines,
             report_paths=paths, servers={k: {kk: v[kk] for kk in ("name", "inventory_host", "address", "fqdn")} for k, v in servers.items()},
             hosts_failed=report["coverage"]["hosts_failed"], hosts_scanned=report["coverage"]["hosts_scanned"],
+            directories=directories,
             unreadable_hosts={d["inventory_host"]: f"{d['error'].get('code')}: {d['error'].get('reason')}" for d in servers.values() if d.get("error")},
             unlinked=unlinked_connectors(servers, links))
 
@@ -144,6 +149,7 @@ def server_entry(name, host, audit, var):
         "write_access": audit.get("write_access"),
         "mta_port": audit.get("mta_port"),
         "mta_port_error": audit.get("mta_port_error"),
+        "directory": audit.get("directory"),
         "error": audit.get("xcon_error") or (None if audit.get("connectors") is not None else {"code": xerr.UNREACHABLE, "reason": audit.get("msg") or "not read (the host failed before its audit)"}),
     }
 
@@ -183,13 +189,6 @@ def unlinked_connectors(servers, links):
             if peer and peer not in known and (xdiag.norm(name), xdiag.norm(connector.get("name"))) not in linked:
                 found.append(f"{name}: {connector.get('name')} -> {connector.get('remote_mta')}")
     return found
-
-
-def plan_diff(entry):
-    """An Ansible diff (shown by --diff) for one plan entry: its before and after, secrets masked."""
-    what = f"{entry['id']} {entry['target']}: {entry.get('action')} {entry.get('object')}"
-    return mask({"before_header": f"{what} (now)", "after_header": f"{what} (planned)",
-                 "before": entry.get("before") or {}, "after": entry.get("after") or {}})
 
 
 def load_result_file(audit):

@@ -8,11 +8,11 @@ by observing mail flow.
 from __future__ import annotations
 
 import os
-import subprocess
 
 from ansible.errors import AnsibleActionFail
 
 from xcon import firewall as fw
+from xcon import operator
 from xcon import state as xstate
 from xcon.action import XconAction
 from xcon.specs import FIREWALL_CHANGE
@@ -49,26 +49,11 @@ class ActionModule(XconAction):
             result["status"] = "awaiting_operator"
             return result
         record_path = os.path.join(args["record_dir"], f"{name}-{len(os.listdir(args['record_dir'])) if os.path.isdir(args['record_dir']) else 0:02d}.json")
-        xstate.write_json_atomic(record_path, record)
-        with open(record_path[:-5] + ".txt", "w", encoding="utf-8") as handle:
-            handle.write(instructions + "\n")
-        result["record_path"] = record_path
-        if args.get("operator_command"):
-            command = list(args["operator_command"]) + [record_path]
-            proc = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-            if proc.returncode != 0:
-                raise AnsibleActionFail(f"the firewall operator command failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
-            result["status"] = "applied_by_operator"
-            result["operator_output"] = proc.stdout.strip()[-2000:]
-            if args.get("state_file"):
-                fw.record_confirmed(args["state_file"], after, record)
-        elif args["confirmed"]:
-            result["status"] = "confirmed"
-            if args.get("state_file"):
-                fw.record_confirmed(args["state_file"], after, record)
-        else:
-            result["status"] = "awaiting_operator"
+        result.update(operator.hand_off(record, record_path, instructions, args.get("operator_command"), args["confirmed"]))
+        if result["status"] == "awaiting_operator":
             result["changed"] = False
+        elif args.get("state_file"):
+            fw.record_confirmed(args["state_file"], after, record)
         return result
 
 

@@ -43,6 +43,9 @@ class ActionModule(XconAction):
                 else:
                     outcome = outcomes.get(change_id)
                     change["applied"] = bool(outcome and not outcome.get("failed"))
+                    waited = ((outcome or {}).get("directory") or {}).get("replication")
+                    if waited and change.get("directory"):
+                        change["directory"]["replication_wait"] = waited   # what the write then waited
                     if outcome and outcome.get("failed"):
                         change["error"] = outcome.get("msg", "failed")
                         failures.append(f"{change_id} ({change.get('description', change['action'])}): {change['error']}")
@@ -84,6 +87,7 @@ class ActionModule(XconAction):
         report = xreport.build_report(
             run_id=args["run_id"], check_mode=check_mode, workaround_requested=diagnosis.get("workaround_requested", "auto"),
             hosts_scanned=hosts_scanned, hosts_failed=hosts_failed, links=links, tool_version=args["tool_version"],
+            directories=diagnosis.get("directories"),
         )
         if not check_mode and (records or os.path.exists(otx.path(args["state_dir"]))):
             otx.save(args["state_dir"], records)
@@ -164,7 +168,7 @@ class ActionModule(XconAction):
         # The run's journal (xcon_link_gate) keeps every phase's outcome; a host's registered
         # result only holds its last phase's.
         for change_id, outcome in ((args["transaction"] or {}).get("outcomes") or {}).items():
-            outcomes[change_id] = {"failed": not outcome.get("ok"), "msg": outcome.get("reason") or "failed"}
+            outcomes[change_id] = dict(outcomes.get(change_id) or {}, failed=not outcome.get("ok"), msg=outcome.get("reason") or "failed")
         return outcomes
 
     def _firewall_states(self, args, task_vars):

@@ -8,13 +8,12 @@ emulated clock (`xconlab advance`) instead of sleeping.
 
 from __future__ import annotations
 
-import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.errors import AnsibleActionFail
 from ansible.utils.display import Display
 
+from xcon import clock
 from xcon import gather
 from xcon import report_timeline as xtimeline
 from xcon import state as xstate
@@ -100,7 +99,7 @@ class ActionModule(XconAction):
             if waited >= timeout:
                 break
             step = min(poll, timeout - waited)
-            self._wait(args["lab_control"], step)
+            clock.wait_minutes(args["lab_control"], step)
             waited += step
             polls.append((xtimeline.controller_now(), read_all(waited + 1)))
             evidence = polls[-1][1]
@@ -146,15 +145,6 @@ class ActionModule(XconAction):
             if (self.host_var(task_vars, "xcon_server_name", host=host) or host).upper() == server.upper():
                 return host
         raise AnsibleActionFail(f"server {server} is not in the inventory group xcon_exchange")
-
-    @staticmethod
-    def _wait(lab_control, minutes):
-        if lab_control:
-            proc = subprocess.run([lab_control, "advance", str(minutes)], capture_output=True, text=True, timeout=300, check=False)
-            if proc.returncode != 0:
-                raise AnsibleActionFail(f"lab clock: {proc.stderr.strip()}")
-        else:
-            time.sleep(minutes * 60)
 
     @staticmethod
     def _judge(link, evidence, started, settle, unreadable=None, waited=0, window=0):

@@ -9,6 +9,7 @@ Usage (from the repository root)::
     xconlab advance MINUTES                                  run the model for MINUTES emulated minutes
     xconlab snapshot                                         the whole state as JSON
     xconlab firewall apply FILE                              play the firewall operator
+    xconlab admin apply FILE                                 play the operator at the Exchange Administrator program
     xconlab fault SERVER KIND [ARG]                          drop-after N | operation-timeout N |
                                                              slow SECONDS | refuse-credentials | clear
     xconlab stats                                            per endpoint requests/commands/shells
@@ -186,6 +187,7 @@ def cmd_snapshot(_args: argparse.Namespace) -> int:
 
 
 def cmd_firewall(args: argparse.Namespace) -> int:
+    """``firewall apply FILE`` and ``admin apply FILE``: play the operator of a change record."""
     try:
         with open(args.file, "r", encoding="utf-8") as handle:
             record = json.load(handle)
@@ -193,7 +195,7 @@ def cmd_firewall(args: argparse.Namespace) -> int:
         raise CliError(f"change record not found: {args.file}") from None
     except ValueError as exc:
         raise CliError(f"change record {args.file} is not JSON: {exc}") from None
-    print(json.dumps(request("firewall", {"record": record}), indent=2, ensure_ascii=False))
+    print(json.dumps(request(args.command, {"record": record}), indent=2, ensure_ascii=False))
     return 0
 
 
@@ -291,12 +293,15 @@ def build_parser() -> argparse.ArgumentParser:
     advance.add_argument("minutes", type=int, metavar="MINUTES")
     advance.set_defaults(func=cmd_advance)
     sub.add_parser("snapshot", help="the whole state as JSON").set_defaults(func=cmd_snapshot)
-    firewall = sub.add_parser("firewall", help="act as the firewall operator")
-    fw_sub = firewall.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
-    fw_sub.required = True
-    apply = fw_sub.add_parser("apply", help="apply a change record (JSON)")
-    apply.add_argument("file", metavar="FILE")
-    apply.set_defaults(func=cmd_firewall)
+    for command, role, record in (("firewall", "the firewall operator", "a firewall change record"),
+                                  ("admin", "the operator at the Exchange Administrator program",
+                                   "an Exchange Administrator change record")):
+        operator = sub.add_parser(command, help=f"act as {role}")
+        operator_sub = operator.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
+        operator_sub.required = True
+        apply = operator_sub.add_parser("apply", help=f"carry out {record} (JSON)")
+        apply.add_argument("file", metavar="FILE")
+        apply.set_defaults(func=cmd_firewall, command=command)
     fault = sub.add_parser("fault", help="inject a fault on one emulated host")
     fault.add_argument("server", metavar="SERVER")
     fault.add_argument("kind", metavar="KIND", choices=list(ctl.FAULT_KINDS) + ["clear"])

@@ -63,6 +63,11 @@ class ControlRequests:
             if not isinstance(record, dict):
                 raise ControlError("firewall apply: the change record must be a JSON object")
             return self.lab.firewall_apply(record)
+        if name == "admin":
+            record = body.get("record")
+            if not isinstance(record, dict):
+                raise ControlError("admin apply: the change record must be a JSON object")
+            return self.lab.admin_apply(record)
         if name == "fault":
             return self.fault(str(body.get("server", "")), str(body.get("kind", "")), body.get("args") or [])
         if name == "stats":

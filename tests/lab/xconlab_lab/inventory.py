@@ -143,6 +143,8 @@ def build_inventory(topology: Mapping[str, Any], endpoints: List[Mapping[str, An
                 "xcon_lab_state_dir": os.path.abspath(state_dir),
                 # The lab plays the firewall operator: change records are applied by the lab itself.
                 "xcon_firewall_operator_command": [os.path.abspath(control), "firewall", "apply"],
+                # ... and the operator at the Exchange Administrator program (4.0/5.0 sites without 5.5)
+                "xcon_exchange_operator_command": [os.path.abspath(control), "admin", "apply"],
                 # The toolkit's state between runs (confirmed records, evidence baselines) lives and
                 # dies with this lab.
                 "xcon_state_dir": os.path.join(os.path.abspath(state_dir), "toolkit-state")}

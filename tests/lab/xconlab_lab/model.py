@@ -65,11 +65,13 @@ from .mta import MtaMixin
 from .network import NetworkMixin
 from .ops import OpsMixin
 from .replication import ReplicationMixin, replica_of
+from .admin_program import AdminProgramMixin
 from .schema import DirectoryError
 from .servers import Server
 from .topology import TopologyError  # noqa: F401  (re-exported: Lab.from_* raise it)
 
-class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin, SecondHopMixin, ReplicationMixin):
+class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin, SecondHopMixin, ReplicationMixin,
+          AdminProgramMixin):
     """The whole emulated lab (thread-safe: every public method holds ``self.lock``)."""
 
     def __init__(self, topo: Dict[str, Any], source: str = "<topology>") -> None:
@@ -351,6 +353,7 @@ class Lab(OpsMixin, NetworkMixin, MtaMixin, FirewallMixin, SecondHopMixin, Repli
                     "associations": dict(server.associations),
                     "exchange": server.spec.get("exchange", "5.5"),
                     "ldap_writes": [dict(w) for w in server.ldap_writes],
+                    "admin_changes": [dict(c) for c in server.admin_changes],
                     "replication": self.replication_state(server),
                 }
             firewalls = {}

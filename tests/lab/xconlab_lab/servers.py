@@ -101,6 +101,7 @@ class Server:
         self.services = ServiceManager(name, self.service_specs(spec), _dt.datetime.min, self._service_changed)
         self.associations = {"outbound_ok": 0, "outbound_failed": 0, "inbound_ok": 0, "inbound_refused": 0}
         self.ldap_writes: List[Dict[str, Any]] = []    # every write sent to this server's own LDAP
+        self.admin_changes: List[Dict[str, Any]] = []  # changes made in the Exchange Administrator program
 
     @staticmethod
     def service_specs(spec: Mapping[str, Any]):
