@@ -106,8 +106,9 @@ def main():
             value = [e["attributes"].get(p["attribute"]) for e in data["entries"] if str(e["attributes"].get("cn", "")).lower() == p["connector"].lower()]
             value = value[0] if value else None
         elif what == "event":
+            # `since` is required (issue 18, defect 6): the audit's evidence window, on the server's clock
             data = run_op(module, client, "event_query", {"server": server, "log": "Application", "source": "MSExchangeMTA",
-                                                         "ids": [p["event_id"]], "max": 2000})
+                                                         "ids": [p["event_id"]], "max": 2000, "since": "-PT120M"})
             value = data["events"]
         elif what in ("queue", "work_queue"):
             path = (f"\\\\{server}\\MSExchangeMTA Connections(*)\\Queue Length" if what == "queue"
