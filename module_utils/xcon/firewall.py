@@ -60,7 +60,40 @@ def normalize_facts(name, declared, driver="raptor", source="inventory"):
         passer["port"] = int(passer.get("port", 102))
     for path in facts["routed_paths"]:
         path["port"] = int(path.get("port", 102))
+    missing = missing_facts(facts)
+    if missing:
+        facts["missing"] = missing
     return facts
+
+
+# What a firewall's facts must say before any link through it is diagnosed: which servers sit on
+# each side, and the two interfaces' addresses (what the connectors' Stack addresses are checked
+# against).  A firewall whose inventory has only connection variables says none of it.
+REQUIRED_FACTS = ("inside", "outside", "interfaces.internal", "interfaces.external")
+
+
+def missing_facts(facts):
+    """The REQUIRED_FACTS that `facts` leave empty."""
+    missing = []
+    for name in REQUIRED_FACTS:
+        key, _, sub = name.partition(".")
+        value = facts.get(key)
+        if sub:
+            value = (value or {}).get(sub) if isinstance(value, dict) else None
+        if not value:
+            missing.append(name)
+    return missing
+
+
+def unknown_reason(facts):
+    """Why a firewall's facts cannot be used (its driver could not read it, or the inventory leaves
+    required facts out), or None."""
+    if facts.get("error"):
+        return f"its facts could not be read: {facts['error']}"
+    if facts.get("missing"):
+        names = [f"xcon_firewall_{key}" + (f" ({sub})" if sub else "") for key, _, sub in (m.partition(".") for m in facts["missing"])]
+        return f"the inventory does not give {', '.join(names)}"
+    return None
 
 
 def _as_bool(value):

@@ -179,6 +179,14 @@ def reverse_wrong_stack():
     return topo, None
 
 
+def firewall_without_facts():
+    """The KB fault behind a firewall whose inventory entry has only connection variables."""
+    from xcon import firewall as fw
+    topo = Topology.kb()
+    topo.firewall = fw.normalize_facts("FW1", {})
+    return topo, None
+
+
 def unreachable_outside():
     topo = Topology()
     topo.out_error = {"code": dx.UNREACHABLE, "reason": "WinRM: connection refused (exout:5986)"}
@@ -286,6 +294,7 @@ CASES = [
     ("reverse-refusals-remain", reverse_present_refusals_remain, {(dx.REVERSE_PRESENT, "info"), (dx.REFUSALS_UNEXPLAINED, "warning")}, {dx.TRANSPARENCY_REFUSAL}, "warning", "none"),
     ("reverse-wrong-stack", reverse_wrong_stack, {(dx.REVERSE_WRONG_STACK, "warning"), (dx.TRANSPARENCY_REFUSAL, "error")}, {dx.REVERSE_PRESENT}, "error", "reverse_connector"),
     ("unreachable", unreachable_outside, {(dx.UNREACHABLE, "unknown")}, set(), "unknown", "none"),
+    ("firewall-unknown", firewall_without_facts, {(dx.FIREWALL_UNKNOWN, "unknown")}, set(), "unknown", "none"),
     ("wrong-directory", wrong_directory_outside, {(dx.WRONG_DIRECTORY, "unknown")}, set(), "unknown", "none"),
     ("no-directory", no_directory_inside, {(dx.NO_DIRECTORY, "unknown")}, set(), "unknown", "none"),
     ("mta-ports-differ", mta_ports_differ, {(dx.MTA_PORT_MISMATCH, "error")}, set(), "error", "none"),
@@ -360,3 +369,22 @@ def test_auto_never_chooses_transparency_off():
     for case in CASES:
         topo, options = case[1]()
         assert run(topo, options)["recommended_workaround"] != "transparency_off"
+
+
+# -- issue 22, case 4 (input part): a firewall with no facts is unknown and stops its links ------------
+def test_a_firewall_without_facts_makes_every_link_it_may_sit_on_unknown_and_plans_nothing():
+    from xcon import firewall as fw
+    topo = Topology.kb()
+    servers, firewall = topo.servers(), topo.firewall
+    bare = fw.normalize_facts(firewall["name"], {})
+    assert bare["missing"] == ["inside", "outside", "interfaces.internal", "interfaces.external"]
+    for facts in (bare, {"name": firewall["name"], "error": "the raptor driver could not read FW1 (ValueError: x)"},
+                  dict(firewall, error="the driver could not read it")):
+        (link,) = dx.diagnose(servers, [facts], requested="auto")
+        codes = {f["code"]: f for f in link["findings"]}
+        assert "XCON-FIREWALL-UNKNOWN" in codes and codes["XCON-FIREWALL-UNKNOWN"]["severity"] == "unknown", link["findings"]
+        assert link["status"] in ("unknown", "error") and link["workaround_chosen"] == "none", link
+        assert link["status"] != "ok"
+    # a known firewall elsewhere does not hide it; a link behind a known firewall is not touched by it
+    (link,) = dx.diagnose(servers, [firewall, dict(bare, name="FW2")], requested="auto")
+    assert "XCON-FIREWALL-UNKNOWN" not in {f["code"] for f in link["findings"]}

@@ -60,9 +60,11 @@ class ActionModule(XconAction):
             # offline: the firewall as that run saw it (its plan.json), not as it is today
             return servers, saved_firewalls(saved)
         for host in args["firewall_hosts"]:
-            facts = (self.host_var(task_vars, "xcon_firewall_facts_result", {}, host=host) or {}).get("firewall")
-            if facts:
-                firewalls.append(facts)
+            result = self.host_var(task_vars, "xcon_firewall_facts_result", {}, host=host) or {}
+            facts = result.get("firewall")
+            if not facts:  # its read task failed or never ran: the firewall is unknown, never left out
+                facts = {"name": host, "error": result.get("msg") or "its facts were not read (the host failed before its read)"}
+            firewalls.append(facts)
         return servers, firewalls
 
 
@@ -131,7 +133,8 @@ def diagnose_and_report(servers, firewalls, args, check_mode, tool_version, rout
             report_paths=paths, servers={k: {kk: v[kk] for kk in ("name", "inventory_host", "address", "fqdn")} for k, v in servers.items()},
             hosts_failed=report["coverage"]["hosts_failed"], hosts_scanned=report["coverage"]["hosts_scanned"],
             directories=directories,
-            unreadable_hosts={d["inventory_host"]: f"{d['error'].get('code')}: {d['error'].get('reason')}" for d in servers.values() if d.get("error")},
+            unreadable_hosts=dict({d["inventory_host"]: f"{d['error'].get('code')}: {d['error'].get('reason')}" for d in servers.values() if d.get("error")},
+                                  **{f["name"]: f"{xdiag.FIREWALL_UNKNOWN}: {f['error']}" for f in firewalls if f.get("error")}),
             unlinked=unlinked_connectors(servers, links))
 
 

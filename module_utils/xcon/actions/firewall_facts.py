@@ -12,10 +12,16 @@ class ActionModule(XconAction):
 
     def xcon_run(self, args, task_vars):
         name = args["name"] or task_vars.get("inventory_hostname")
-        if args["driver"] == "nftables":
-            # The gateway's own table is the truth; the declaration only names the sides.
-            facts = fw.facts_with_state(name, args["declared"], args.get("state_file"), driver="nftables")
-            facts["source"] = "nftables-record"
-        else:
-            facts = fw.facts_with_state(name, args["declared"], args.get("state_file"))
+        try:
+            if args["driver"] == "nftables":
+                # The gateway's own table is the truth; the declaration only names the sides.
+                facts = fw.facts_with_state(name, args["declared"], args.get("state_file"), driver="nftables")
+                facts["source"] = "nftables-record"
+            else:
+                facts = fw.facts_with_state(name, args["declared"], args.get("state_file"))
+        except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
+            # Not a failed task: the run goes on to write its report, where this firewall's links are
+            # unknown (XCON-FIREWALL-UNKNOWN) and unchanged; the run then fails on this host.
+            reason = f"the {args['driver']} driver could not read {name} ({exc.__class__.__name__}: {exc})"
+            return {"firewall": {"name": name, "driver": args["driver"], "error": reason}, "unreadable": reason}
         return {"firewall": facts}

@@ -75,6 +75,9 @@ XCON-UNREACHABLE / XCON-ACCESS-DENIED  unknown      a server of the link could n
                                                     severity unknown)
 XCON-ACCESS-DENIED                     unknown      a server was read with an account that may not
                                                     modify its connectors (``write_access`` false)
+XCON-FIREWALL-UNKNOWN                  unknown      a firewall the link may cross has no usable facts
+                                                    (not read, or its sides and interfaces left out
+                                                    of the inventory); nothing is planned
 =====================================  ===========  ==============================================
 
 Status of a link
@@ -117,6 +120,7 @@ from __future__ import annotations
 
 import copy
 
+from xcon import firewall as fw
 from xcon.diagnose import checks, evidence_checks
 from xcon.diagnose.codes import *  # noqa: F401,F403  (the codes and constants are part of this API)
 from xcon.diagnose.codes import link_status, norm, sort_key
@@ -126,7 +130,7 @@ from xcon.diagnose.links import (address_for, discover_links, firewall_dependent
 from xcon.diagnose.policy import finding_codes, select_workaround  # noqa: F401
 
 # In this order; the refusals check runs last, on what the others found.
-CHECKS = (checks.check_read_errors, checks.check_write_access, checks.check_missing_connector, checks.check_never,
+CHECKS = (checks.check_read_errors, checks.check_firewall_unknown, checks.check_write_access, checks.check_missing_connector, checks.check_never,
           checks.check_both_remote, checks.check_not_always, evidence_checks.check_transparency, checks.check_twa,
           checks.check_stack, checks.check_reverse, evidence_checks.check_facts, evidence_checks.check_queues,
           checks.check_mta_port)
@@ -143,6 +147,7 @@ def diagnose_link(link, servers, firewall, options=None, requested=None):
     for check in CHECKS:
         findings.extend(check(ctx))
     findings.extend(evidence_checks.check_unexplained(ctx, findings))
+    link.pop("unknown_firewalls", None)
     link["findings"] = sorted(findings, key=sort_key)
     link["status"] = link_status(findings)
     link["recommended_workaround"], link["reason"] = select_workaround(link, "auto", servers, firewall, options)
@@ -154,7 +159,19 @@ def diagnose_link(link, servers, firewall, options=None, requested=None):
 
 
 def diagnose(servers, firewalls, options=None, requested=None):
-    """discover_links + diagnose_link for every link."""
-    by_name = {norm(f.get("name")): f for f in firewalls or []}
-    return [diagnose_link(link, servers, by_name.get(norm(link["firewall"])), options, requested)
-            for link in discover_links(servers, firewalls)]
+    """discover_links + diagnose_link for every link.  A firewall whose facts are unknown (not read, or
+    left out of the inventory: xcon.firewall.unknown_reason) is no link's firewall; every link it may
+    sit on - between its declared sides, or any link no known firewall is on when its sides are not
+    declared - gets XCON-FIREWALL-UNKNOWN, which keeps the link unknown and unchanged."""
+    known = [f for f in firewalls or [] if not fw.unknown_reason(f)]
+    blind = [f for f in firewalls or [] if fw.unknown_reason(f)]
+    by_name = {norm(f.get("name")): f for f in known}
+    links = []
+    for link in discover_links(servers, firewalls):
+        firewall = by_name.get(norm(link["firewall"]))
+        unknown = [f for f in blind if norm(f.get("name")) == norm(link["firewall"])
+                   or (firewall is None and not (f.get("inside") and f.get("outside")))]
+        if unknown:
+            link = dict(link, unknown_firewalls=[{"name": f.get("name"), "reason": fw.unknown_reason(f)} for f in unknown])
+        links.append(diagnose_link(link, servers, firewall, options, requested))
+    return links

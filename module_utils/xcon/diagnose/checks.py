@@ -3,7 +3,7 @@ two-way alternate, Stack addresses and the reverse connector (findings table: th
 
 from __future__ import annotations
 
-from xcon.diagnose.codes import (ACCESS_DENIED, BOTH_REMOTE, CONNECTOR_MISSING, MTA_PORT_MISMATCH, MTA_PORT_UNKNOWN,
+from xcon.diagnose.codes import (ACCESS_DENIED, BOTH_REMOTE, CONNECTOR_MISSING, FIREWALL_UNKNOWN, MTA_PORT_MISMATCH, MTA_PORT_UNKNOWN,
                                  NEVER_ID, OUTSIDE_REFUSAL_IDS, REVERSE_PRESENT, REVERSE_WRONG_STACK, SCHEDULE_NEVER, SCHEDULE_NOT_ALWAYS,
                                  STACK_ADDRESS, TWA_OFF, UNREACHABLE, event_samples, make_finding, norm)
 from xcon.diagnose.links import is_remote, stack_in
@@ -22,6 +22,18 @@ def check_read_errors(ctx):
                 "checked, so the link cannot be declared healthy.",
                 {"reason": reason, "role": side.role}))
     return findings
+
+
+def check_firewall_unknown(ctx):
+    """XCON-FIREWALL-UNKNOWN for each firewall the link may cross whose facts are unknown
+    (xcon.diagnose.diagnose puts them on the link)."""
+    return [make_finding(
+        FIREWALL_UNKNOWN, "unknown", f["name"], None,
+        f"Firewall {f['name']} may sit on link {ctx.link['id']}, but {f['reason']}. Which relays, routed paths and "
+        "transparency it has decides whether the KB fault is there and what may be changed: the link is not diagnosed "
+        "as healthy and nothing is planned for it. Document the firewall in the inventory (xcon_firewall_inside, "
+        "xcon_firewall_outside, xcon_firewall_interfaces, ...) or fix its driver, and run again.",
+        {"firewall": f["name"], "reason": f["reason"]}) for f in ctx.link.get("unknown_firewalls") or []]
 
 
 def check_write_access(ctx):

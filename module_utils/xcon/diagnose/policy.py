@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xcon.diagnose.codes import (BOTH_REMOTE, CONNECTOR_MISSING, REQUESTABLE, SCHEDULE_NEVER, SCHEDULE_NOT_ALWAYS,
+from xcon.diagnose.codes import (BOTH_REMOTE, CONNECTOR_MISSING, FIREWALL_UNKNOWN, REQUESTABLE, SCHEDULE_NEVER, SCHEDULE_NOT_ALWAYS,
                                  TRANSPARENCY_REFUSAL, TUNNEL_DRIVERS, TWA_OFF, X400_PORT, merged_options)
 from xcon.diagnose.context import Side
 from xcon.diagnose.links import firewall_dependents, has_routed_path, identities, relay_passers, stack_in
@@ -43,6 +43,9 @@ def select_workaround(link, requested, servers, firewall, options=None):
     preconditions = [c for c in (SCHEDULE_NEVER, BOTH_REMOTE, TWA_OFF, SCHEDULE_NOT_ALWAYS, CONNECTOR_MISSING) if c in codes]
     if requested == "none":
         return "none", "Audit only (workaround none): nothing is planned."
+    if FIREWALL_UNKNOWN in codes:
+        return "none", (f"Firewall {codes[FIREWALL_UNKNOWN]['host']} may sit on this link and its facts are unknown; nothing is "
+                        "planned until they are known (XCON-FIREWALL-UNKNOWN).")
     if link.get("status") == "unknown" and not kb:
         if _write_denied_only(link):
             return "none", ("The account may read but not modify the connectors of this link (XCON-ACCESS-DENIED); "
