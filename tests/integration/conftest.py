@@ -40,6 +40,16 @@ class Lab:
     def down(self):
         self.ctl("down", check=False)
 
+    def edit_inventory(self, change):
+        """Rewrite the generated inventory after `change(inventory)` edited it (a plain YAML mapping)."""
+        import yaml
+        with open(self.inventory, encoding="utf-8") as handle:
+            inventory = yaml.safe_load(handle)
+        change(inventory)
+        with open(self.inventory, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(inventory, handle)
+        return inventory
+
     def snapshot(self):
         return json.loads(self.ctl("snapshot").stdout)
 

@@ -42,12 +42,10 @@ def test_misspelt_variable_is_refused_with_the_closest_name_before_any_host_is_r
 def test_two_exchange_hosts_with_one_address_are_refused_before_any_host_is_read(lab):
     lab.up("kb.yml")
     lab.advance(30)
-    with open(lab.inventory, encoding="utf-8") as handle:
-        inventory = yaml.safe_load(handle)
-    hosts = inventory["all"]["children"]["xcon_exchange"]["hosts"]
-    hosts["EXOUT"]["xcon_server_address"] = hosts["EXIN"]["xcon_server_address"]
-    with open(lab.inventory, "w", encoding="utf-8") as handle:
-        yaml.safe_dump(inventory, handle)
+    def same_address(inventory):
+        hosts = inventory["all"]["children"]["xcon_exchange"]["hosts"]
+        hosts["EXOUT"]["xcon_server_address"] = hosts["EXIN"]["xcon_server_address"]
+    hosts = lab.edit_inventory(same_address)["all"]["children"]["xcon_exchange"]["hosts"]
     before, commands = directory_and_firewalls(lab.snapshot()), _commands(lab)
     run = lab.playbook()
     text = _flat(run)
