@@ -37,7 +37,7 @@ STARTUP_ID = 9298                   # "MTA Service startup complete" (Q174695)
 # Events that may name no connector of the link and still be its: a 1293 may name the connections
 # container, a 9301 names an address (the diagnosis counts them the same way).
 UNATTRIBUTED_IDS = REFUSING_IDS
-EVENTS_CAP = 60
+EVENTS_CAP = 40
 QUEUE_CAP = 48
 SIDES = ("inside", "outside")
 
@@ -150,8 +150,17 @@ def _qkey(point):
 
 
 def _unique(points):
-    """Queue readings by time, one per (time, server, connector) (a reading read twice is one)."""
-    return sorted({_qkey(q): q for q in points}.values(), key=_qkey)
+    """Queue readings by time, one per (time, server, connector) (a reading read twice is one), and
+    of a run of equal readings of one queue only its first and last (the line is the same)."""
+    ordered = sorted({_qkey(q): q for q in points}.values(), key=_qkey)
+    by_queue = {}
+    for point in ordered:
+        by_queue.setdefault((point["host"], point["connector"]), []).append(point)
+    kept = []
+    for readings in by_queue.values():
+        kept += [p for i, p in enumerate(readings)
+                 if i in (0, len(readings) - 1) or not readings[i - 1]["length"] == p["length"] == readings[i + 1]["length"]]
+    return sorted(kept, key=_qkey)
 
 
 def from_polls(link, polls):
@@ -257,7 +266,7 @@ def finish(timeline, start=None, omitted=None):
         summary.update(by_id=by_id, first=min(summary["first"], dropped[0]["time"]), last=max(summary["last"], dropped[-1]["time"]))
         omitted = summary
     timeline["events"] = events
-    queue = timeline.get("queue") or []
+    queue = _unique(timeline.get("queue") or [])
     if len(queue) > QUEUE_CAP:
         queue = queue[:1] + queue[-(QUEUE_CAP - 1):]
     timeline["queue"] = queue
@@ -287,9 +296,9 @@ def sentences(link, check_mode):
     refusals = [e for e in events if e["id"] in REFUSAL_IDS]
     lines = []
     if refusals:
-        lines.append(f"{len(refusals)} refusal event(s) (1290/289/1294/1293/37) listed, the last at {refusals[-1]['time']}.")
+        lines.append(f"{len(refusals)} refusals (1290/289/1294/1293/37) listed, the last at {refusals[-1]['time']}.")
     else:
-        lines.append("No refusal event (1290/289/1294/1293/37) in the window.")
+        lines.append("No refusal (1290/289/1294/1293/37) in the window.")
     changes = [c for c in timeline.get("changes") or [] if c["kind"] != "restart"]
     restarts = [c for c in timeline.get("changes") or [] if c["kind"] == "restart"]
     if check_mode:
@@ -299,17 +308,17 @@ def sentences(link, check_mode):
     elif changes or restarts:
         last = max(c["time"] for c in changes + restarts)
         after = [e for e in refusals if e["time"] > last]
-        lines.append(f"{len(changes)} change(s) applied from {min(c['time'] for c in changes + restarts)}, "
-                     f"{len(restarts)} MTA restart(s); {len(after)} refusal(s) after the last one ({last}).")
+        lines.append(f"{len(changes)} change(s) from {min(c['time'] for c in changes + restarts)}, "
+                     f"{len(restarts)} MTA restart(s); {len(after)} refusals after the last ({last}).")
     lines_by_queue = queue_lines(timeline)
     for (host, connector), points in sorted(lines_by_queue.items()):
         if any(p["length"] for p in points):
             high = max(points, key=lambda p: p["length"])
             last_queued = max(i for i, p in enumerate(points) if p["length"])
             drained = points[last_queued + 1] if last_queued + 1 < len(points) else None  # 0 from then to the end
-            lines.append(f"Queue {connector} on {host}: highest {high['length']} at {high['time']}"
+            lines.append(f"Queue {connector} on {host}: highest {high['length']} ({high['time']})"
                          + (f", 0 from {drained['time']} on" if drained else "")
-                         + f", {points[-1]['length']} at the last reading ({points[-1]['time']}).")
+                         + f", last {points[-1]['length']} ({points[-1]['time']}).")
     if timeline.get("events_omitted"):
         lines.append(f"{timeline['events_omitted']['count']} older event(s) are not listed (the newest {EVENTS_CAP} are).")
     return lines

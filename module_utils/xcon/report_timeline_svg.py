@@ -25,7 +25,7 @@ ROWS = (  # (row name, label, {event id: colour})
     ("refusals", "refusals 1293/37 \u00b7 9301", {1293: COLOURS["refused"], 37: COLOURS["refused"], 9301: COLOURS["unknown"]}),
     ("backlog", "backlog 659 \u00b7 subsided 660", {659: COLOURS["backlog"], 660: COLOURS["working"]}),
 )
-MAX_MARKS = 40          # per row; beyond it the row shows per-bucket counts
+MAX_MARKS = 30          # per row; beyond it the row shows per-bucket counts
 BUCKETS = 60            # buckets across the window when counting
 WIDTH, LEFT, RIGHT = 780, 160, 14
 ROW_H, LANE_PAD = 15, 8
@@ -61,7 +61,7 @@ class Axis:
         return x + (self.right - x) * (offset - at) / (self.span - at)
 
     def x(self, time):
-        return round(self._x((xtl.parse(time) - self.t0).total_seconds()), 1)
+        return round(self._x((xtl.parse(time) - self.t0).total_seconds()))  # whole pixels: a fleet's page stays small
 
     def break_x(self):
         return round(self.brk[1], 1) if self.brk else None
@@ -127,7 +127,7 @@ def _marks(events, axis, y, colours):
 def _queue(points, axis, top, bottom, peak):
     """The queue line of one connector in its server's lane (0 at the lane's bottom)."""
     scale = (bottom - top) / peak if peak else 0
-    coords = [(axis.x(p["time"]), round(bottom - p["length"] * scale, 1)) for p in points]
+    coords = [(axis.x(p["time"]), round(bottom - p["length"] * scale)) for p in points]
     coords = coords * 2 if len(coords) == 1 else coords  # one reading: a dot (round caps)
     lengths = " ".join(str(p["length"]) for p in points)
     first = points[0]

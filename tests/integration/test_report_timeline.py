@@ -137,7 +137,7 @@ def test_timeline_of_the_kb_link_before_and_after_the_fix(lab, tmp_path):
     lengths = [int(n) for n in outside.get("data-lengths").split()]
     assert lengths[0] > 0 and lengths[-1] == 0, lengths
     assert [q["length"] for q in timeline["queue"] if q["host"] == "EXOUT"][-1] == 0
-    assert "0 refusal(s) after the last one" in dom
+    assert "0 refusals after the last" in dom
 
     # 300 links: readable (no overflow, small multiples of one size) and within the size budget
     fleet = copy.deepcopy(report)

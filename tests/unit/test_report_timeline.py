@@ -210,9 +210,9 @@ def test_the_words_under_the_picture():
                                                               {"time": _minute(14), "step": "restart", "target": "EXIN", "kind": "restart"}]}
     link = {"timeline": timeline, "changes": [{}, {}]}
     words = tl.sentences(link, False)
-    assert words[0] == f"2 refusal event(s) (1290/289/1294/1293/37) listed, the last at {_minute(11)}."
-    assert words[1] == f"1 change(s) applied from {_minute(12)}, 1 MTA restart(s); 0 refusal(s) after the last one ({_minute(14)})."
+    assert words[0] == f"2 refusals (1290/289/1294/1293/37) listed, the last at {_minute(11)}."
+    assert words[1] == f"1 change(s) from {_minute(12)}, 1 MTA restart(s); 0 refusals after the last ({_minute(14)})."
     # emptied by the inside server's call before the fix, then for good after it
-    assert words[2] == f"Queue TO-INSIDE on EXOUT: highest 14 at {_minute(7)}, 0 from {_minute(20)} on, 0 at the last reading ({_minute(25)})."
+    assert words[2] == f"Queue TO-INSIDE on EXOUT: highest 14 ({_minute(7)}), 0 from {_minute(20)} on, last 0 ({_minute(25)})."
     assert tl.sentences(dict(link, timeline=dict(timeline, changes=[])), True)[1] == \
         "would change: 2 change(s) planned; check mode made none, so no change is marked."
