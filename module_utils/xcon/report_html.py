@@ -202,6 +202,7 @@ outside: <b>{{ l.outside.host }}</b> (connector {{ l.outside.connector or "none"
 {% endfor %}</table>
 {% else %}<p>No changes planned.</p>{% endif %}
 {% if l.transaction and l.transaction.stopped_at %}<p class="error">Stopped at step {{ l.transaction.stopped_at.step }} ({{ l.transaction.stopped_at.phase }}) on {{ l.transaction.stopped_at.host }}: {{ l.transaction.stopped_at.reason }}. In place: {{ l.transaction.stopped_at.safe }}. Re-run: <code>{{ r.rerun_command }}</code></p>{% endif %}
+{% for host, m in (l.mta_restarts or {}).items() %}<p class="{{ 'error' if m.not_running or not m.restarted else '' }}">MTA restart on {{ host }}: {{ m.service }} {{ 'restarted' if m.restarted else 'NOT restarted' }}{% if m.started | reject('equalto', m.service) | list %}; dependent service(s) started again: {{ m.started | reject('equalto', m.service) | join(', ') }}{% endif %}{% if m.timed_out %}; timed out waiting for: {{ m.timed_out | join(', ') }}{% endif %}{% if m.not_running %}; still not running: {{ m.not_running | join(', ') }}{% endif %}.</p>{% endfor %}
 <h4>Verification: {{ l.verification.state }}</h4>
 {% if l.verification.details %}{{ rows(l.verification.details) }}{% endif %}
 </section>

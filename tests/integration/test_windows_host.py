@@ -37,6 +37,11 @@ def test_mta_restart_with_a_slow_dependent_ends_with_every_service_running(lab, 
     assert restart["started"] == ["MSExchangeMTA", "MSExchangeIMC"] and restart["not_running"] == []
     assert "MTA restart on EXIN: MSExchangeMTA restarted, dependent service(s) started again: MSExchangeIMC" \
         in " ".join(run.stdout.split())
+    import os
+
+    with open(os.path.join(lab.reports, "latest", "report.html"), encoding="utf-8") as handle:
+        assert "MTA restart on EXIN: MSExchangeMTA restarted; dependent service(s) started again: MSExchangeIMC." \
+            in handle.read()
 
 
 # -- defect 4: a paged directory search --------------------------------------------------------------
