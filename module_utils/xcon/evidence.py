@@ -313,3 +313,33 @@ def evidence_ops(server: str, profile=None, window_minutes=DEFAULT_WINDOW_MINUTE
             counter_path(profile, "queues", server), counter_path(profile, "work_queue", server)]}},
         {"id": "service", "op": "service", "params": {"server": server, "name": profile["service"], "action": "query"}},
     ]
+
+
+def verify_window(link, servers):
+    """How long a verification must watch the link at least: a refused caller retries once per open
+    interval, so mail can move between two bursts of refusals; the window covers the profile's
+    number (2) of the slower side's open intervals, read from the link's connectors."""
+    seconds, basis = [], []
+    for side in ("inside", "outside"):
+        host = link[side].get("host")
+        server = servers.get(host) or next((s for s in servers.values() if s.get("inventory_host") == host), {})
+        assumptions = get_profile(server.get("exchange_version", "5.5"))["assumptions"]
+        attribute = assumptions["open_retry_attribute"]
+        names = {_norm(link[side].get(key)) for key in ("connector", "reverse_connector")} - {""}
+        for connector in server.get("connectors") or []:
+            if _norm(connector.get("name")) not in names:
+                continue
+            attrs = connector.get("attributes") or {}
+            value = attrs.get(attribute, attrs.get(attribute[0].lower() + attribute.replace("-", "")[1:]))
+            given = isinstance(value, int) and not isinstance(value, bool) and value > 0
+            seconds.append(value if given else assumptions["open_retry_default_seconds"])
+            basis.append(f"{host} {connector.get('name')}: {seconds[-1]} s" + ("" if given else " (default)"))
+    assumptions = get_profile("5.5")["assumptions"]
+    interval = max(seconds or [assumptions["open_retry_default_seconds"]])
+    count = assumptions["verify_open_retries"]
+    return {"minutes": -(-count * interval // 60), "open_retry_seconds": interval, "open_retries": count,
+            "basis": basis or [f"no connector read: the default open interval {interval} s"]}
+
+
+def _norm(value):
+    return str(value or "").strip().lower()

@@ -21,6 +21,8 @@ XCON-TRANSACTION-OPEN (error) and is never ``ok``.
 from __future__ import annotations
 
 import copy
+import glob
+import json
 import os
 
 from xcon import state as xstate
@@ -67,7 +69,7 @@ def open_record(link, entries, run_id, workaround, acknowledged=False):
         "changes": copy.deepcopy(link.get("changes") or []), "steps": entries,
         "objects": {e["id"]: f"{e['target']}: {e.get('object')}" for e in entries},
         "done": [], "started": [], "left": [e["id"] for e in entries], "restart_pending": [],
-        "transparency_off_acknowledged": bool(acknowledged), "state": "open",
+        "transparency_off_acknowledged": bool(acknowledged), "state": "open", "updated_at": xstate.now_utc(),
     }
 
 
@@ -80,7 +82,35 @@ def note_progress(record, run_id, done=(), started=()):
     record["started"] = [i for i in ids if i in set(record["started"]) | set(started) | set(record["done"])]
     record["left"] = [i for i in ids if i not in record["done"]]
     record["state"] = "applied" if not record["left"] else "open"
+    record["updated_at"] = xstate.now_utc()
     return record
+
+
+def drop_rolled_back(records, report_root):
+    """Remove (and return the ids of) the records whose every run was undone by a completed
+    ``playbooks/rollback.yml`` (its summary beside the run: not check mode, no conflict, no firewall
+    record waiting) after the record's last step: nothing of them is left to finish."""
+    dropped = []
+    for link_id, record in list(records.items()):
+        since = str(record.get("updated_at") or record.get("opened_at") or "").replace("-", "").replace(":", "")
+        if record.get("runs") and all(_undone(report_root, run, since) for run in record["runs"]):
+            del records[link_id]
+            dropped.append(link_id)
+    return dropped
+
+
+def _undone(report_root, run, since):
+    for path in sorted(glob.glob(os.path.join(report_root, glob.escape(run), "rollback", "rollback-*.json"))):
+        stamp = os.path.basename(path)[len("rollback-"):-len(".json")]
+        try:
+            with open(path, encoding="utf-8") as handle:
+                summary = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        if isinstance(summary, dict) and stamp >= since and not summary.get("check_mode") and not summary.get("conflicts") \
+                and not summary.get("awaiting_firewall_confirmation"):
+            return True
+    return False
 
 
 def summary(record):

@@ -161,3 +161,16 @@ def test_no_fix_is_never_verified_and_hides_no_evidence(lab):
     check = lab.playbook("--check")
     assert _link(lab.report())["status"] == "error", check.stdout[-3000:]
     assert "[OK" not in check.stdout, check.stdout[-3000:]
+
+
+def test_a_stopped_run_undone_by_rollback_is_not_finished_later(lab):
+    """playbooks/rollback.yml of the stopped run undoes it: the next run diagnoses the link afresh
+    instead of finishing what was undone."""
+    first = _stopped_half_way(lab)
+    undo = lab.playbook(playbook="playbooks/rollback.yml", extra={"xcon_rollback_run_id": first["run_id"]})
+    assert undo.returncode == 0, undo.stdout[-3000:]
+    assert _stacks(lab.snapshot()) == {"EXIN": ["192.0.2.1"], "EXOUT": ["198.51.100.1"]}
+    lab.playbook("--check")
+    link = _link(lab.report())
+    assert "XCON-TRANSACTION-OPEN" not in [f["code"] for f in link["findings"]], link["findings"]
+    assert "XCON-TRANSPARENCY-REFUSAL" in [f["code"] for f in link["findings"]]

@@ -10,7 +10,7 @@ import pytest
 
 from xcon import open_transactions as otx
 from xcon import state as xstate
-from xcon.actions.diagnose import verify_window
+from xcon.evidence import verify_window
 from xcon.actions.verify import ActionModule as Verify
 
 LINK = {"id": "EXIN<->EXOUT", "inside": {"host": "EXIN", "connector": "TO-OUTSIDE"}, "outside": {"host": "EXOUT", "connector": "TO-INSIDE"},
@@ -116,3 +116,19 @@ def test_a_quiet_spell_shorter_than_the_window_proves_nothing():
     stopped = dict(quiet, EXIN=_evidence("2026-01-05T10:20:00Z", state="Stopped"))
     judged = Verify._judge(LINK, stopped, started, 0, {}, waited=20, window=20)
     assert judged["state"] == "pending" and judged["details"]["mta_not_running"] == ["EXIN"]
+
+
+def test_a_run_undone_by_rollback_leaves_nothing_to_finish(tmp_path):
+    record = otx.note_progress(_record(), "RUN1", done=["EXIN<->EXOUT#1"])
+    records = {LINK["id"]: record}
+    folder = tmp_path / "RUN1" / "rollback"
+    folder.mkdir(parents=True)
+    stamp = record["updated_at"].replace("-", "").replace(":", "")
+    # a rollback under --check, one that left a conflict, or one older than the record: still open
+    for name, summary in (("rollback-20000101T000000Z.json", {"check_mode": False, "conflicts": []}),
+                          (f"rollback-{stamp}.json", {"check_mode": True, "conflicts": []})):
+        (folder / name).write_text(json.dumps(summary), encoding="utf-8")
+    assert otx.drop_rolled_back(records, str(tmp_path)) == [] and records
+    (folder / f"rollback-{stamp}.json").write_text(json.dumps({"check_mode": False, "conflicts": [], "awaiting_firewall_confirmation": []}),
+                                                   encoding="utf-8")
+    assert otx.drop_rolled_back(records, str(tmp_path)) == [LINK["id"]] and records == {}

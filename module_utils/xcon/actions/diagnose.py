@@ -15,6 +15,7 @@ from ansible.errors import AnsibleActionFail
 from xcon import diagnose as xdiag
 from xcon import directory_route
 from xcon import errors as xerr
+from xcon import evidence as xev
 from xcon import firewall as fw
 from xcon import open_transactions as otx
 from xcon import plan as xplan
@@ -82,6 +83,9 @@ def diagnose_and_report(servers, firewalls, args, check_mode, tool_version, rout
     try:
         # Offline analysis reads a saved run: what is open now does not change what it saw.
         records = {} if args.get("saved_run_dir") else otx.load(args.get("state_dir"))
+        # a stopped fix that playbooks/rollback.yml undid afterwards: nothing left to finish
+        if otx.drop_rolled_back(records, os.path.dirname(args["run_dir"])) and not check_mode:
+            otx.save(args["state_dir"], records)
     except xstate.StateError as exc:
         raise AnsibleActionFail(f"Nothing was read or changed: the record of open transactions cannot be trusted ({exc}). "
                                 "It says which links an earlier run left half-changed; restore it (or, once every link was "
@@ -261,35 +265,9 @@ def analyse(servers, firewalls, workaround, options, open_records=None, open_mod
         preflight += preflight_errors(link, changes, servers, options)
         links.append(link)
     for link in links:
-        link["verify_window"] = verify_window(link, servers)
+        link["verify_window"] = xev.verify_window(link, servers)
     preflight += duplicate_creates(plan)
     return links, plan, preflight
-
-
-def verify_window(link, servers):
-    """How long a verification must watch the link at least: a refused caller retries once per open
-    interval, so mail can move between two bursts of refusals; the window covers the profile's
-    number (2) of the slower side's open intervals, read from the link's connectors."""
-    seconds, basis = [], []
-    for side in ("inside", "outside"):
-        host = link[side].get("host")
-        server = servers.get(host) or next((s for s in servers.values() if s.get("inventory_host") == host), {})
-        assumptions = xprofile.get_profile(server.get("exchange_version", "5.5"))["assumptions"]
-        attribute = assumptions["open_retry_attribute"]
-        names = {xdiag.norm(link[side].get(key)) for key in ("connector", "reverse_connector")} - {""}
-        for connector in server.get("connectors") or []:
-            if xdiag.norm(connector.get("name")) not in names:
-                continue
-            attrs = connector.get("attributes") or {}
-            value = attrs.get(attribute, attrs.get(attribute[0].lower() + attribute.replace("-", "")[1:]))
-            given = isinstance(value, int) and not isinstance(value, bool) and value > 0
-            seconds.append(value if given else assumptions["open_retry_default_seconds"])
-            basis.append(f"{host} {connector.get('name')}: {seconds[-1]} s" + ("" if given else " (default)"))
-    assumptions = xprofile.get_profile("5.5")["assumptions"]
-    interval = max(seconds or [assumptions["open_retry_default_seconds"]])
-    count = assumptions["verify_open_retries"]
-    return {"minutes": -(-count * interval // 60), "open_retry_seconds": interval, "open_retries": count,
-            "basis": basis or [f"no connector read: the default open interval {interval} s"]}
 
 
 def open_new(records, links, plan, args):
