@@ -109,3 +109,31 @@ def test_without_a_55_server_in_the_site_the_fix_is_an_administrator_record(lab)
     assert REVERSE not in [e["dn"] for e in undone["servers"]["EXIN"]["directory"]]
     assert undone["servers"]["EXIN"]["service"]["restarts"] == 2
     _no_write_reached_the_old_servers(undone)
+
+
+def test_50_inside_is_read_in_its_own_directory_and_the_replication_is_read_back(lab, tmp_path):
+    """5.0 inside (searches only) and 5.5 outside, EXIN55 in the inside site: the write goes through
+    EXIN55 and the run reads EXIN's own directory until the connector has arrived (not a fixed wait)."""
+    import yaml
+
+    from conftest import TOPOLOGIES
+
+    with open(f"{TOPOLOGIES}/kb-40-50.yml", encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    data["servers"]["EXIN"]["exchange"], data["servers"]["EXOUT"]["exchange"] = "5.0", "5.5"
+    path = tmp_path / "kb-50-55.yml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    lab.up(str(path))
+    lab.advance(30)
+    fix = lab.playbook(extra={"xcon_workaround": "reverse_connector"})
+    assert fix.returncode == 0, fix.stdout[-6000:] + fix.stderr[-2000:]
+    report = lab.report()
+    assert report["coverage"]["directories"]["EXIN"]["own"] and report["coverage"]["directories"]["EXIN"]["version"] == "5.0"
+    (link,) = report["links"]
+    assert link["verification"]["state"] == "passed", link["verification"]
+    (change,) = [c for c in link["changes"] if c.get("directory", {}).get("written_via") == "EXIN55"]
+    wait = change["directory"]["replication_wait"]
+    # the lab clock also runs with wall time (time_scale): at most the five minutes of Q137203
+    assert wait["confirmed"] and wait["target"] == "EXIN" and 0 <= wait["waited_minutes"] <= 6, wait
+    fixed = lab.snapshot()
+    assert fixed["servers"]["EXIN"]["ldap_writes"] == [] and fixed["servers"]["EXIN"]["service"]["restarts"] == 1

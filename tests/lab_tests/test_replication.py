@@ -151,3 +151,41 @@ def test_the_administrator_program_changes_the_servers_own_replica_without_ldap(
     assert snap["servers"]["EXOUT"]["queues"]["TO-INSIDE"] == 0
     lab.admin_apply(dict(record, action="delete", pages=[]))
     assert REVERSE not in [e["dn"] for e in lab.snapshot()["servers"]["EXIN"]["directory"]]
+
+
+@pytest.mark.parametrize("inside, outside", [("4.0", "5.5"), ("5.0", "5.5"), ("4.0", "5.0"), ("5.5", "4.0"), ("5.5", "5.0")])
+@pytest.mark.parametrize("with_55", [True, False])
+def test_the_kb_fault_and_its_fix_on_every_pair_of_versions(inside, outside, with_55):
+    """The MTA is the same lineage on 4.0, 5.0 and 5.5: the fault happens on every pair, and the
+    reverse connector ends it, written through the site's 5.5 server or made in the Administrator
+    program; no write reaches a 4.0/5.0 server's own LDAP."""
+    data = load("kb-40-50.yml" if with_55 else "kb-40-50-no55.yml")
+    data["servers"]["EXIN"]["exchange"], data["servers"]["EXOUT"]["exchange"] = inside, outside
+    lab = Lab.from_dict(data)
+    lab.advance(30)
+    snap = lab.snapshot()
+    assert 1293 in [e["id"] for e in snap["servers"]["EXIN"]["events"]]
+    assert {1290, 289, 1294} <= {e["id"] for e in snap["servers"]["EXOUT"]["events"]}
+    if inside == "5.5":
+        writer = "EXIN"
+    elif with_55:
+        writer = "EXIN55"
+    else:
+        writer = None
+    if writer:
+        op(lab, writer, "dir_create", parent=IN_PARENT, cn="TO-OUTSIDE-REVERSE", **{"class": "RFC1006-X400-Link"},
+           attributes=reverse_attributes())
+    else:
+        lab.admin_apply({"kind": "exchange-administrator", "connect_to": "EXIN", "action": "create",
+                         "connector": "TO-OUTSIDE-REVERSE", "clone_of": "TO-OUTSIDE", "pages": [
+                             {"page": "Schedule", "fields": [{"field": "Schedule", "value": "Remote initiated"}]},
+                             {"page": "Stack", "fields": [{"field": "Address", "value": "IP address: 198.51.100.10"}]}]})
+    lab.advance(6)                                   # replication within the site (Q137203)
+    mark = lab.snapshot()["servers"]["EXIN"]["events"][-1]["record"]
+    lab.advance(40)
+    snap = lab.snapshot()
+    assert not [e for e in snap["servers"]["EXIN"]["events"] if e["record"] > mark and e["id"] == 1293]
+    assert snap["servers"]["EXOUT"]["queues"]["TO-INSIDE"] == 0
+    for name, server in snap["servers"].items():
+        if server["exchange"] != "5.5":
+            assert server["ldap_writes"] == [], name
