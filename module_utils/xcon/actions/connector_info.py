@@ -98,6 +98,7 @@ class ActionModule(XconAction):
                 "exchange_version": args["exchange_version"],
                 "ldap_port": ldap_port,
                 "organization": organization,
+                "directory": route,
                 "saved_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "raw": raw,
                 "results": {k: gather.saved_result(r, mask) for k, r in results.items()},

@@ -226,6 +226,7 @@ def load_saved(run_dir, host):
     if wrong:
         return {"xcon_error": {"code": gather.WRONG_DIRECTORY, "reason": wrong}}
     audit = {"connectors": gather.decode_connectors(results["connectors"], saved["server"], profile),
+             "directory": saved.get("directory"),
              "mta_port": gather.mta_port(results.get("mta_port")),
              "mta_port_error": gather.mta_port_error(results.get("mta_port"))}
     if "events" in results:
