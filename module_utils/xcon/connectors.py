@@ -109,7 +109,7 @@ def schedule_times(grid_hex) -> list[dict] | None:
     return out
 
 
-def _get(attributes: dict, name: str, default=None):
+def raw_attribute(attributes: dict, name: str, default=None):
     """Case-insensitive attribute lookup (LDAP names are case-insensitive)."""
     if name in attributes:
         return attributes[name]
@@ -210,7 +210,7 @@ def decode_connector(entry: dict, server: str, profile: dict) -> dict:
     spec = profile["attributes"]
 
     def raw(logical, default=None):
-        return _get(attrs, spec[logical]["name"], default)
+        return raw_attribute(attrs, spec[logical]["name"], default)
 
     parts = dn_parts(entry.get("dn", ""))
     name = parts["name"] or str(_as_scalar(raw("name")) or "")
@@ -223,7 +223,7 @@ def decode_connector(entry: dict, server: str, profile: dict) -> dict:
     local_password = _as_scalar(raw("local_mta_password"))
     page_attrs = {}
     for attr_name in property_page_attributes(profile):
-        value = _get(attrs, attr_name)
+        value = raw_attribute(attrs, attr_name)
         if value is not None:
             page_attrs[attr_name] = value
     return {
@@ -313,7 +313,7 @@ def encode_changes(desired: dict, current_entry: dict, profile: dict) -> list[di
     changes = []
 
     def current(logical):
-        return _as_scalar(_get(attrs, spec[logical]["name"]))
+        return _as_scalar(raw_attribute(attrs, spec[logical]["name"]))
 
     if desired.get("schedule") is not None:
         value = _enum_value(spec["schedule"], desired["schedule"])
@@ -337,8 +337,8 @@ def encode_changes(desired: dict, current_entry: dict, profile: dict) -> list[di
         changes.append(_replace(spec["remote_password"]["name"], [desired["remote_password"]]))
     if desired.get("cost") is not None:
         _check_cost(desired["cost"], profile)
-        domains = [str(v) for v in _as_list(_get(attrs, spec["connected_domains"]["name"]))]
-        routes = [str(v) for v in _as_list(_get(attrs, spec["routing_list"]["name"]))]
+        domains = [str(v) for v in _as_list(raw_attribute(attrs, spec["connected_domains"]["name"]))]
+        routes = [str(v) for v in _as_list(raw_attribute(attrs, spec["routing_list"]["name"]))]
         new_domains, new_routes = rewrite_costs(domains, routes, desired["cost"], profile)
         if new_domains != domains:
             changes.append(_replace(spec["connected_domains"]["name"], new_domains))
@@ -369,7 +369,7 @@ def clone_attributes(entry: dict, profile: dict, name: str, display_name: str, s
     for attr_name in property_page_attributes(profile):
         if attr_name.lower() in replaced:
             continue
-        value = _get(attrs, attr_name)
+        value = raw_attribute(attrs, attr_name)
         if value is not None and value != [] and value != "":
             out[attr_name] = value
     out[spec["display_name"]["name"]] = display_name
@@ -377,8 +377,8 @@ def clone_attributes(entry: dict, profile: dict, name: str, display_name: str, s
     out[spec["schedule"]["name"]] = _enum_value(spec["schedule"], schedule)
     out[spec["stack_address"]["name"]] = encode_stack_address(stack_address, profile)
     out[spec["address_type"]["name"]] = _enum_value(spec["address_type"], address_type)
-    domains, routes = rewrite_costs(_get(attrs, spec["connected_domains"]["name"]),
-                                    _get(attrs, spec["routing_list"]["name"]), cost, profile)
+    domains, routes = rewrite_costs(raw_attribute(attrs, spec["connected_domains"]["name"]),
+                                    raw_attribute(attrs, spec["routing_list"]["name"]), cost, profile)
     if domains:
         out[spec["connected_domains"]["name"]] = domains
     if routes:

@@ -15,6 +15,7 @@ from xcon import connectors as xconn
 from xcon import dn as xdn
 from xcon import evidence as xev
 from xcon import ops as xops
+from xcon.ops import OpResult  # noqa: F401 - re-exported for the actions that keep a part of an answer
 from xcon import profile as xprofile
 from xcon.winrm_client import WinRMClient
 
@@ -247,8 +248,24 @@ def run(client, ops):
 
 
 # -- decoders -------------------------------------------------------------------------------------
+def own_entries(result, server, profile):
+    """The entries of a connector search that are homed on `server` (or name no home MTA). Every
+    Exchange 5.5 server holds a replica of the whole organisation's directory, so a search from
+    o=ORG answers every site's connectors: decoding and keeping only the server's own makes each
+    server's read cost the same whatever the size of the organisation."""
+    name = xprofile.attribute(profile, "home_mta")
+    return [e for e in result.data.get("entries", []) if _home_is(xconn.raw_attribute(e.get("attributes") or {}, name), server)]
+
+
+def _home_is(home, server):
+    """Whether a Home-MTA DN names `server`'s MTA; none counts as yes. One whole RDN (LDAP or X.500
+    form): EXIN is not homed on EXIN55's MTA."""
+    home = str(home or "").lower()
+    return not home or f"cn={str(server).lower()}" in {part.strip() for part in re.split(r"[,/]", home)}
+
+
 def decode_connectors(result, server, profile, names=None):
-    entries = result.data.get("entries", [])
+    entries = own_entries(result, server, profile)
     connectors = [xconn.decode_connector(entry, server, profile) for entry in entries]
     connectors = [c for c in connectors if _homed_on(c, server, profile)]
     if names:
@@ -263,9 +280,7 @@ def homed_entries(entries, server, profile):
 
 
 def _homed_on(connector, server, profile):
-    home = str(connector.get("home_mta") or connector.get("attributes", {}).get(xprofile.attribute(profile, "home_mta")) or "")
-    # One whole RDN (LDAP or X.500 form): EXIN is not homed on EXIN55's MTA.
-    return not home or f"cn={server.lower()}" in {part.strip() for part in re.split(r"[,/]", home.lower())}
+    return _home_is(connector.get("home_mta") or connector.get("attributes", {}).get(xprofile.attribute(profile, "home_mta")), server)
 
 
 def anonymous_read(result, profile):
@@ -278,10 +293,11 @@ def anonymous_read(result, profile):
     return all(not {k for k in (e.get("attributes") or {}) if k.lower() != naming} for e in entries)
 
 
-def write_access(result, profile):
-    """True when the account may write the connectors' attributes (every entry writable)."""
+def write_access(result, profile, server=None):
+    """True when the account may write the connectors' attributes (every entry writable; with
+    `server`, every entry homed on it: another site's replicated connectors are not written here)."""
     attr = rights_attribute(profile)
-    entries = result.data.get("entries", [])
+    entries = own_entries(result, server, profile) if server else result.data.get("entries", [])
     answered = [e for e in entries if attr in e.get("attributes", {})]
     if not answered:
         return None  # the directory does not serve the attribute: unknown, not denied

@@ -1,0 +1,43 @@
+"""The audit's fleet read on the controller (issue 19): each server keeps only its own connectors of
+the organisation-wide replica it answers with, and the diagnosis finds each host's summary in the
+one result the fleet read registered on every host."""
+
+from __future__ import annotations
+
+from test_profile_connectors import P, entry
+from xcon import gather
+from xcon.actions.diagnose import own_result
+from xcon.ops import OpResult
+
+
+def _home(server, site):
+    return f"cn=Microsoft MTA,cn={server},cn=Servers,cn=Configuration,ou={site},o=CONTOSO"
+
+
+def _search(*entries):
+    return OpResult(id="connectors", ok=True, data={"entries": list(entries)})
+
+
+def test_a_server_keeps_only_its_own_connectors_of_the_organisation_replica():
+    own = entry(**{"Home-MTA": _home("EXIN", "INSIDE"), "allowedAttributesEffective": ["N-Address"]})
+    other = entry(rdn="TO-ELSEWHERE", **{"Home-MTA": _home("EXIN2", "INSIDE2"), "allowedAttributesEffective": []})
+    other["dn"] = "cn=TO-ELSEWHERE,cn=Connections,cn=Configuration,ou=INSIDE2,o=CONTOSO"
+    result = _search(own, other)
+    assert gather.own_entries(result, "EXIN", P) == [own]
+    assert [c["name"] for c in gather.decode_connectors(result, "EXIN", P)] == ["TO-OUTSIDE"]
+    # another site's replicated connector is read-only here; it says nothing about this server's
+    assert gather.write_access(result, P, "EXIN") is True
+    assert gather.write_access(result, P) is False
+
+
+def test_an_entry_without_home_mta_is_kept():
+    bare = entry()
+    del bare["attributes"]["Home-MTA"]
+    assert gather.own_entries(_search(bare), "EXIN", P) == [bare]
+
+
+def test_each_host_finds_its_own_summary_in_the_fleet_result():
+    fleet = {"hosts": {"EXIN": {"server": "EXIN", "result_file": "/x/EXIN.json"}}, "winrm_commands": 1}
+    assert own_result(fleet, "EXIN") == {"server": "EXIN", "result_file": "/x/EXIN.json"}
+    assert own_result(fleet, "EXOUT") == {}  # not in the play: reported not read
+    assert own_result({"server": "EXIN", "connectors": []}, "EXIN") == {"server": "EXIN", "connectors": []}
