@@ -63,8 +63,26 @@ options:
       - For fleet audits - a large registered result per host costs the controller time on every
         later task; M(xcon_diagnose) reads the file when the registered result names one.
     type: path
+  fleet:
+    description:
+      - Read every one of these inventory hosts from this one task (run it with C(run_once), the
+        play's hosts as C(ansible_play_hosts)), instead of the task's host alone. Each host is read
+        with its own connection variables and its own C(xcon_server_name), C(xcon_exchange_version),
+        C(xcon_management_host), C(xcon_ldap_port), C(xcon_organization) and
+        C(xcon_evidence_window_minutes) (O(server), O(exchange_version) and O(management_host) are not
+        used); the commands go out from a pool of C(forks) threads, one WinRM command per host.
+      - Returns RV(hosts), one summary per host; a host that could not be read has C(xcon_error) in its
+        summary (with O(fail_on_error=false)). README "Performance" says why and what it costs.
+    type: list
+    elements: str
+  result_dir:
+    description: With O(fleet) - each host's full result goes to C(<result_dir>/<host>.json) (as O(result_file)).
+    type: path
+  save_raw_dir:
+    description: With O(fleet) - each host's raw answers go to C(<save_raw_dir>/<host>.json) (as O(save_raw_to)).
+    type: path
 notes:
-  - Uses one WinRM command (one shell, one command, the script on stdin) per call.
+  - Uses one WinRM command (one shell, one command, the script on stdin) per call, per host with O(fleet).
   - Check mode - fully supported (read-only). Diff - not applicable.
 seealso:
   - module: xcon_connector
@@ -139,6 +157,11 @@ summary:
   returned: when result_file is set and the read succeeded
   type: dict
   sample: {connectors: 1, events: 42, queued: 18}
+hosts:
+  description: With O(fleet) - per inventory host, the summary a O(result_file) read returns (C(server), C(winrm_commands), C(result_file), C(summary) or C(xcon_error)).
+  returned: when fleet is set
+  type: dict
+  sample: {EXIN: {server: EXIN, winrm_commands: 1, result_file: /runs/x/audit/EXIN.json, summary: {connectors: 1, events: 42, queued: 18}}}
 winrm_commands:
   description: Number of WinRM commands this call sent.
   returned: always

@@ -137,11 +137,13 @@ class XconAction(ActionBase):
         cache[endpoint] = winrm_options.resolve(variables, self._templar, keys, self._play_context)
         return cache[endpoint]
 
-    def winrm_client(self, task_vars, management_host=None):
+    def winrm_client(self, task_vars, management_host=None, connection_vars=None):
+        """A client for the host of `task_vars` (or its management host). `connection_vars`: the task's
+        own variables when `task_vars` is another host's view (xcon_connector_info's fleet read)."""
         from xcon.winrm_client import WinRMClient
 
         endpoint = management_host or self.host_var(task_vars, "xcon_management_host") or task_vars.get("inventory_hostname")
-        client = WinRMClient(self.connection_for(task_vars, endpoint))
+        client = WinRMClient(self.connection_for(connection_vars or task_vars, endpoint))
         client.target_credentials = self.target_credentials(task_vars, endpoint)
         return client
 
@@ -194,10 +196,11 @@ class XconAction(ActionBase):
                              "directory_host": self.host_var(task_vars, "xcon_directory_host")}
         return servers
 
-    def directory_endpoint(self, task_vars, host):
-        """(WinRM client, server name, LDAP port) for reaching `host`'s own directory over LDAP."""
+    def directory_endpoint(self, task_vars, host, connection_vars=None):
+        """(WinRM client, server name, LDAP port) for reaching `host`'s own directory over LDAP
+        (`connection_vars`: as for winrm_client)."""
         endpoint = self.host_var(task_vars, "xcon_management_host", host=host) or host
-        client = self.winrm_client(task_vars, endpoint)
+        client = self.winrm_client(task_vars, endpoint, connection_vars)
         client.target_credentials = self.target_credentials(task_vars, endpoint, host=host)
         value = self.host_var(task_vars, "xcon_ldap_port", host=host) or 389
         return client, self.host_var(task_vars, "xcon_server_name", host=host) or host, int(value)

@@ -23,6 +23,9 @@ CONNECTOR_INFO = dict(
     save_raw_to={"type": "path"},
     evidence_baseline_file={"type": "path"},
     result_file={"type": "path"},
+    fleet={"type": "list", "elements": "str"},
+    result_dir={"type": "path"},
+    save_raw_dir={"type": "path"},
 )
 
 MTA_EVIDENCE = dict(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as _dt
+import os
 
+from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 
 from xcon import directory_route
@@ -12,40 +15,111 @@ from xcon.errors import ACCESS_DENIED, XconSecondHop as SecondHop, error_code, e
 from xcon import state as xstate
 from xcon.mask import mask
 from xcon.ops import raise_first_failure
-from xcon.specs import CONNECTOR_INFO
+from xcon.specs import COMMON, CONNECTOR_INFO
 from xcon.action import XconAction
+
+
+EXCHANGE_VERSIONS = COMMON["exchange_version"]["choices"]
 
 
 class ActionModule(XconAction):
     ARGUMENT_SPEC = CONNECTOR_INFO
 
     def xcon_run(self, args, task_vars):
-        server = self.server_name(args, task_vars)
+        if args.get("fleet") is not None:
+            return self._fleet(args, task_vars)
+        return self._read(args, self._prepare(args, task_vars, task_vars))
+
+    # -- one host: everything Ansible-side first (main thread), then the wire and the decoding --------
+    def _prepare(self, args, view, task_vars, servers=None):
+        """What one host's read needs, resolved from its variables (`view`: inventory_hostname and
+        hostvars of the host read; `task_vars`: the task's own). Templating and Ansible's plugin
+        loader are not thread-safe: the fleet read calls this for every host before its threads."""
+        server = self.server_name(args, view)
         profile = gather.get_profile(args["exchange_version"])
-        ldap_port, organization = self.ldap_port(args, task_vars), self.organization(args, task_vars)
-        site = self.site(args, task_vars)
+        ldap_port, organization = self.ldap_port(args, view), self.organization(args, view)
+        site = self.site(args, view)
         # Which directory holds this server's connectors (xcon.directory_route): its own LDAP on 5.5
         # and 5.0 (searches only, no RootDSE), another server's replica for 4.0 (no LDAP at all).
-        route = directory_route.read_source(task_vars.get("inventory_hostname"), self.exchange_servers(task_vars))
+        route = directory_route.read_source(view.get("inventory_hostname"), servers or self.exchange_servers(view))
+        prepared = {"host": view.get("inventory_hostname"), "server": server, "profile": profile, "ldap_port": ldap_port,
+                    "organization": organization, "site": site, "route": route, "through": self._management_host(args, view, server),
+                    "client": None, "directory": None, "error": None, "ops": None}
+        if route.get("host") is None:
+            return prepared
+        prepared["ops"] = gather.audit_ops(server, profile, ldap_port, organization, args["check_write_access"],
+                                           args.get("evidence_window_minutes"), site=site, directory=route["own"],
+                                           with_root=route["version"] == "5.5")
+        try:
+            prepared["client"] = self.winrm_client(view, args.get("management_host"), task_vars)
+            if not route["own"]:  # the replica's server, through its own endpoint
+                prepared["directory"] = self.directory_endpoint(view, route["host"], task_vars)
+        except Exception as exc:  # noqa: BLE001 - a connection that cannot be set up is a failed read
+            prepared["error"] = exc
+        return prepared
+
+    # -- the fleet: every host of the play from this one task --------------------------------------
+    def _fleet(self, args, task_vars):
+        """Read every host of `fleet` (the play's hosts) from this one task: each host's settings and
+        arguments resolved here one after the other, then the commands from a thread pool of `forks`
+        threads; each host's full result goes to result_dir/<host>.json. Returns {"hosts": {host:
+        summary}} (a failed host's summary carries xcon_error)."""
+        from ansible import context
+
+        hosts = [str(h) for h in args["fleet"]]
+        jobs, out = [], {}
+        servers = self.exchange_servers(task_vars)  # once: every host's route is found in it
+        for host in hosts:
+            view = {"inventory_hostname": host, "hostvars": task_vars.get("hostvars", {}), "groups": task_vars.get("groups", {})}
+            own = dict(args, fleet=None, server=None, management_host=None,
+                       exchange_version=str(self.host_var(view, "xcon_exchange_version", "5.5")),
+                       evidence_window_minutes=self._window(args, view),
+                       result_file=os.path.join(args["result_dir"], f"{host}.json") if args.get("result_dir") else None,
+                       save_raw_to=os.path.join(args["save_raw_dir"], f"{host}.json") if args.get("save_raw_dir") else None)
+            try:
+                if own["exchange_version"] not in EXCHANGE_VERSIONS:
+                    raise AnsibleActionFail(f"{host}: xcon_exchange_version must be one of {', '.join(EXCHANGE_VERSIONS)}, "
+                                            f"not {own['exchange_version']!r}")
+                jobs.append((host, own, self._prepare(own, view, task_vars, servers)))
+            except Exception as exc:  # noqa: BLE001 - this host's values are wrong: it is not read
+                if args["fail_on_error"]:
+                    raise
+                out[host] = self._to_file(own, {"server": self.server_name(own, view), "winrm_commands": 0,
+                                                "xcon_error": {"code": error_code(exc), "reason": error_reason(exc)}})
+        workers = max(1, min(len(jobs), int(context.CLIARGS.get("forks") or C.DEFAULT_FORKS)))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            for host, result in zip([j[0] for j in jobs], pool.map(lambda job: self._read(job[1], job[2]), jobs)):
+                out[host] = result
+        return {"hosts": {host: out[host] for host in hosts if host in out},
+                "winrm_commands": sum(r.get("winrm_commands", 0) for r in out.values())}
+
+    def _window(self, args, view):
+        """The host's own xcon_evidence_window_minutes, else the task's."""
+        value = self.host_var(view, "xcon_evidence_window_minutes", args.get("evidence_window_minutes"))
+        return int(value) if value not in (None, "") else None
+
+    def _read(self, args, prepared):
+        """One host's command on the wire, its answers decoded; the result (or its summary)."""
+        server, profile, client = prepared["server"], prepared["profile"], prepared["client"]
+        ldap_port, organization, through = prepared["ldap_port"], prepared["organization"], prepared["through"]
+        route = prepared["route"]
         result = {"server": server, "winrm_commands": 0, "ldap_port": ldap_port, "directory": route}
         if route.get("host") is None:
             if args["fail_on_error"]:
                 raise AnsibleActionFail(f"{server}: {route['reason']}")
             result["xcon_error"] = {"code": gather.NO_DIRECTORY, "reason": route["reason"]}
             return self._to_file(args, result)
-        ops = gather.audit_ops(server, profile, ldap_port, organization, args["check_write_access"],
-                               args.get("evidence_window_minutes"), site=site, directory=route["own"],
-                               with_root=route["version"] == "5.5")
-        client = None
         try:
-            client = self.winrm_client(task_vars, args.get("management_host"))
+            if prepared["error"] is not None:
+                raise prepared["error"]
             result["winrm_commands"] = 1
-            results = gather.run(client, ops)
+            results = gather.run(client, prepared["ops"])
             if not route["own"]:
                 # the replica's server, through its own endpoint: a second command
-                dir_client, dir_server, dir_port = self.directory_endpoint(task_vars, route["host"])
+                dir_client, dir_server, dir_port = prepared["directory"]
                 results.update(gather.run(dir_client, gather.audit_directory_ops(
-                    dir_server, profile, dir_port, organization, args["check_write_access"], route["version"] == "5.5", site)))
+                    dir_server, profile, dir_port, organization, args["check_write_access"], route["version"] == "5.5",
+                    prepared["site"])))
                 result["winrm_commands"] = 2
                 ldap_port = dir_port
             wrong = gather.directory_problem(results.get("directory"), organization, ldap_port, server)
@@ -61,7 +135,6 @@ class ActionModule(XconAction):
                 return self._to_file(args, result)
             raise_first_failure({k: r for k, r in results.items() if k != "mta_port"})
         except Exception as exc:  # report, don't abort, when asked to
-            through = self._management_host(args, task_vars, server)
             explicit = getattr(client, "target_credentials", None)   # denied as that account: not the hop
             if through and not explicit and error_code(exc) == ACCESS_DENIED:
                 exc = SecondHop(second_hop_reason(server, through, error_reason(exc)))
@@ -69,7 +142,6 @@ class ActionModule(XconAction):
                 raise exc
             result["xcon_error"] = {"code": error_code(exc), "reason": error_reason(exc)}
             return self._to_file(args, result)
-        through = self._management_host(args, task_vars, server)
         if through and gather.anonymous_read(results["connectors"], profile):
             exc = SecondHop(second_hop_reason(server, through, "the directory returned the connectors' names "
                                               "but none of their attributes"))
@@ -82,26 +154,32 @@ class ActionModule(XconAction):
         if gather.mta_port_error(results.get("mta_port")):
             result["mta_port_error"] = gather.mta_port_error(results.get("mta_port"))
         if args["check_write_access"]:
-            result["write_access"] = gather.write_access(results["connectors"], profile)
+            result["write_access"] = gather.write_access(results["connectors"], profile, server)
         if args.get("evidence_window_minutes"):
             not_before = xstate.evidence_baseline(args.get("evidence_baseline_file"), server)
             result["evidence"] = gather.queues_by_connector(
                 gather.decode_evidence(results, server, args["evidence_window_minutes"], not_before),
                 result["connectors"], profile)
-        raw = [mask(e) for e in results["connectors"].data.get("entries", [])]
+        if not (args["include_raw"] or args.get("save_raw_to")):
+            return self._to_file(args, result)
+        # The server's own connectors only (gather.own_entries): the organisation's others are in
+        # every server's replica, and keeping them made the saved answers grow with the fleet's square.
+        own = gather.OpResult(id="connectors", ok=True, data=dict(results["connectors"].data,
+                                                                   entries=gather.own_entries(results["connectors"], server, profile)))
+        raw = [mask(e) for e in own.data["entries"]]
         if args["include_raw"]:
-            result["raw"] = raw
+            result["raw"] = [mask(e) for e in results["connectors"].data.get("entries", [])]
         if args.get("save_raw_to"):
             saved = {
                 "server": server,
-                "inventory_host": task_vars.get("inventory_hostname"),
+                "inventory_host": prepared["host"],
                 "exchange_version": args["exchange_version"],
                 "ldap_port": ldap_port,
                 "organization": organization,
                 "directory": route,
                 "saved_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "raw": raw,
-                "results": {k: gather.saved_result(r, mask) for k, r in results.items()},
+                "results": {k: gather.saved_result(own if k == "connectors" else r, mask) for k, r in results.items()},
             }
             xstate.write_json_atomic(args["save_raw_to"], saved, mode=0o600, checksum=True)
         return self._to_file(args, result)

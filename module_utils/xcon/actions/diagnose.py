@@ -46,7 +46,7 @@ class ActionModule(XconAction):
                     audit_at=audit_at)
 
     def _inputs(self, args, task_vars):
-        servers, firewalls = {}, []
+        servers, firewalls, fleet = {}, [], {}
         saved = args.get("saved_run_dir")
         if saved:
             check_saved_run(saved)
@@ -54,8 +54,15 @@ class ActionModule(XconAction):
             name = str(self.host_var(task_vars, "xcon_server_name", host=host) or host)
             if saved:
                 audit = load_saved(saved, host)
+            elif host in fleet:
+                audit = load_result_file(fleet[host])
             else:
-                audit = load_result_file(self.host_var(task_vars, "xcon_audit_result", {}, host=host) or {})
+                registered = self.host_var(task_vars, "xcon_audit_result", {}, host=host) or {}
+                if isinstance(registered.get("hosts"), dict):
+                    # the fleet read's result, registered on every host of its play: taken once, not
+                    # templated and copied again for each of its hosts (that grew with the square)
+                    fleet = registered["hosts"]
+                audit = load_result_file(own_result(registered, host))
             servers[name] = server_entry(name, host, audit, lambda var, default=None, h=host: self.host_var(task_vars, var, default, host=h))
         if saved:
             # offline: the firewall as that run saw it (its plan.json), not as it is today
@@ -198,6 +205,15 @@ def unlinked_connectors(servers, links):
     return found
 
 
+def own_result(registered, host):
+    """The host's own audit summary: xcon_connector_info's fleet read (one task for the play, its
+    result registered on every host) keeps one per host under ``hosts``; a host the fleet read did
+    not cover (it was not in the play) has none, and is reported not read."""
+    if isinstance(registered, dict) and isinstance(registered.get("hosts"), dict):
+        return registered["hosts"].get(host) or {}
+    return registered
+
+
 def load_result_file(audit):
     """The full audit result of a host whose registered result names a ``result_file``
     (xcon_connector_info's option for fleets); a missing or unreadable file makes the host unknown."""
@@ -232,7 +248,7 @@ def load_saved(run_dir, host):
     if "events" in results:
         audit["evidence"] = gather.decode_evidence(results, saved["server"], None)
     if any(gather.rights_attribute(profile) in e.get("attributes", {}) for e in results["connectors"].data.get("entries", [])):
-        audit["write_access"] = gather.write_access(results["connectors"], profile)
+        audit["write_access"] = gather.write_access(results["connectors"], profile, saved["server"])
     return audit
 
 
