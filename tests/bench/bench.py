@@ -188,6 +188,12 @@ def one_run(kind, n, topology, workroot, index):
             cmd = [os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, os.path.join(NAIVE_DIR, "naive-audit.yml")]
         result = measure(lab, cmd, env, f"{kind}-{n}")
         result.pop("stdout")
+        latest = os.path.join(work, "reports", "latest")
+        if kind == "audit" and os.path.isdir(latest):
+            result["report_bytes"] = {k: os.path.getsize(os.path.join(latest, f"report.{k}")) for k in ("json", "html")}
+        # The diagnosis (with the audit report) and the final report: the two tasks of pure controller work.
+        result["diagnose_report_s"] = sum(t["seconds"] for t in result["longest_tasks"]
+                                          if t["task"].startswith(("xcon_diagnose : Diagnose every link", "xcon_report : Write the final report")))
         return result
     finally:
         lab.down()
@@ -196,8 +202,9 @@ def one_run(kind, n, topology, workroot, index):
 def median_of(runs):
     """Median of the numeric figures; WinRM counts are the same in every run (take the last)."""
     out = dict(runs[-1])
-    for key in ("wall_s", "controller_cpu_s", "lab_cpu_s", "lab_share"):
-        out[key] = statistics.median(r[key] for r in runs)
+    for key in ("wall_s", "controller_cpu_s", "lab_cpu_s", "lab_share", "diagnose_report_s"):
+        if all(key in r for r in runs):
+            out[key] = statistics.median(r[key] for r in runs)
     out["runs"] = len(runs)
     out["wall_s_all"] = [round(r["wall_s"], 2) for r in runs]
     out["load_avg_1m_all"] = [r.get("load_avg_1m") for r in runs]
@@ -259,6 +266,8 @@ def main(argv=None):
             entry["baseline_wall_s"] = round(entry["baseline"]["wall_s"], 2) if "baseline" in entry else None
             entry["ratio"] = round(entry["baseline"]["wall_s"] / audit["wall_s"], 1) if "baseline" in entry else None
             entry["floor_wall_s"] = round(entry["floor"]["wall_s"], 2) if "floor" in entry else None
+            entry["report_bytes"] = audit.get("report_bytes")
+            entry["diagnose_report_s"] = round(audit["diagnose_report_s"], 2) if "diagnose_report_s" in audit else None
             entry["audit_over_floor"] = round(audit["wall_s"] / entry["floor"]["wall_s"], 2) if "floor" in entry else None
             phase = entry.get("audit_phase", audit)
             entry["winrm_commands_per_host"] = {"audit_phase": phase["commands_per_host"]["max"],
