@@ -43,7 +43,9 @@ def prepare(name, variables):
     """(client, ops) of one host's audit command, as xcon_connector_info builds it."""
     server = variables.get("xcon_server_name") or name
     profile = gather.get_profile(variables.get("xcon_exchange_version", "5.5"))
-    ops = gather.audit_ops(server, profile, variables.get("xcon_ldap_port"), variables.get("xcon_organization"))
+    ops = gather.audit_ops(server, profile, variables.get("xcon_ldap_port"), variables.get("xcon_organization"),
+                           evidence_window_minutes=int(variables.get("xcon_evidence_window_minutes", 120)),
+                           site=variables.get("xcon_site"))
     return WinRMClient(variables), ops
 
 
