@@ -15,7 +15,6 @@ from xcon import connectors as xconn
 from xcon import dn as xdn
 from xcon import evidence as xev
 from xcon import ops as xops
-from xcon.ops import OpResult  # noqa: F401 - re-exported for the actions that keep a part of an answer
 from xcon import profile as xprofile
 from xcon.winrm_client import WinRMClient
 
@@ -251,8 +250,8 @@ def run(client, ops):
 def own_entries(result, server, profile):
     """The entries of a connector search that are homed on `server` (or name no home MTA). Every
     Exchange 5.5 server holds a replica of the whole organisation's directory, so a search from
-    o=ORG answers every site's connectors: decoding and keeping only the server's own makes each
-    server's read cost the same whatever the size of the organisation."""
+    o=ORG (no xcon_site) answers every site's connectors: only the server's own are decoded, so a
+    server's decoding costs the same whatever the size of the organisation."""
     name = xprofile.attribute(profile, "home_mta")
     return [e for e in result.data.get("entries", []) if _home_is(xconn.raw_attribute(e.get("attributes") or {}, name), server)]
 
@@ -293,11 +292,10 @@ def anonymous_read(result, profile):
     return all(not {k for k in (e.get("attributes") or {}) if k.lower() != naming} for e in entries)
 
 
-def write_access(result, profile, server=None):
-    """True when the account may write the connectors' attributes (every entry writable; with
-    `server`, every entry homed on it: another site's replicated connectors are not written here)."""
+def write_access(result, profile):
+    """True when the account may write the connectors' attributes (every entry writable)."""
     attr = rights_attribute(profile)
-    entries = own_entries(result, server, profile) if server else result.data.get("entries", [])
+    entries = result.data.get("entries", [])
     answered = [e for e in entries if attr in e.get("attributes", {})]
     if not answered:
         return None  # the directory does not serve the attribute: unknown, not denied

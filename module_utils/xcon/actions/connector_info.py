@@ -154,7 +154,7 @@ class ActionModule(XconAction):
         if gather.mta_port_error(results.get("mta_port")):
             result["mta_port_error"] = gather.mta_port_error(results.get("mta_port"))
         if args["check_write_access"]:
-            result["write_access"] = gather.write_access(results["connectors"], profile, server)
+            result["write_access"] = gather.write_access(results["connectors"], profile)
         if args.get("evidence_window_minutes"):
             not_before = xstate.evidence_baseline(args.get("evidence_baseline_file"), server)
             result["evidence"] = gather.queues_by_connector(
@@ -162,13 +162,9 @@ class ActionModule(XconAction):
                 result["connectors"], profile)
         if not (args["include_raw"] or args.get("save_raw_to")):
             return self._to_file(args, result)
-        # The server's own connectors only (gather.own_entries): the organisation's others are in
-        # every server's replica, and keeping them made the saved answers grow with the fleet's square.
-        own = gather.OpResult(id="connectors", ok=True, data=dict(results["connectors"].data,
-                                                                   entries=gather.own_entries(results["connectors"], server, profile)))
-        raw = [mask(e) for e in own.data["entries"]]
+        raw = [mask(e) for e in results["connectors"].data.get("entries", [])]
         if args["include_raw"]:
-            result["raw"] = [mask(e) for e in results["connectors"].data.get("entries", [])]
+            result["raw"] = raw
         if args.get("save_raw_to"):
             saved = {
                 "server": server,
@@ -179,7 +175,7 @@ class ActionModule(XconAction):
                 "directory": route,
                 "saved_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "raw": raw,
-                "results": {k: gather.saved_result(own if k == "connectors" else r, mask) for k, r in results.items()},
+                "results": {k: gather.saved_result(r, mask) for k, r in results.items()},
             }
             xstate.write_json_atomic(args["save_raw_to"], saved, mode=0o600, checksum=True)
         return self._to_file(args, result)

@@ -248,7 +248,7 @@ def load_saved(run_dir, host):
     if "events" in results:
         audit["evidence"] = gather.decode_evidence(results, saved["server"], None)
     if any(gather.rights_attribute(profile) in e.get("attributes", {}) for e in results["connectors"].data.get("entries", [])):
-        audit["write_access"] = gather.write_access(results["connectors"], profile, saved["server"])
+        audit["write_access"] = gather.write_access(results["connectors"], profile)
     return audit
 
 
