@@ -22,6 +22,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "module_utils"))
 
+from xcon import audit_results  # noqa: E402
 from xcon.actions import diagnose as xdiagnose  # noqa: E402
 
 
@@ -37,9 +38,9 @@ def inputs(run_dir, inventory):
     for host, values in hosts.items():
         variables = dict(common, **(values or {}))
         path = os.path.join(run_dir, "audit", f"{host}.json")
-        audit = xdiagnose.load_result_file({"result_file": path})
+        audit = audit_results.load_result_file({"result_file": path})
         name = str(variables.get("xcon_server_name") or host)
-        servers[name] = xdiagnose.server_entry(name, host, audit, lambda var, default=None, v=variables: v.get(var, default))
+        servers[name] = audit_results.server_entry(name, host, audit, lambda var, default=None, v=variables: v.get(var, default))
     return servers, xdiagnose.saved_firewalls(run_dir)
 
 

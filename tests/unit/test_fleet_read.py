@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from test_profile_connectors import P, entry
 from xcon import gather
-from xcon.actions.diagnose import own_result
+from xcon.audit_results import own_result
 from xcon.ops import OpResult
 
 
