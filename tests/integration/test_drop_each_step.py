@@ -323,12 +323,18 @@ def _matrix(workaround, tmp_path, control):
     try:
         calibration = _calibrate(lab, workaround)
         cases = _cases(workaround, calibration)
+        failed = []  # every case runs: the account lists each failure, not only the first
         for server, fault, index, offset in cases:
             label = f"{workaround}, {server}, {fault} at command {index + 1} request {offset + 1}"
-            _case(lab, label, workaround, server, fault, index, offset, calibration, control)
+            try:
+                _case(lab, label, workaround, server, fault, index, offset, calibration, control)
+            except AssertionError as exc:
+                failed.append(str(exc))
     finally:
         lab.down()
-    return f"{workaround}: {len(cases)} cases (commands per server {calibration['commands']}), {time.monotonic() - started:.0f} s"
+    account = f"{workaround}: {len(cases)} cases (commands per server {calibration['commands']}), {time.monotonic() - started:.0f} s"
+    assert not failed, f"{account}, {len(failed)} failed:\n" + "\n\n".join(failed)
+    return account
 
 
 def test_drop_or_kill_then_the_advised_rerun_removes_the_fault(tmp_path, control):
