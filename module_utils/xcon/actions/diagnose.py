@@ -26,6 +26,7 @@ from xcon import report_timeline as xtimeline
 from xcon import state as xstate
 from xcon import topology as xtopology
 from xcon.action import XconAction
+from xcon.actions.report import coverage_problems
 from xcon.specs import DIAGNOSE
 
 # Which role carries out a firewall change, by its first step (remediate.yml runs them in this order).
@@ -133,7 +134,7 @@ def diagnose_and_report(servers, firewalls, args, check_mode, tool_version, rout
     # journal that the run's connector writes are journaled (xcon.state) - older runs' were not.
     xstate.write_json_atomic(os.path.join(args["run_dir"], "plan.json"), {"run_id": args["run_id"], "check_mode": check_mode, "journal": True,
                              "plan": plan, "firewalls": {f["name"]: f for f in firewalls}}, checksum=True)
-    result = {}
+    result, unlinked = {}, unlinked_connectors(servers, links)
     if check_mode:
         # --check --diff: what would change, from the audit's read, one entry per planned change
         # (the change plays do not run on the Exchange servers under --check).
@@ -143,11 +144,11 @@ def diagnose_and_report(servers, firewalls, args, check_mode, tool_version, rout
         result["changed"] = bool(plan)  # under --check, changed = would change
     return dict(result, workaround_requested=args["workaround"], links=links, plan=plan, targets=targets, planned=planned, preflight_errors=preflight, lines=lines,
             report_paths=paths, servers={k: {kk: v[kk] for kk in ("name", "inventory_host", "address", "fqdn")} for k, v in servers.items()},
-            hosts_failed=report["coverage"]["hosts_failed"], hosts_scanned=report["coverage"]["hosts_scanned"],
-            directories=directories,
+            hosts_failed=report["coverage"]["hosts_failed"], hosts_scanned=report["coverage"]["hosts_scanned"], directories=directories,
             unreadable_hosts=dict({d["inventory_host"]: f"{d['error'].get('code')}: {d['error'].get('reason')}" for d in servers.values() if d.get("error")},
                                   **{f["name"]: f"{xdiag.FIREWALL_UNKNOWN}: {f['error']}" for f in firewalls if f.get("error")}),
-            unlinked=unlinked_connectors(servers, links))
+            unlinked=unlinked, coverage_problems=coverage_problems(  # a failed audit as the report says (analyze.yml fails on it)
+                report["coverage"]["hosts_scanned"], report["coverage"]["hosts_failed"], links, unlinked))
 
 
 def check_saved_run(run_dir):
