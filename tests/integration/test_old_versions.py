@@ -137,3 +137,33 @@ def test_50_inside_is_read_in_its_own_directory_and_the_replication_is_read_back
     assert wait["confirmed"] and wait["target"] == "EXIN" and 0 <= wait["waited_minutes"] <= 6, wait
     fixed = lab.snapshot()
     assert fixed["servers"]["EXIN"]["ldap_writes"] == [] and fixed["servers"]["EXIN"]["service"]["restarts"] == 1
+
+
+def test_a_rerun_completes_a_replication_wait_that_timed_out(lab, tmp_path):
+    """The write through EXIN55 succeeded but had not reached EXIN (5.0) within the timeout: the run
+    stops that link without restarting EXIN's MTA; a plain re-run waits for it and finishes."""
+    import yaml
+
+    from conftest import TOPOLOGIES
+
+    with open(f"{TOPOLOGIES}/kb-40-50.yml", encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    data["servers"]["EXIN"]["exchange"], data["servers"]["EXOUT"]["exchange"] = "5.0", "5.5"
+    data["replication"] = {"intra_site_minutes": 20}
+    path = tmp_path / "kb-50-slow.yml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    lab.up(str(path))
+    lab.advance(30)
+    first = lab.playbook(extra={"xcon_workaround": "reverse_connector", "xcon_replication_timeout_minutes": 2})
+    assert first.returncode != 0 and "had not replicated to EXIN" in first.stdout, first.stdout[-4000:]
+    stopped = lab.snapshot()
+    assert [w["op"] for w in stopped["servers"]["EXIN55"]["ldap_writes"]] == ["dir_create"]
+    first_restarts = stopped["servers"]["EXIN"]["service"]["restarts"]   # the run's restart step ran (too early)
+    again = lab.playbook(extra={"xcon_workaround": "reverse_connector"})
+    assert again.returncode == 0, again.stdout[-6000:] + again.stderr[-2000:]
+    (link,) = lab.report()["links"]
+    assert link["verification"]["state"] == "passed", link["verification"]
+    done = lab.snapshot()
+    assert [w["op"] for w in done["servers"]["EXIN55"]["ldap_writes"]] == ["dir_create"]   # not written twice
+    assert done["servers"]["EXIN"]["service"]["restarts"] == first_restarts + 1 and done["servers"]["EXIN"]["ldap_writes"] == []
+    assert "replication EXIN55 -> EXIN" in again.stdout   # the re-run waited for it, then restarted

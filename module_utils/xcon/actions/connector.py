@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import os
 import json
 
 from ansible.errors import AnsibleActionFail
@@ -100,6 +101,16 @@ class ActionModule(XconAction):
                                 "own": via == here}}
         if op is None:
             result.update(changed=False, after=before)
+            waiting = replication_wait.pending_path(args.get("restart_marker"))
+            if via != here and current and not self._task.check_mode and waiting and os.path.exists(waiting):
+                # An earlier run wrote this and stopped before the change had replicated: the re-run
+                # completes the wait, then the MTA restart activates it.
+                compare = {"op": "dir_modify", "params": {"changes": [
+                    {"attribute": xprofile.attribute(profile, k)} for k in ("schedule", "stack_address", "two_way_alternate")]}}
+                result["directory"]["replication"] = self._await(task_vars, args, server, (client, dir_server, ldap_port),
+                                                                 compare, current["dn"], profile)
+                xstate.note_restart(args["restart_marker"], f"replicated {args['name']}")
+                result.update(changed=True, restart_required=True, ansible_facts={"xcon_restart_pending": True})
             return result
         after = self._view(after_entry, server, profile)
         result.update(changed=True, after=after, operations=[mask(op)], restart_required=xconn.op_restart_required(op, profile),
@@ -130,14 +141,26 @@ class ActionModule(XconAction):
             result["dn"] = write[op["id"]].data["dn"]
         result["ansible_facts"] = {"xcon_restart_pending": True}
         if via != here:
-            target = {"client": self.winrm_client(task_vars, args.get("management_host")), "server": server,
-                      "port": self.ldap_port(args, task_vars)}
-            timeout = int(self.host_var(task_vars, "xcon_replication_timeout_minutes") or replication_wait.DEFAULT_TIMEOUT_MINUTES)
-            result["directory"]["replication"] = replication_wait.await_replication(
-                target, {"client": client, "server": dir_server, "port": ldap_port}, op,
-                replication_wait.written_dn(op, write[op["id"]].data.get("dn")), profile, timeout,
-                self.host_var(task_vars, "xcon_lab_control"))
+            result["directory"]["replication"] = self._await(task_vars, args, server, (client, dir_server, ldap_port), op,
+                                                             replication_wait.written_dn(op, write[op["id"]].data.get("dn")), profile)
         return result
+
+    def _await(self, task_vars, args, server, via, op, dn, profile):
+        """Wait until `op`'s change, written through `via` (client, server, port), is in `server`'s replica."""
+        target = {"client": self.winrm_client(task_vars, args.get("management_host")), "server": server,
+                  "port": self.ldap_port(args, task_vars)}
+        timeout = int(self.host_var(task_vars, "xcon_replication_timeout_minutes") or replication_wait.DEFAULT_TIMEOUT_MINUTES)
+        waiting = replication_wait.pending_path(args.get("restart_marker"))
+        try:
+            waited = replication_wait.await_replication(target, dict(zip(("client", "server", "port"), via)), op, dn, profile,
+                                                        timeout, self.host_var(task_vars, "xcon_lab_control"))
+        except AnsibleActionFail:
+            if waiting:   # the re-run waits again and restarts the MTA once the change is there
+                xstate.write_json_atomic(waiting, {"dn": dn, "via": via[1]})
+            raise
+        if waiting and os.path.exists(waiting):
+            os.unlink(waiting)
+        return waited
 
     # -- planning -------------------------------------------------------------------------------
     def _plan(self, args, profile, server, current, by_name):

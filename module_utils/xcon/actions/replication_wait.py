@@ -25,6 +25,11 @@ from xcon import profile as xprofile
 DEFAULT_TIMEOUT_MINUTES = 30
 
 
+def pending_path(restart_marker):
+    """Where a run that stopped waiting leaves word for the re-run (beside the MTA restart marker)."""
+    return f"{restart_marker}.replication" if restart_marker else None
+
+
 def written_dn(op, answer_dn):
     return answer_dn or op["params"].get("dn") or ""
 
