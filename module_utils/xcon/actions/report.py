@@ -29,7 +29,12 @@ class ActionModule(XconAction):
         restarts = self._restarts(args, task_vars)
         transaction = (args["transaction"] or {}).get("links") or {}
         failures = []
-        records = otx.load(args["state_dir"])
+        try:
+            records = otx.load(args["state_dir"])
+        except xstate.StateError as exc:  # the report is still written, and the run fails saying why
+            records, untrusted = {}, [f"the record of open transactions cannot be trusted ({exc}); nothing in it was closed"]
+        else:
+            untrusted = []
         for link in links:
             stopped = self._transaction(link, transaction.get(link["id"]), check_mode)
             if stopped:
@@ -89,7 +94,7 @@ class ActionModule(XconAction):
             hosts_scanned=hosts_scanned, hosts_failed=hosts_failed, links=links, tool_version=args["tool_version"],
             directories=diagnosis.get("directories"),
         )
-        if not check_mode and (records or os.path.exists(otx.path(args["state_dir"]))):
+        if not check_mode and not untrusted and (records or os.path.exists(otx.path(args["state_dir"]))):
             otx.save(args["state_dir"], records)
         if not check_mode and any(l.get("transaction", {}).get("state") == "stopped" or l.get("transaction", {}).get("open") for l in links):
             report["rerun_command"] = args["rerun_command"]
@@ -99,7 +104,7 @@ class ActionModule(XconAction):
         # What was not read is a failure in check mode too: an audit that could not see a host, or
         # found no link at all, has not shown that the site is healthy.  Under --check the refusals
         # a real run would meet (preflight) are the check's own failure: check mode predicts them.
-        problems = coverage_problems(hosts_scanned, hosts_failed, links, diagnosis.get("unlinked") or [])
+        problems = untrusted + coverage_problems(hosts_scanned, hosts_failed, links, diagnosis.get("unlinked") or [])
         # An open transaction whose link this run did not find (a server left out of the inventory, or
         # not read): nothing finished or undid it, and it must not pass unsaid.
         problems += [f"{link_id}: the open transaction of run {record.get('opened_by')} was neither finished nor rolled back: "
