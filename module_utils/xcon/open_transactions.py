@@ -207,3 +207,12 @@ def undo_entries(record):
 
 def _as_change(entry):
     return {k: copy.deepcopy(v) for k, v in entry.items() if k not in ("id", "link", "args", "phase")}
+
+
+def mark_untrusted(link, reason):
+    """A link whose transaction state is unknown (the record cannot be trusted): never ok, no change."""
+    link.setdefault("findings", []).insert(0, {"code": CODE, "severity": "unknown", "host": link["inside"].get("host"),
+                                               "connector": link["inside"].get("connector"), "message": reason, "evidence": {}})
+    if link.get("status") in ("ok", "warning", None):
+        link["status"] = "unknown"
+    link["changes"] = []

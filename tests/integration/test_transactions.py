@@ -174,3 +174,21 @@ def test_a_stopped_run_undone_by_rollback_is_not_finished_later(lab):
     link = _link(lab.report())
     assert "XCON-TRANSACTION-OPEN" not in [f["code"] for f in link["findings"]], link["findings"]
     assert "XCON-TRANSPARENCY-REFUSAL" in [f["code"] for f in link["findings"]]
+
+
+def test_a_record_that_cannot_be_trusted_stops_every_change(lab):
+    """A transactions record whose checksum does not match (edited, half-deleted): nobody knows what
+    an earlier run left half-done, so nothing is changed, no link is ok, --check says so too."""
+    lab.up("kb.yml", time_scale=0)
+    lab.advance(30)
+    before = lab.snapshot()
+    state = lab.tmp / "state"
+    state.mkdir()
+    (state / "transactions.json").write_text('{"links": {}, "version": 1}\n', encoding="utf-8")
+    (state / "transactions.json.sha256").write_text("0" * 64 + "  transactions.json\n", encoding="utf-8")
+    run = lab.playbook()
+    assert run.returncode != 0 and "cannot be trusted" in run.stdout, run.stdout[-3000:]
+    assert _stacks(lab.snapshot()) == _stacks(before) and lab.snapshot()["firewalls"] == before["firewalls"]
+    check = lab.playbook("--check")
+    link = _link(lab.report())
+    assert check.returncode != 0 and link["status"] != "ok" and link["findings"][0]["code"] == "XCON-TRANSACTION-OPEN", link["findings"][:1]

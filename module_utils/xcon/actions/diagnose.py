@@ -89,17 +89,23 @@ def diagnose_and_report(servers, firewalls, args, check_mode, tool_version, rout
         "firewall_changes_possible": args["firewall_changes_possible"],
         "transparency_off_acknowledged": args["transparency_off_acknowledged"],
     }
+    untrusted = None
     try:
         # Offline analysis reads a saved run: what is open now does not change what it saw.
         records = {} if args.get("saved_run_dir") else otx.load(args.get("state_dir"))
-        # a stopped fix that playbooks/rollback.yml undid afterwards: nothing left to finish
-        if otx.drop_rolled_back(records, os.path.dirname(args["run_dir"])) and not check_mode:
-            otx.save(args["state_dir"], records)
     except xstate.StateError as exc:
-        raise AnsibleActionFail(f"Nothing was read or changed: the record of open transactions cannot be trusted ({exc}). "
-                                "It says which links an earlier run left half-changed; restore it (or, once every link was "
-                                "checked by hand, remove it together with its .sha256) and run again.") from exc
+        records, untrusted = {}, (f"The record of open transactions cannot be trusted ({exc}). It says which "
+                                  "links an earlier run left half-changed; restore it (or, once every link was checked by hand, "
+                                  "remove it together with its .sha256) and run again.")
+    # a stopped fix that playbooks/rollback.yml undid afterwards: nothing left to finish
+    if otx.drop_rolled_back(records, os.path.dirname(args["run_dir"])) and not check_mode:
+        otx.save(args["state_dir"], records)
     links, plan, preflight = analyse(servers, firewalls, args["workaround"], options, records, args.get("open_transactions") or otx.FINISH)
+    if untrusted:
+        # every link may have a transaction open: none is ok, nothing is planned, the run refuses
+        plan, preflight = [], preflight + [untrusted]
+        for link in links:
+            otx.mark_untrusted(link, untrusted)
     if not check_mode and not preflight and args["workaround"] != "none" and args.get("state_dir"):
         open_new(records, links, plan, args)
     targets = {c["target"] for c in plan}
