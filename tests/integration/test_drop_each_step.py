@@ -145,10 +145,10 @@ def _calibrate(lab, workaround):
 
 
 def _cases(workaround, calibration):
-    only = os.environ.get("XCON_MATRIX_CASE")  # one case, to look at it: WORKAROUND,SERVER,FAULT,INDEX,OFFSET
+    # chosen cases, to look at them: WORKAROUND,SERVER,FAULT,INDEX,OFFSET[;...]
+    only = [c.split(",") for c in os.environ.get("XCON_MATRIX_CASE", "").split(";") if c.strip()]
     if only:
-        name, server, fault, index, offset = only.split(",")
-        return [(server, fault, int(index), int(offset))] if name == workaround else []
+        return [(server, fault, int(index), int(offset)) for name, server, fault, index, offset in only if name == workaround]
     if os.environ.get("XCON_MATRIX") != "full":
         return [c[1:] for c in SMOKE if c[0] == workaround]
     cases = [(server, "drop", index, offset) for server in SERVERS for index in range(calibration["commands"][server]) for offset in OFFSETS]
@@ -328,8 +328,10 @@ def _matrix(workaround, tmp_path, control):
             label = f"{workaround}, {server}, {fault} at command {index + 1} request {offset + 1}"
             try:
                 _case(lab, label, workaround, server, fault, index, offset, calibration, control)
+                print(f"ok   {label}", flush=True)
             except AssertionError as exc:
                 failed.append(str(exc))
+                print(f"FAIL {label}", flush=True)
     finally:
         lab.down()
     account = f"{workaround}: {len(cases)} cases (commands per server {calibration['commands']}), {time.monotonic() - started:.0f} s"
