@@ -68,11 +68,19 @@ def write_json_atomic(path, data, mode=0o644, checksum=False):
         write_text_atomic(checksum_path(path), f"{digest}  {os.path.basename(path)}\n", mode)
 
 
+class DamagedFile(StateError, ValueError):
+    """A state file that is not the JSON its writer writes (a ValueError too, for older callers)."""
+
+
 def read_json(path, default=None):
     if not path or not os.path.exists(path):
         return default
     with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+        try:
+            return json.load(handle)
+        except ValueError as exc:
+            raise DamagedFile(f"{path} is damaged (not JSON: {exc}); restore it or remove it if it holds nothing "
+                              "you need") from None
 
 
 def checksum_path(path):
@@ -97,10 +105,7 @@ def verify_checksum(path):
 
 def read_verified_json(path):
     verify_checksum(path)
-    try:
-        return read_json(path)
-    except ValueError as exc:  # checksum matched but the writer wrote garbage: still say which file
-        raise StateError(f"{path} is not valid JSON: {exc}") from exc
+    return read_json(path)  # checksum matched but the writer wrote garbage: DamagedFile names it
 
 
 # -- restart markers --------------------------------------------------------------------------------

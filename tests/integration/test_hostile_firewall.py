@@ -1,8 +1,9 @@
-"""Issue 22, cases 4 (input part) and 7 (a firewall read failure): a firewall whose facts are unknown is
-`unknown` and stops its links, and a firewall that cannot be read still lets the run write its report
-and free the lock.  On the code before the fix FW1 with only connection variables gave "changes 0/0
+"""Issue 22, cases 4 (input part) and 7 (read failures): a firewall whose facts are unknown is
+`unknown` and stops its links, and a firewall or a server that cannot be read still lets the run write
+its report and free the lock.  On the code before the fix FW1 with only connection variables gave "changes 0/0
 applied, verification passed -> OK", rc 0, while the fault stayed; and a firewall whose driver failed
-(a damaged record of confirmed changes) ended the playbook with no report."""
+(a damaged record of confirmed changes) ended the playbook with no report, as did a damaged state
+file read with the servers (evidence-baseline.json), unnamed."""
 
 from __future__ import annotations
 
@@ -60,3 +61,19 @@ def test_a_firewall_that_cannot_be_read_still_gets_a_report_and_frees_the_lock(l
     assert [f for f in os.listdir(lock) if f.endswith(".json")] == [], os.listdir(lock)
     again = lab.playbook("--check")
     assert "holds the lock" not in _flat(again)
+
+
+def test_a_damaged_state_file_read_with_the_servers_still_gets_a_report_naming_it(lab, tmp_path):
+    lab.up("kb.yml")
+    lab.advance(30)
+    baseline = tmp_path / "state" / "evidence-baseline.json"
+    baseline.parent.mkdir(parents=True)
+    baseline.write_text("garbage{", encoding="utf-8")
+    run = lab.playbook("--check")
+    text = _flat(run)
+    assert run.returncode != 0, text[-3000:]
+    assert os.path.exists(os.path.join(lab.reports, "latest", "report.json")), text[-3000:]
+    assert f"{baseline} is damaged" in text, text[-3000:]
+    assert all(l["status"] != "ok" for l in lab.report()["links"])
+    lock = tmp_path / "state" / "lock"
+    assert [f for f in os.listdir(lock) if f.endswith(".json")] == [], os.listdir(lock)
