@@ -5,7 +5,9 @@
   exempt), nor any .py file under tests/ (the tests themselves: split by topic, shared helpers in a
   helper module or a conftest fixture);
 - no module-level function or method in module_utils/ that nothing in the repository names outside
-  its own definition (dead code and the tests that exercised only a dead copy go together).
+  its own definition (dead code and the tests that exercised only a dead copy go together);
+- no two test modules with one file name: the test directories are not packages, so pytest imports
+  both as one module and the whole suite stops at collection ("import file mismatch").
 """
 
 from __future__ import annotations
@@ -63,6 +65,16 @@ def test_no_lab_or_test_file_over_400_lines():
     """The lab's sources, and every .py under tests/: test modules, their helpers and conftests."""
     long = sorted(set(_over_limit(LAB_DIR, SOURCE_EXT)) | set(_over_limit(TESTS_DIR, (".py",))))
     assert long == [], "split these by concern: " + "; ".join(long)
+
+
+def test_test_module_names_are_unique():
+    seen = {}
+    for path in _files(TESTS_DIR, (".py",)):
+        name = os.path.basename(path)
+        if name.startswith("test_"):
+            seen.setdefault(name, []).append(os.path.relpath(path, ROOT))
+    clashes = {name: paths for name, paths in seen.items() if len(paths) > 1}
+    assert clashes == {}, f"rename one of each: {clashes}"
 
 
 def _definitions(path):
