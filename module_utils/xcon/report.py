@@ -336,9 +336,21 @@ def render_summary(report, width=100):
     if pending and not check:
         lines += _wrap(f"MTA restart pending on: {', '.join(pending)} (the changes take effect when MSExchangeMTA "
                        "restarts there; rerun with xcon_allow_mta_restart=true or restart it yourself)", width)
-    for host, restart in sorted({h: r for link in report["links"] for h, r in (link.get("mta_restarts") or {}).items()}.items()):
-        lines += _wrap(restart_line(host, restart), width, indent="  ")
+    restarts = sorted({h: r for link in report["links"] for h, r in (link.get("mta_restarts") or {}).items()}.items())
+    plain = {host for host, restart in restarts if _plain_restart(restart)}
+    if len(plain) > 1:  # nothing more to say of each than "restarted": one line for them all
+        lines += _wrap("MTA restarted on: " + ", ".join(f"{host} ({restart.get('service')})"
+                                                        for host, restart in restarts if host in plain), width, indent="  ")
+    for host, restart in restarts:
+        if len(plain) <= 1 or host not in plain:
+            lines += _wrap(restart_line(host, restart), width, indent="  ")
     return "\n".join(lines)
+
+
+def _plain_restart(restart):
+    """Restarted, and nothing else to say: no dependent started again, no timeout, nothing left stopped."""
+    others = [n for n in restart.get("started") or [] if n != restart.get("service")]
+    return bool(restart.get("restarted")) and not others and not restart.get("timed_out") and not restart.get("not_running")
 
 
 def restart_line(host, restart):
