@@ -347,15 +347,19 @@ def render_summary(report, width=100):
     return "\n".join(lines)
 
 
+def _dependents_started(restart):
+    return [n for n in restart.get("started") or [] if n != restart.get("service")]
+
+
 def _plain_restart(restart):
     """Restarted, and nothing else to say: no dependent started again, no timeout, nothing left stopped."""
-    others = [n for n in restart.get("started") or [] if n != restart.get("service")]
-    return bool(restart.get("restarted")) and not others and not restart.get("timed_out") and not restart.get("not_running")
+    return (bool(restart.get("restarted")) and not _dependents_started(restart)
+            and not restart.get("timed_out") and not restart.get("not_running"))
 
 
 def restart_line(host, restart):
     """One sentence on a server's MTA restart: what was restarted, timed out, is still not running."""
-    others = [n for n in restart.get("started") or [] if n != restart.get("service")]
+    others = _dependents_started(restart)
     text = (f"MTA restart on {host}: {restart.get('service')} "
             f"{'restarted' if restart.get('restarted') else 'NOT restarted'}")
     if others:
