@@ -12,6 +12,7 @@ import re
 import datetime as _dt
 
 from xcon import connectors as xconn
+from xcon.clock import parse_iso
 from xcon import dn as xdn
 from xcon import evidence as xev
 from xcon import ops as xops
@@ -46,12 +47,8 @@ def rights_attribute(profile):
 
 def add_minutes(iso, minutes):
     """ISO-8601 UTC time `iso` plus `minutes`, in the same format."""
-    when = parse_time(iso) + _dt.timedelta(minutes=minutes)
+    when = parse_iso(iso) + _dt.timedelta(minutes=minutes)
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(iso):
-    return _dt.datetime.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=_dt.timezone.utc)
 
 
 # -- op builders ----------------------------------------------------------------------------------

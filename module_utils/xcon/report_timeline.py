@@ -26,7 +26,8 @@ and what followed it) are always kept.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
+
+from xcon.clock import parse_iso
 
 CALLING_IDS = (1290, 289, 1294)     # the calling side's refused associations (Q196381)
 REFUSING_IDS = (1293, 37, 9301)     # the called side's refusals (1293; 37 with Never, Q169716) and 9301 (no match)
@@ -42,6 +43,9 @@ QUEUE_CAP = 48
 SIDES = ("inside", "outside")
 
 
+parse = parse_iso  # the controller's one ISO-8601 reader (xcon.clock)
+
+
 def _norm(value):
     return str(value or "").strip().casefold()
 
@@ -51,16 +55,6 @@ def iso(value):
     if isinstance(value, _dt.datetime):
         return value.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return str(value)[:19] + "Z"
-
-
-@functools.lru_cache(maxsize=4096)
-def parse(value):
-    """ISO-8601 UTC text (``YYYY-MM-DDTHH:MM:SS``, an optional fraction, ``Z``) -> aware datetime
-    (by position: a fleet's report parses tens of thousands of them)."""
-    text = str(value)
-    fraction = text[20:26].rstrip("Z") if text[19:20] == "." else ""
-    return _dt.datetime(int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), int(text[14:16]), int(text[17:19]),
-                        int(fraction.ljust(6, "0")) if fraction else 0, tzinfo=_dt.timezone.utc)
 
 
 def controller_now():
