@@ -215,7 +215,7 @@ def check(var, value, root=None):
     raise AssertionError(var.kind)
 
 
-def _shown(value):
+def shown(value):
     text = repr(value) if not isinstance(value, str) else f"'{value}'"
     return text if len(text) <= 80 else text[:77] + "...'"
 
@@ -225,7 +225,7 @@ def _hosts(hosts):
     return ", ".join(hosts) if len(hosts) <= 6 else ", ".join(hosts[:6]) + f" and {len(hosts) - 6} more"
 
 
-def _where(hosts, everyone):
+def where(hosts, everyone):
     return "every host" if everyone and set(hosts) >= set(everyone) and len(everyone) > 1 else _hosts(hosts)
 
 
@@ -239,21 +239,21 @@ def validate(values_by_host, root=None):
     for host, values in values_by_host.items():
         for name, value in (values or {}).items():
             if name in INTERNAL and value is not None:
-                seen.setdefault((name, _shown(value)), ["internal", []])[1].append(host)
+                seen.setdefault((name, shown(value)), ["internal", []])[1].append(host)
                 continue
             if name not in BY_NAME:
                 continue
             problem = check(BY_NAME[name], value, root)
             if problem:
-                seen.setdefault((name, _shown(value)), [problem, []])[1].append(host)
+                seen.setdefault((name, shown(value)), [problem, []])[1].append(host)
     messages = []
-    for (name, shown), (problem, hosts) in sorted(seen.items()):
+    for (name, text), (problem, hosts) in sorted(seen.items()):
         if problem == "internal":
-            messages.append(f"{name}={shown} (seen by {_where(hosts, values_by_host)}): the run sets this itself and it decides where "
+            messages.append(f"{name}={text} (seen by {where(hosts, values_by_host)}): the run sets this itself and it decides where "
                             f"the run writes; do not set it (use xcon_report_dir for the reports directory).")
             continue
         example = BY_NAME[name].example
-        messages.append(f"{name}={shown} (seen by {_where(hosts, values_by_host)}): {problem} (e.g. -e {name}={example}).")
+        messages.append(f"{name}={text} (seen by {where(hosts, values_by_host)}): {problem} (e.g. -e {name}={example}).")
     return messages
 
 
@@ -297,7 +297,7 @@ def unknown_variables(names_by_host, known):
                  or difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75))
         hint = (f"did you mean {close[0]}?" if close
                 else "README \"Operator variables\" lists the variables fix-xcon reads")
-        messages.append(f"{name} (seen by {_where(hosts, names_by_host)}): no such fix-xcon variable, so it would be "
+        messages.append(f"{name} (seen by {where(hosts, names_by_host)}): no such fix-xcon variable, so it would be "
                         f"ignored without a word; {hint}")
     return messages
 

@@ -84,9 +84,10 @@ def test_a_long_failure_reason_is_printed_whole(lab):
     assert "evaluated_to: false" in both, both
 
 
-def test_the_read_path_runs_no_argument_validation_task():
-    # Each validation task is one more task per host on a fleet; the read path's inputs are checked by
-    # xcon_validate (before any host is contacted) and by its modules.  The change roles keep theirs.
+def test_no_play_runs_an_argument_validation_task():
+    # Each validation task is one more task per host on a fleet; the inputs are checked by
+    # xcon_validate before any host is contacted (the contract, and the write path's role variables
+    # against their roles' argument specs: xcon.role_inputs) and by the modules.
     # (~5 s, no lab: the validation tasks are part of the loaded playbook, as --list-tasks shows.)
     def tasks(playbook):
         run = subprocess.run([os.path.join(BIN, "ansible-playbook"), os.path.join(ROOT, playbook), "--list-tasks"],
@@ -95,11 +96,11 @@ def test_the_read_path_runs_no_argument_validation_task():
         assert run.returncode == 0, run.stdout + run.stderr
         return run.stdout
 
-    for playbook in ("playbooks/audit.yml", "playbooks/analyze.yml"):
+    for playbook in ("playbooks/audit.yml", "playbooks/analyze.yml", "fix-xcon.yml"):
         listed = tasks(playbook)
         assert "xcon_run : Check every operator value" in listed, listed  # the check itself still runs
         assert "Validating arguments" not in listed, listed
-    assert "xcon_backup : Validating arguments" in tasks("playbooks/remediate.yml")
+    assert "xcon_backup : Save every connector" in tasks("playbooks/remediate.yml")
 
 
 def test_a_stopped_link_is_announced_once_while_the_run_goes_on(lab):

@@ -100,6 +100,25 @@ def test_bad_operator_values_stop_the_run_before_any_host_is_contacted(lab, tmp_
     assert not os.path.exists(lab.reports) or os.listdir(lab.reports) == [], os.listdir(lab.reports)
 
 
+def test_bad_role_variables_of_the_write_path_stop_the_run_before_any_host_is_contacted(lab):
+    # The write path's roles run no argument-validation task (a task per host on a fleet): their
+    # variables are checked by xcon_validate with each role's own argument spec, before the audit.
+    # (Before, xcon_mta_restart_allowed=maybe was refused only after every connector change.)
+    lab.up("kb.yml")
+    before = directory_and_firewalls(lab.snapshot())
+    commands = _commands(lab)
+    run = lab.playbook(extra={"xcon_mta_restart_allowed": "maybe", "xcon_backup_exchange_version": "6.0"})
+    text = _flat(run)
+    assert run.returncode != 0, text[-3000:]
+    assert "2 operator value(s) are invalid" in text and "Nothing was read or changed" in text, text[-3000:]
+    assert re.search(r"xcon_mta_restart_allowed='+maybe'+ \(seen by every host\): .*not a valid boolean", text), text[-3000:]
+    assert re.search(r"xcon_backup_exchange_version='+6\.0'+ \(seen by every host\): value of xcon_backup_exchange_version "
+                     r"must be one of: 4\.0, 5\.0, 5\.5", text), text[-3000:]
+    assert "Traceback" not in text
+    assert _commands(lab) == commands, "a host was contacted although a role variable was invalid"
+    assert directory_and_firewalls(lab.snapshot()) == before
+
+
 # -- names against the existing objects: refused before any write, predicted by --check ----------
 def test_reverse_name_equal_to_the_primary_in_another_case_is_refused_before_any_write(lab):
     lab.up("kb.yml")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 from xcon import inputs
+from xcon import role_inputs
 from xcon.action import XconAction
 from xcon.specs import VALIDATE
 
@@ -22,6 +23,11 @@ class ActionModule(XconAction):
         hosts = [here] + [h for h in args["exchange_hosts"] + args["firewall_hosts"] if h != here]
         values = {host: {name: self.host_var(task_vars, name, host=host) for name in WATCHED} for host in hosts}
         messages = inputs.validate(values, args["root"])
+        # The write path's role variables (its roles are imported without argument-spec validation).
+        roles = role_inputs.watched(args["root"])
+        role_values = {host: {name: self.host_var(task_vars, name, host=host) for name in list(roles) + list(role_inputs.COMPUTED)}
+                       for host in hosts}
+        messages += role_inputs.validate(role_values, args["root"])
         names = {host: list(task_vars) if host == here else list(hostvars[host]) if host in hostvars else [] for host in hosts}
         messages += inputs.unknown_variables(names, inputs.known_names(args["root"]))
         messages += inputs.duplicate_addresses({host: self.host_var(task_vars, "xcon_server_address", host=host)
@@ -37,7 +43,7 @@ class ActionModule(XconAction):
                 continue
             if str(self.host_var(task_vars, "ansible_winrm_server_cert_validation", host=endpoint) or "").strip().lower() == "ignore":
                 unvalidated.append(endpoint if endpoint == host else f"{endpoint} (for {host})")
-        result = {"checked": sorted(WATCHED), "hosts": len(hosts), "problems": messages}
+        result = {"checked": sorted(WATCHED + tuple(roles)), "hosts": len(hosts), "problems": messages}
         if unvalidated:
             result["warnings"] = [
                 "WinRM certificate validation is OFF (ansible_winrm_server_cert_validation=ignore) for "
