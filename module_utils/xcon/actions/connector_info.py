@@ -67,8 +67,24 @@ class ActionModule(XconAction):
         from ansible import context
 
         hosts = [str(h) for h in args["fleet"]]
-        jobs, out = [], {}
+        jobs, out = {}, {}
         servers = self.exchange_servers(task_vars)  # once: every host's route is found in it
+        # Each host's command is sent as soon as its settings are resolved: the threads work the wire
+        # while this thread resolves the next hosts (only this thread templates or loads plugins).
+        workers = max(1, min(len(hosts), int(context.CLIARGS.get("forks") or C.DEFAULT_FORKS)))
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+        try:
+            self._submit_fleet(args, task_vars, hosts, servers, pool, jobs, out)
+            for host, future in jobs.items():
+                out[host] = future.result()
+        finally:
+            pool.shutdown(wait=True)
+        return {"hosts": {host: out[host] for host in hosts if host in out},
+                "winrm_commands": sum(r.get("winrm_commands", 0) for r in out.values())}
+
+    def _submit_fleet(self, args, task_vars, hosts, servers, pool, jobs, out):
+        """Resolve each host's settings and arguments (this thread) and submit its read to `pool`
+        (jobs[host] = its future); a host whose values are wrong is not read (out[host])."""
         for host in hosts:
             view = {"inventory_hostname": host, "hostvars": task_vars.get("hostvars", {}), "groups": task_vars.get("groups", {})}
             own = dict(args, fleet=None, server=None, management_host=None,
@@ -80,18 +96,14 @@ class ActionModule(XconAction):
                 if own["exchange_version"] not in EXCHANGE_VERSIONS:
                     raise AnsibleActionFail(f"{host}: xcon_exchange_version must be one of {', '.join(EXCHANGE_VERSIONS)}, "
                                             f"not {own['exchange_version']!r}")
-                jobs.append((host, own, self._prepare(own, view, task_vars, servers)))
+                prepared = self._prepare(own, view, task_vars, servers)
             except Exception as exc:  # noqa: BLE001 - this host's values are wrong: it is not read
                 if args["fail_on_error"]:
                     raise
                 out[host] = self._to_file(own, {"server": self.server_name(own, view), "winrm_commands": 0,
                                                 "xcon_error": {"code": error_code(exc), "reason": error_reason(exc)}})
-        workers = max(1, min(len(jobs), int(context.CLIARGS.get("forks") or C.DEFAULT_FORKS)))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            for host, result in zip([j[0] for j in jobs], pool.map(lambda job: self._read(job[1], job[2]), jobs)):
-                out[host] = result
-        return {"hosts": {host: out[host] for host in hosts if host in out},
-                "winrm_commands": sum(r.get("winrm_commands", 0) for r in out.values())}
+                continue
+            jobs[host] = pool.submit(self._read, own, prepared)
 
     def _window(self, args, view):
         """The host's own xcon_evidence_window_minutes, else the task's."""
