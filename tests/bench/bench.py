@@ -38,6 +38,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 XCONLAB = os.path.join(ROOT, "tests", "lab", "xconlab")
 NAIVE_DIR = os.path.join(ROOT, "tests", "bench", "naive")
 FLOOR = os.path.join(ROOT, "tests", "bench", "floor.py")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import open_time  # noqa: E402  tests/bench/open_time.py: the report's opening time in Chromium
 BIN = os.path.dirname(sys.executable)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -191,6 +193,8 @@ def one_run(kind, n, topology, workroot, index):
         latest = os.path.join(work, "reports", "latest")
         if kind == "audit" and os.path.isdir(latest):
             result["report_bytes"] = {k: os.path.getsize(os.path.join(latest, f"report.{k}")) for k in ("json", "html")}
+            if index == 0:  # once per N (3 openings): how long the operator waits for the page
+                result["report_open_ms"] = open_time.open_ms(os.path.join(latest, "report.html"))
         # The diagnosis (with the audit report) and the final report: the two tasks of pure controller work.
         result["diagnose_report_s"] = sum(t["seconds"] for t in result["longest_tasks"]
                                           if t["task"].startswith(("xcon_diagnose : Diagnose every link", "xcon_report : Write the final report")))
@@ -267,6 +271,7 @@ def main(argv=None):
             entry["ratio"] = round(entry["baseline"]["wall_s"] / audit["wall_s"], 1) if "baseline" in entry else None
             entry["floor_wall_s"] = round(entry["floor"]["wall_s"], 2) if "floor" in entry else None
             entry["report_bytes"] = audit.get("report_bytes")
+            entry["report_open_ms"] = runs["audit"][0].get("report_open_ms")
             entry["diagnose_report_s"] = round(audit["diagnose_report_s"], 2) if "diagnose_report_s" in audit else None
             entry["audit_over_floor"] = round(audit["wall_s"] / entry["floor"]["wall_s"], 2) if "floor" in entry else None
             phase = entry.get("audit_phase", audit)

@@ -34,13 +34,15 @@ def render(data):
     lines = [f"Measured {data['started']} on {m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']}, {m['ansible']}: "
              f"`{data['command']}`, {runs}{load}.", "",
              "| N links | hosts | audit (`--check`) s | floor s | audit / floor | per link s | controller CPU s | full fix s "
-             "| naive baseline s | baseline / audit | diagnosis + report s | WinRM commands per host: audit, fix, baseline | report.json / .html MB |",
+             "| naive baseline s | baseline / audit | diagnosis + report s | WinRM commands per host: audit, fix, baseline | report.json / .html MB (HTML opens in) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, e in sorted(data["sizes"].items(), key=lambda kv: int(kv[0])):
         audit = e["audit"]
         commands = e.get("winrm_commands_per_host") or {}
         sizes = e.get("report_bytes") or {}
         report = (f"{sizes['json'] / 1e6:.2f} / {sizes['html'] / 1e6:.2f}" if sizes else "-")
+        if e.get("report_open_ms") is not None:  # Chromium's parse + layout of the HTML (tests/bench/open_time.py)
+            report += f" (opens in {e['report_open_ms'] / 1000:.2f} s)"
         lines.append("| " + " | ".join([
             n, str(e["exchange_hosts"]), _s(audit["wall_s"]), _s(e.get("floor_wall_s")), _s(e.get("audit_over_floor"), "{:.2f}x"),
             _s(audit["wall_s"] / int(n), "{:.3f}"), _s(audit["controller_cpu_s"]), _s(e.get("fix_wall_s")),
