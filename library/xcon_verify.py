@@ -11,12 +11,17 @@ module: xcon_verify
 short_description: Verify by observation that mail flows again on the changed links
 description:
   - For every link this run changed (or finished, an open transaction), observes both servers (one
-    WinRM command per server per poll). A link passes when the outside server's queue for the link is
+    WinRM command per server per read). A link passes when the outside server's queue for the link is
     empty, no 1290/289/1294 or 1293 has appeared on either server since the last change (after
     O(settle_minutes), 0 by default), both MTA services run, and the link's own window has passed (at
     least two of the slower side's open intervals (each link's C(verify_window) from xcon_diagnose, read
     from the connectors' Open-Retry-Interval)), so that a window between two bursts of refusals cannot pass.
-    It fails at O(timeout_minutes) (never before the window). Progress is printed at every poll.
+    It fails at O(timeout_minutes) (never before the window).
+  - Reads only when a read can decide (xcon.verify_reads) - every server at the start (the baseline),
+    at the end of the shortest window, then every O(poll_minutes) until the timeout; before the first
+    decision only a server whose last read failed is read again, every O(poll_minutes) (two failed
+    reads in a row of a server on every link end the verification early). Progress is printed at
+    every poll interval in real time, and at every read.
   - A link with an MTA restart pending on its servers (a restart marker in O(state_dir)) is not observed
     (C(pending)) because its changes are not active.
   - A link that no change addressed is not verified.
@@ -40,7 +45,7 @@ options:
     type: int
     default: 60
   poll_minutes:
-    description: Minutes between observations.
+    description: Minutes between observations once the shortest window has passed (and between the reads of a server that could not be read).
     type: int
     default: 5
   settle_minutes:

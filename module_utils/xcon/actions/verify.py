@@ -17,6 +17,7 @@ from xcon import clock
 from xcon import gather
 from xcon import report_timeline as xtimeline
 from xcon import state as xstate
+from xcon import verify_reads
 from xcon.action import XconAction
 from xcon.specs import VERIFY
 
@@ -59,23 +60,21 @@ class ActionModule(XconAction):
         for link in links:
             for name, when in ((link.get("timeline") or {}).get("audit") or {}).items():
                 audit[name] = min(audit.get(name, when), when)
-
-        def read(inv_host, window):
-            server = self.host_var(task_vars, "xcon_server_name", host=inv_host) or inv_host
-            version = str(self.host_var(task_vars, "xcon_exchange_version", "5.5", host=inv_host))
-            endpoint = self.host_var(task_vars, "xcon_management_host", host=inv_host) or inv_host
-            client = gather.client_for(self.connection_for(task_vars, endpoint))
-            client.target_credentials = self.target_credentials(task_vars, endpoint, host=inv_host)
-            return gather.read_evidence(client, server, version, window, since=audit.get(inventory[inv_host]))
-
+        readers = self._readers(task_vars, inventory)
         unreadable = {}
 
-        def read_all(window):
+        def read(inv_host, window):
+            if isinstance(readers[inv_host], Exception):
+                raise readers[inv_host]
+            client, server, version = readers[inv_host]
+            return gather.read_evidence(client, server, version, window, since=audit.get(inventory[inv_host]))
+
+        def read_all(names, window):
             # A server that cannot be read fails its links' verification (with the reason), not
             # the whole verification: the other links are still judged and the report is written.
             evidence = {}
-            with ThreadPoolExecutor(max_workers=min(16, len(inventory))) as pool:
-                futures = {h: pool.submit(read, h, window) for h in inventory}
+            with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
+                futures = {h: pool.submit(read, h, window) for h in names}
                 for host, future in futures.items():
                     try:
                         evidence[inventory[host]] = future.result()
@@ -84,28 +83,36 @@ class ActionModule(XconAction):
                         unreadable[inventory[host]] = f"{inventory[host]} could not be read: {exc}"
             return evidence
 
-        self.last_now = {}
         polls = []  # (controller time, evidence by server) of every read, for the report's timeline
-        polls.append((xtimeline.controller_now(), read_all(1)))
-        baseline = polls[0][1]
-        started = {name: ev["now"] for name, ev in baseline.items()}
+        started = {}
+
+        def take(names, window):
+            polls.append((xtimeline.controller_now(), read_all(names, window)))
+            for name, ev in polls[-1][1].items():
+                started.setdefault(name, ev["now"])
+            return polls[-1][1]
+
+        take(list(inventory), 1)
         poll, settle = max(1, args["poll_minutes"]), args["settle_minutes"]
         windows = {link["id"]: max(settle, int((link.get("verify_window") or {}).get("minutes") or 0)) for link in links}
         # the proof needs the whole window, whatever the timeout for the queues to drain says
         timeout = max(args["timeout_minutes"], max(windows.values()))
+        first = min(min(windows.values()), timeout)  # no link can pass before its window: no read decides earlier
         waited = 0
-        blind = 0  # consecutive polls in which every pending link had a server that could not be read
-        while True:
-            if waited >= timeout:
-                break
-            step = min(poll, timeout - waited)
-            clock.wait_minutes(args["lab_control"], step)
+        blind = 0  # consecutive reads in which every pending link had a server that could not be read
+        while waited < timeout:
+            step, full = verify_reads.next_wait(waited, first, poll, timeout, probing=bool(unreadable))
+            self._wait(args["lab_control"], waited, step, poll, timeout, first)
             waited += step
-            polls.append((xtimeline.controller_now(), read_all(waited + 1)))
-            evidence = polls[-1][1]
-            self.last_now = {name: ev["now"] for name, ev in evidence.items()}
-            for name, ev in evidence.items():
-                started.setdefault(name, ev["now"])
+            if not full:  # before any link can pass, only the servers whose last read failed
+                evidence = take([h for h, name in inventory.items() if name in unreadable], waited + 1)
+                blind = blind + 1 if all(self._blind(link, unreadable) for link in links) else 0
+                display.display(f"xcon_verify: {waited}/{timeout} min: read again "
+                                f"{', '.join(sorted(evidence)) or 'none'}; still unreadable: {', '.join(sorted(unreadable)) or 'none'}")
+                if blind >= 2:
+                    break  # waiting longer proves nothing about links whose servers do not answer
+                continue
+            evidence = take(list(inventory), waited + 1)
             judged = {link["id"]: self._judge(link, evidence, started, settle, unreadable, waited, windows[link["id"]]) for link in links}
             states.update(judged)
             pending = [i for i, s in judged.items() if s["state"] != "passed"]
@@ -128,6 +135,43 @@ class ActionModule(XconAction):
         ok = all(s["state"] == "passed" for s in states.values())
         timeline = {link["id"]: xtimeline.from_polls(link, polls) for link in links}
         return {"verification": states, "passed": ok, "minutes_waited": waited, "timeline": timeline}
+
+    def _readers(self, task_vars, inventory):
+        """Per inventory host, (client, server name, Exchange version), resolved once and in this
+        thread (Ansible's plugin loader is not thread-safe), or the exception that prevented it:
+        a host whose settings are wrong is a server that could not be read."""
+        readers = {}
+        for inv_host in inventory:
+            try:
+                server = self.host_var(task_vars, "xcon_server_name", host=inv_host) or inv_host
+                version = str(self.host_var(task_vars, "xcon_exchange_version", "5.5", host=inv_host))
+                endpoint = self.host_var(task_vars, "xcon_management_host", host=inv_host) or inv_host
+                client = gather.client_for(self.connection_for(task_vars, endpoint))
+                client.target_credentials = self.target_credentials(task_vars, endpoint, host=inv_host)
+                readers[inv_host] = (client, server, version)
+            except Exception as exc:  # noqa: BLE001 - reported as this server's read failure
+                readers[inv_host] = exc
+        return readers
+
+    @staticmethod
+    def _wait(lab_control, waited, step, poll, timeout, first):
+        """Wait `step` minutes. In real time a line every poll interval shows the wait goes on;
+        the lab's clock moves the whole step at once."""
+        if lab_control:
+            clock.wait_minutes(lab_control, step)
+            return
+        done = 0
+        while done < step:
+            chunk = min(poll, step - done)
+            clock.wait_minutes(lab_control, chunk)
+            done += chunk
+            if done < step:
+                display.display(f"xcon_verify: {waited + done}/{timeout} min: no read until {first} min "
+                                f"(no link can pass before its verification window)")
+
+    @staticmethod
+    def _blind(link, unreadable):
+        return any(link[side]["host"] in unreadable for side in ("inside", "outside"))
 
     def _pending_hosts(self, args, task_vars, links):
         if not args.get("state_dir"):
