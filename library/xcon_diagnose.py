@@ -17,7 +17,9 @@ description:
     servers inside or outside by the firewall between them; raises findings (codes C(XCON-*), see
     docs/findings/) with their evidence; sets each link's status; chooses the workaround (policy in
     the README) and plans the exact changes (before and after of every object).
-  - Writes the audit report (report.json and report.html) under O(run_dir) and C(latest/).
+  - Writes the audit report (report.json and report.html) under O(run_dir) and C(latest/), and the whole
+    diagnosis to C(<run_dir>/diagnosis.json) (RV(diagnosis_file)), which xcon_verify and xcon_report read;
+    the registered result keeps only what the playbook's tasks use.
   - With O(saved_run_dir) it re-analyses a saved run's raw answers offline, without any server.
 version_added: "0.1.0"
 author: fix-xcon maintainers
@@ -98,20 +100,31 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-links:
-  description: The links with findings, status, recommended workaround and reason (report.json's C(links)), each with its C(timeline) as the audit read it.
+diagnosis_file:
+  description:
+    - The whole diagnosis, written atomically with its C(.sha256) to C(<run_dir>/diagnosis.json) - C(links)
+      (findings, status, recommended workaround and reason, report.json's C(links), each with its C(timeline)
+      as the audit read it), C(plan) (each change with C(id), C(kind), C(target), C(object), C(action),
+      C(before), C(after), C(args)), C(servers), C(hosts_scanned), C(hosts_failed), C(directories),
+      C(unlinked) and every key of this result.
+    - xcon_verify and xcon_report read it (their option C(diagnosis_file)); it is not registered because at
+      100 links it is about 2 MB, which Ansible would copy through every task that templates it.
   returned: always
-  type: list
-  elements: dict
+  type: str
+  sample: reports/20261128T175622Z-94fe49/diagnosis.json
+link_status:
+  description: Each link's status by link id (C(error), C(unknown), C(warning), C(ok)); the links themselves are in O(run_dir)'s diagnosis.json.
+  returned: always
+  type: dict
+  sample: {"EXIN<->EXOUT": "error"}
 audit_at:
   description: The controller's clock (ISO-8601 UTC) just after the audit's reads; the report places the run's changes on the servers' clocks with it.
   returned: always
   type: str
-plan:
-  description: Planned changes, each with C(id), C(kind), C(target), C(object), C(action), C(before), C(after), C(args).
+workaround_requested:
+  description: The O(workaround) asked for.
   returned: always
-  type: list
-  elements: dict
+  type: str
 targets:
   description: Inventory hosts that have planned changes.
   returned: always
@@ -131,6 +144,15 @@ preflight_errors:
   returned: always
   type: list
   elements: str
+unreadable_hosts:
+  description: The hosts that could not be read (Exchange servers and firewalls), each with its error code and reason.
+  returned: always
+  type: dict
+coverage_problems:
+  description: Why the audit's coverage makes the run a failure (a host not read, no link found); empty when none.
+  returned: always
+  type: list
+  elements: str
 lines:
   description: One line per link for the console.
   returned: always
@@ -140,6 +162,11 @@ report_paths:
   description: The report files written.
   returned: always
   type: dict
+diff:
+  description: In check mode, one before/after per planned change on an Exchange server (shown by --diff).
+  returned: check mode
+  type: list
+  elements: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -29,10 +29,17 @@ options:
     description: Version written into the report.
     type: str
     default: 0.0.0
+  diagnosis_file:
+    description:
+      - The whole diagnosis xcon_diagnose wrote (its result C(diagnosis_file)), checked against its checksum.
+      - One of O(diagnosis_file) and O(diagnosis) is required.
+    type: path
   diagnosis:
-    description: The registered result of xcon_diagnose.
+    description:
+      - The registered result of xcon_diagnose - its C(diagnosis_file) is read; or, as before that file
+        existed, a whole diagnosis (C(links), C(servers), C(hosts_scanned), ...) given inline.
+      - Prefer O(diagnosis_file) - templating a result into the arguments costs time with large fleets.
     type: dict
-    required: true
   verification:
     description: The registered result of xcon_verify.
     type: dict
@@ -75,14 +82,14 @@ EXAMPLES = r"""
   xcon_report:
     run_id: "{{ xcon_run_id }}"
     run_dir: "{{ xcon_run_dir }}"
-    diagnosis: "{{ xcon_diagnose_result }}"
+    diagnosis_file: "{{ xcon_diagnose_result.diagnosis_file }}"
     verification: "{{ xcon_verify_result | default({}) }}"
   register: xcon_report_result
 """
 
 RETURN = r"""
 paths:
-  description: The files written.
+  description: The files written (the report itself is in report.json, not returned).
   returned: always
   type: dict
 ok:
@@ -106,10 +113,6 @@ stats:
       check_mode, worst_status and worst_status_after, links_by_status and links_by_status_after, links_total,
       changes_applied, hosts_failed, awaiting_firewall_confirmation (link ids stopped at a firewall record),
       firewall_records, report_html, report_json.
-  returned: always
-  type: dict
-report:
-  description: The report as written to report.json.
   returned: always
   type: dict
 """

@@ -30,13 +30,22 @@ description:
 version_added: "0.1.0"
 author: fix-xcon maintainers
 options:
+  diagnosis_file:
+    description:
+      - The whole diagnosis xcon_diagnose wrote (its result C(diagnosis_file)) - its links and plan.
+      - One of O(diagnosis_file) and O(links) is required; they are mutually exclusive.
+    type: path
+  skip_links:
+    description: Ids of links not to verify (those that stopped at a change step).
+    type: list
+    elements: str
+    default: []
   links:
-    description: The links from xcon_diagnose.
+    description: The links from xcon_diagnose, given inline (prefer O(diagnosis_file)).
     type: list
     elements: dict
-    required: true
   plan:
-    description: The planned changes from xcon_diagnose (which links were changed).
+    description: With O(links), the planned changes from xcon_diagnose (which links were changed).
     type: list
     elements: dict
     default: []
@@ -66,8 +75,7 @@ notes:
 EXAMPLES = r"""
 - name: Prove mail flows again
   xcon_verify:
-    links: "{{ xcon_diagnose_result.links }}"
-    plan: "{{ xcon_diagnose_result.plan }}"
+    diagnosis_file: "{{ xcon_diagnose_result.diagnosis_file }}"
     timeout_minutes: 60
 """
 

@@ -65,6 +65,7 @@ class XconAction(ActionBase):
     ARGUMENT_SPEC: dict = {}
     MUTUALLY_EXCLUSIVE: list = []
     REQUIRED_IF: list = []
+    REQUIRED_ONE_OF: list = []
     TRANSFERS_FILES = False
     _requires_connection = False  # we never use the task's connection plugin
 
@@ -76,6 +77,7 @@ class XconAction(ActionBase):
             self.ARGUMENT_SPEC,
             mutually_exclusive=self.MUTUALLY_EXCLUSIVE or None,
             required_if=self.REQUIRED_IF or None,
+            required_one_of=self.REQUIRED_ONE_OF or None,
         )
         validation = validator.validate(self._task.args)
         if validation.error_messages:

@@ -97,7 +97,9 @@ DIAGNOSE = {
 }
 
 VERIFY = {
-    "links": {"type": "list", "elements": "dict", "required": True},
+    "diagnosis_file": {"type": "path"},
+    "skip_links": {"type": "list", "elements": "str", "default": []},
+    "links": {"type": "list", "elements": "dict"},
     "plan": {"type": "list", "elements": "dict", "default": []},
     "timeout_minutes": {"type": "int", "default": 60},
     "poll_minutes": {"type": "int", "default": 5},
@@ -110,7 +112,8 @@ REPORT = {
     "run_id": {"type": "str", "required": True},
     "run_dir": {"type": "path", "required": True},
     "tool_version": {"type": "str", "default": "0.0.0"},
-    "diagnosis": {"type": "dict", "required": True},
+    "diagnosis": {"type": "dict"},
+    "diagnosis_file": {"type": "path"},
     "verification": {"type": "dict", "default": {}},
     "change_results": {"type": "list", "elements": "str", "default": []},
     "exchange_hosts": {"type": "list", "elements": "str", "default": []},

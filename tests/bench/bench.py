@@ -122,11 +122,35 @@ def top_tasks(path, count=20):
     return sorted(tasks, key=lambda t: -t["seconds"])[:count]
 
 
+# --result-sizes: also record the largest result each of these modules registered (callback
+# xcon_result_sizes; off by default: a callback with a result hook costs every result a copy).
+RESULT_SIZES = {"enabled": False}
+REGISTERED = ("xcon_diagnose", "xcon_verify", "xcon_report")
+
+
+def registered_bytes(path):
+    """{module: largest registered result in JSON bytes} of REGISTERED's modules in the run."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            tasks = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    sizes = {}
+    for task in tasks:
+        action = str(task.get("action") or "").rsplit(".", 1)[-1]
+        if action in REGISTERED:
+            sizes[action] = max(sizes.get(action, 0), task["result_bytes"])
+    return sizes
+
+
 def measure(lab, cmd, env, label):
     """Run `cmd`; return wall, controller CPU, lab CPU, per-host WinRM deltas and the longest tasks."""
     hosts = exchange_hosts(lab.inventory)
     times = os.path.join(lab.dir, f"{label}-tasks.json")
+    sizes = os.path.join(lab.dir, f"{label}-results.json")
     env = dict(env, XCON_TASK_TIMES=times, ANSIBLE_CALLBACK_PLUGINS=CALLBACKS, ANSIBLE_CALLBACKS_ENABLED="xcon_task_times")
+    if RESULT_SIZES["enabled"]:
+        env.update(XCON_RESULT_SIZES=sizes, ANSIBLE_CALLBACKS_ENABLED="xcon_task_times,xcon_result_sizes")
     before_stats, before_lab, load = lab.stats(), lab.cpu_seconds(), os.getloadavg()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
@@ -158,7 +182,8 @@ def measure(lab, cmd, env, label):
             "http_requests_per_host": {"min": min(requests, default=0), "max": max(requests, default=0),
                                        "mean": statistics.fmean(requests) if requests else 0},
             "hosts_with_more_than_one_command": sorted(h for h, v in per_host.items() if v["commands"] > 1),
-            "longest_tasks": top_tasks(times), "stdout": proc.stdout}
+            "longest_tasks": top_tasks(times), "stdout": proc.stdout,
+            **({"registered_bytes": registered_bytes(sizes)} if RESULT_SIZES["enabled"] else {})}
 
 
 def playbook_cmd(lab, tmp, playbook, *args):
@@ -228,7 +253,10 @@ def main(argv=None):
     parser.add_argument("--skip-floor", action="store_true", help="do not measure the wire's floor (tests/bench/floor.py)")
     parser.add_argument("--output", default=os.path.join(ROOT, "reports", "bench", "latest.json"))
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--result-sizes", action="store_true",
+                        help="also record the largest result xcon_diagnose, xcon_verify and xcon_report registered (registered_bytes)")
     args = parser.parse_args(argv)
+    RESULT_SIZES["enabled"] = args.result_sizes
     # A terminated benchmark still stops its lab (the try/finally blocks run on SystemExit).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]

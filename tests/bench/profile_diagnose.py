@@ -76,7 +76,7 @@ def main(argv=None):
         seconds, result = once(servers, firewalls, scratch)
         times.append(seconds)
     paths = result["report_paths"]
-    print(json.dumps({"links": len(result["links"]), "seconds_median": round(statistics.median(times), 3),
+    print(json.dumps({"links": len(result["link_status"]), "seconds_median": round(statistics.median(times), 3),
                       "seconds_all": [round(t, 3) for t in times], "load_avg_1m": round(os.getloadavg()[0], 2),
                       "report_json_bytes": os.path.getsize(paths["json"]), "report_html_bytes": os.path.getsize(paths["html"])}, indent=1))
     return 0

@@ -1,7 +1,7 @@
 """Smoke test of the benchmark (tests/bench/bench.py, `make bench`): N=2, one run of every measured
 path - the audit, the audit phase alone, the wire's floor (tests/bench/floor.py), the full fix and
-the naive baseline (tests/bench/naive) - so none of them can break unseen; the JSON's shape, and one
-WinRM command per Exchange host in the audit."""
+the naive baseline (tests/bench/naive) - so none of them can break unseen; the JSON's shape, one
+WinRM command per Exchange host in the audit, and the size of the diagnosis's registered results."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import open_time  # noqa: E402
 
 def test_bench_smoke(tmp_path):
     output = tmp_path / "latest.json"
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "bench", "bench.py"), "--sizes", "2", "--repeat", "1",
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "bench", "bench.py"), "--sizes", "2", "--repeat", "1", "--result-sizes",
                            "--output", str(output)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -47,3 +47,11 @@ def test_bench_smoke(tmp_path):
     assert entry["floor"]["commands_per_host"]["histogram"] == {"1": 4}
     assert entry["winrm_commands_per_host"]["baseline"] > 1
     assert entry["baseline_wall_s"] > entry["audit_wall_s"]
+    # The diagnosis travels by file (xcon.diagnosis_file), not through Ansible: what xcon_diagnose
+    # registers (the targets' own plan entries, the console lines) and xcon_report returns stay a
+    # few KB per link. With the whole diagnosis registered it was 21 KB per link, and the report
+    # returned the whole report (15 KB per link); Ansible copied both through later tasks.
+    for run in (entry["audit"], entry["fix"]):
+        sizes = run["registered_bytes"]
+        assert 0 < sizes["xcon_diagnose"] <= 8000 * 2, sizes
+        assert 0 < sizes["xcon_report"] <= 1500 * 2, sizes

@@ -13,6 +13,7 @@ import os
 from ansible.errors import AnsibleActionFail
 
 from xcon import diagnose as xdiag
+from xcon import diagnosis_file as xdiagnosis_file
 from xcon import directory_route
 from xcon import errors as xerr
 from xcon import evidence as xev
@@ -43,9 +44,8 @@ class ActionModule(XconAction):
         audit_at = xtimeline.controller_now()
         servers, firewalls = self._inputs(args, task_vars)
         check_mode = bool(self._task.check_mode) or bool(task_vars.get("ansible_check_mode"))
-        return dict(diagnose_and_report(servers, firewalls, args, check_mode, self.host_var(task_vars, "xcon_tool_version", "0.1.0"),
-                                        routes=self.exchange_servers(task_vars)),
-                    audit_at=audit_at)
+        return diagnose_and_report(servers, firewalls, args, check_mode, self.host_var(task_vars, "xcon_tool_version", "0.1.0"),
+                                   routes=self.exchange_servers(task_vars), audit_at=audit_at)
 
     def _inputs(self, args, task_vars):
         servers, firewalls, fleet = {}, [], {}
@@ -78,10 +78,12 @@ class ActionModule(XconAction):
         return servers, firewalls
 
 
-def diagnose_and_report(servers, firewalls, args, check_mode, tool_version, routes=None):
+def diagnose_and_report(servers, firewalls, args, check_mode, tool_version, routes=None, audit_at=None):
     """Everything xcon_diagnose does after it has its inputs (tests/bench/profile_diagnose.py times
-    and profiles exactly this): diagnose, plan, write the report and plan.json; the task's result.
-    `routes`: the inventory's Exchange servers as xcon.directory_route reads them."""
+    and profiles exactly this): diagnose, plan, write the report, plan.json and the whole diagnosis
+    (xcon.diagnosis_file); returns the task's small registered result.
+    `routes`: the inventory's Exchange servers as xcon.directory_route reads them; `audit_at`: the
+    controller's clock at the audit's reads."""
     options = {
         "queue_threshold": args["queue_threshold"],
         "reverse_connector_name": args["reverse_connector_name"] or None,
@@ -148,13 +150,15 @@ def diagnose_and_report(servers, firewalls, args, check_mode, tool_version, rout
         # each record's diff once (issue 13: each firewall change shown once).
         result["diff"] = [xplan.plan_diff(entry) for entry in plan if entry.get("action") != "operator"]
         result["changed"] = bool(plan)  # under --check, changed = would change
-    return dict(result, workaround_requested=args["workaround"], links=links, plan=plan, targets=targets, planned=planned, preflight_errors=preflight, lines=lines,
+    # the whole diagnosis goes to a file the later tasks read; the registered result stays small
+    return xdiagnosis_file.write(args["run_dir"], dict(
+        result, audit_at=audit_at, workaround_requested=args["workaround"], links=links, plan=plan, targets=targets, planned=planned, preflight_errors=preflight, lines=lines,
             report_paths=paths, servers={k: {kk: v[kk] for kk in ("name", "inventory_host", "address", "fqdn")} for k, v in servers.items()},
             hosts_failed=report["coverage"]["hosts_failed"], hosts_scanned=report["coverage"]["hosts_scanned"], directories=directories,
             unreadable_hosts=dict({d["inventory_host"]: f"{d['error'].get('code')}: {d['error'].get('reason')}" for d in servers.values() if d.get("error")},
                                   **{f["name"]: f"{xdiag.FIREWALL_UNKNOWN}: {f['error']}" for f in firewalls if f.get("error")}),
             unlinked=unlinked, coverage_problems=coverage_problems(  # a failed audit as the report says (analyze.yml fails on it)
-                report["coverage"]["hosts_scanned"], report["coverage"]["hosts_failed"], links, unlinked))
+                report["coverage"]["hosts_scanned"], report["coverage"]["hosts_failed"], links, unlinked)))
 
 
 def check_saved_run(run_dir):

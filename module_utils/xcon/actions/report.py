@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import copy
 import os
 
+from xcon import diagnosis_file as xdiagnosis_file
 from xcon import firewall as fw
 from xcon import open_transactions as otx
 from xcon import report as xreport
@@ -17,11 +17,13 @@ from xcon.specs import REPORT
 
 class ActionModule(XconAction):
     ARGUMENT_SPEC = REPORT
+    REQUIRED_ONE_OF = [["diagnosis", "diagnosis_file"]]
 
     def xcon_run(self, args, task_vars):
-        diagnosis = args["diagnosis"]
+        # the whole diagnosis from its file (xcon.diagnosis_file); `links` is this task's own copy
+        diagnosis = xdiagnosis_file.from_options(args["diagnosis_file"], args["diagnosis"])
         check_mode = bool(task_vars.get("ansible_check_mode"))
-        links = copy.deepcopy(diagnosis.get("links", []))
+        links = diagnosis.get("links", [])
         outcomes = self._change_outcomes(args, task_vars)
         firewall_state = self._firewall_states(args, task_vars)
         verification = (args["verification"] or {}).get("verification", {})
@@ -116,7 +118,8 @@ class ActionModule(XconAction):
         else:
             failures = problems + failures
         ok = not failures
-        return {"paths": paths, "ok": ok, "failure": "; ".join(failures), "summary_lines": summary.splitlines(), "report": report,
+        # the report itself is in report.json (paths): not returned, Ansible would copy it again
+        return {"paths": paths, "ok": ok, "failure": "; ".join(failures), "summary_lines": summary.splitlines(),
                 "stats": xreport.run_stats(report, paths)}
 
     @staticmethod

@@ -14,6 +14,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.utils.display import Display
 
 from xcon import clock
+from xcon import diagnosis_file as xdiagnosis_file
 from xcon import gather
 from xcon import report_timeline as xtimeline
 from xcon import state as xstate
@@ -31,13 +32,16 @@ INSIDE_REFUSALS = ("1293",)
 
 class ActionModule(XconAction):
     ARGUMENT_SPEC = VERIFY
+    REQUIRED_ONE_OF = [["diagnosis_file", "links"]]
+    MUTUALLY_EXCLUSIVE = [["diagnosis_file", "links"]]
 
     def xcon_run(self, args, task_vars):
         # Verify every link this run changed (or finishes: xcon.open_transactions).  A link that
         # nothing changed is not verified: no observation window proves a fault gone that no
         # change addressed (its status stays as found).
-        changed_ids = {c.get("link") for c in args["plan"]}
-        links = [l for l in args["links"] if l["id"] in changed_ids]
+        all_links, plan = xdiagnosis_file.links_and_plan(args)
+        changed_ids = {c.get("link") for c in plan}
+        links = [l for l in all_links if l["id"] in changed_ids]
         states = {}
         # A link whose MTA restart is pending has changes that are not active: nothing to observe yet.
         pending_hosts = self._pending_hosts(args, task_vars, links)
