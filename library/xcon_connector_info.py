@@ -72,7 +72,9 @@ options:
         C(xcon_evidence_window_minutes) (O(server), O(exchange_version) and O(management_host) are not
         used); the commands go out from a pool of C(forks) threads, one WinRM command per host.
       - Returns RV(hosts), one summary per host; a host that could not be read has C(xcon_error) in its
-        summary (with O(fail_on_error=false)). README "Performance" says why and what it costs.
+        summary (with O(fail_on_error=false)). The full results are kept only with O(result_dir), the
+        raw answers only with O(save_raw_dir) (the back-up of role xcon_backup; no evidence is read
+        unless O(evidence_window_minutes) is given). README "Performance" says why and what it costs.
     type: list
     elements: str
   result_dir:
@@ -158,7 +160,7 @@ summary:
   type: dict
   sample: {connectors: 1, events: 42, queued: 18}
 hosts:
-  description: With O(fleet) - per inventory host, the summary a O(result_file) read returns (C(server), C(winrm_commands), C(result_file), C(summary) or C(xcon_error)).
+  description: With O(fleet) - per inventory host, the summary a O(result_file) read returns (C(server), C(winrm_commands), C(result_file) with O(result_dir), C(summary) or C(xcon_error)).
   returned: when fleet is set
   type: dict
   sample: {EXIN: {server: EXIN, winrm_commands: 1, result_file: /runs/x/audit/EXIN.json, summary: {connectors: 1, events: 42, queued: 18}}}

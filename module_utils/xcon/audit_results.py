@@ -1,5 +1,7 @@
 """What the audit left for the diagnosis, per Exchange host (xcon_diagnose's inputs): the host's own
-summary in the fleet read's result, its full result file, and the server as the diagnosis knows it."""
+summary in the fleet read's result, its full result file, and the server as the diagnosis knows it;
+and, for the transaction gate, one host's outcome in a fleet task's result (the back-up, the MTA
+restart) or in its own task's."""
 
 from __future__ import annotations
 
@@ -34,6 +36,31 @@ def own_result(registered, host):
     if isinstance(registered, dict) and isinstance(registered.get("hosts"), dict):
         return registered["hosts"].get(host) or {}
     return registered
+
+
+def host_outcome(registered, host):
+    """{"ok", "reason"} of one host in a registered result that may be a fleet task's (one task for
+    the play, each host's outcome under ``hosts``, ``xcon_error`` when it failed) or the host's own
+    task's (``failed``/``unreachable``, ``msg``).  A host a fleet task did not cover failed: the
+    transaction gate must never take a server that was not backed up for one that was."""
+    if isinstance(registered, dict) and isinstance(registered.get("hosts"), dict):
+        own = registered["hosts"].get(host)
+        if not isinstance(own, dict):
+            return {"ok": False, "reason": f"{host} was not covered by the task (not in its play)"}
+        error = own.get("xcon_error")
+        if error or own.get("failed"):
+            error = error or {}
+            code = f" ({error['code']})" if error.get("code") else ""
+            return {"ok": False, "reason": f"{failure_reason({'msg': error.get('reason') or own.get('msg')})}{code}"}
+        return {"ok": True, "reason": ""}
+    if registered.get("failed") or registered.get("unreachable"):
+        return {"ok": False, "reason": failure_reason(registered)}
+    return {"ok": True, "reason": ""}
+
+
+def failure_reason(result):
+    """A failed task's own words (its msg)."""
+    return str(result.get("msg") or "failed").strip()
 
 
 def load_result_file(audit):

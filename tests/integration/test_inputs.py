@@ -107,12 +107,12 @@ def test_bad_role_variables_of_the_write_path_stop_the_run_before_any_host_is_co
     lab.up("kb.yml")
     before = directory_and_firewalls(lab.snapshot())
     commands = _commands(lab)
-    run = lab.playbook(extra={"xcon_mta_restart_allowed": "maybe", "xcon_backup_exchange_version": "6.0"})
+    run = lab.playbook(extra={"xcon_mta_restart_allowed": "maybe", "xcon_change_exchange_version": "6.0"})
     text = _flat(run)
     assert run.returncode != 0, text[-3000:]
     assert "2 operator value(s) are invalid" in text and "Nothing was read or changed" in text, text[-3000:]
     assert re.search(r"xcon_mta_restart_allowed='+maybe'+ \(seen by every host\): .*not a valid boolean", text), text[-3000:]
-    assert re.search(r"xcon_backup_exchange_version='+6\.0'+ \(seen by every host\): value of xcon_backup_exchange_version "
+    assert re.search(r"xcon_change_exchange_version='+6\.0'+ \(seen by every host\): value of xcon_change_exchange_version "
                      r"must be one of: 4\.0, 5\.0, 5\.5", text), text[-3000:]
     assert "Traceback" not in text
     assert _commands(lab) == commands, "a host was contacted although a role variable was invalid"

@@ -38,3 +38,19 @@ def test_each_host_finds_its_own_summary_in_the_fleet_result():
     assert own_result(fleet, "EXIN") == {"server": "EXIN", "result_file": "/x/EXIN.json"}
     assert own_result(fleet, "EXOUT") == {}  # not in the play: reported not read
     assert own_result({"server": "EXIN", "connectors": []}, "EXIN") == {"server": "EXIN", "connectors": []}
+
+
+def test_the_gate_takes_each_hosts_outcome_from_a_fleet_task_or_its_own_task():
+    from xcon.audit_results import host_outcome
+
+    fleet = {"hosts": {"EXIN": {"server": "EXIN", "winrm_commands": 1},
+                       "EXOUT": {"server": "EXOUT", "winrm_commands": 1,
+                                 "xcon_error": {"code": "XCON-UNREACHABLE", "reason": "connection refused"}}}}
+    assert host_outcome(fleet, "EXIN") == {"ok": True, "reason": ""}
+    assert host_outcome(fleet, "EXOUT") == {"ok": False, "reason": "connection refused (XCON-UNREACHABLE)"}
+    # a server the fleet task did not cover was not backed up: never taken for one that was
+    assert host_outcome(fleet, "EXTRA")["ok"] is False
+    # the fleet task failed as a whole: every server failed, with its message
+    assert host_outcome({"failed": True, "msg": "state file damaged"}, "EXIN") == {"ok": False, "reason": "state file damaged"}
+    assert host_outcome({"changed": True}, "EXIN") == {"ok": True, "reason": ""}
+    assert host_outcome({"unreachable": True, "msg": "gone"}, "EXIN") == {"ok": False, "reason": "gone"}

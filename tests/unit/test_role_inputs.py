@@ -38,8 +38,7 @@ def test_every_write_path_role_is_checked_up_front_and_runs_no_validation_task()
 
 @pytest.mark.parametrize("name, value, why", [
     ("xcon_mta_restart_allowed", "maybe", "not a valid boolean"),
-    ("xcon_backup_exchange_version", "6.0", "must be one of"),
-    ("xcon_backup_exchange_version", 2000, "must be one of"),
+    ("xcon_change_exchange_version", 2000, "must be one of"),
     ("xcon_change_exchange_version", "2003", "must be one of"),
     ("xcon_change_phase", "everything", "must be one of"),
     ("xcon_change_changes", ["not a dict"], "unable to convert to dict"),
@@ -57,8 +56,8 @@ def test_a_bad_role_variable_is_refused_with_its_roles_rule(name, value, why):
 
 
 @pytest.mark.parametrize("name, value", [
-    ("xcon_mta_restart_allowed", "false"), ("xcon_mta_restart_allowed", True), ("xcon_backup_exchange_version", "5.5"),
-    ("xcon_backup_exchange_version", 4.0), ("xcon_change_phase", "stack_repoint"), ("xcon_mta_restart_service", "MSExchangeMTA"),
+    ("xcon_mta_restart_allowed", "false"), ("xcon_mta_restart_allowed", True), ("xcon_change_exchange_version", "5.5"),
+    ("xcon_change_exchange_version", 4.0), ("xcon_change_phase", "stack_repoint"), ("xcon_mta_restart_service", "MSExchangeMTA"),
     ("xcon_firewall_operator_command", ["/opt/lab", "firewall", "apply"]), ("xcon_firewall_product", "raptor-eagle-6"),
     ("xcon_mta_restart_withheld", {}), ("xcon_change_changes", []), ("xcon_backup_dir", None),
 ])

@@ -76,7 +76,10 @@ class ActionModule(XconAction):
         try:
             self._submit_fleet(args, task_vars, hosts, servers, pool, jobs, out)
             for host, future in jobs.items():
-                out[host] = future.result()
+                result = future.result()
+                # only the summary travels (without result_dir the full result is not kept: the
+                # back-up's fleet read wants its raw files, written by _read, and each host's outcome)
+                out[host] = result if "result_file" in result else self._summary(result)
         finally:
             pool.shutdown(wait=True)
         return {"hosts": {host: out[host] for host in hosts if host in out},
@@ -106,7 +109,10 @@ class ActionModule(XconAction):
             jobs[host] = pool.submit(self._read, own, prepared)
 
     def _window(self, args, view):
-        """The host's own xcon_evidence_window_minutes, else the task's."""
+        """The host's own xcon_evidence_window_minutes, else the task's; none when the task reads no
+        evidence (the back-up)."""
+        if args.get("evidence_window_minutes") in (None, ""):
+            return None
         value = self.host_var(view, "xcon_evidence_window_minutes", args.get("evidence_window_minutes"))
         return int(value) if value not in (None, "") else None
 
@@ -206,8 +212,14 @@ class ActionModule(XconAction):
         if not args.get("result_file"):
             return result
         xstate.write_json_atomic(args["result_file"], mask(result), mode=0o600)
+        return ActionModule._summary(result, args["result_file"])
+
+    @staticmethod
+    def _summary(result, result_file=None):
+        """What a fleet read returns for one host: server, commands, error, where the rest is."""
         short = {k: result[k] for k in ("server", "winrm_commands", "xcon_error") if k in result}
-        short["result_file"] = args["result_file"]
+        if result_file:
+            short["result_file"] = result_file
         if "connectors" in result:
             evidence = result.get("evidence") or {}
             short["summary"] = {"connectors": len(result["connectors"]), "events": len(evidence.get("events") or []),

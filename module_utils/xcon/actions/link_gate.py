@@ -18,6 +18,7 @@ from xcon import open_transactions as otx
 from xcon import report_timeline as xtimeline
 from xcon import state as xstate
 from xcon import transaction as txn
+from xcon.audit_results import failure_reason, host_outcome
 from xcon.action import XconAction
 from xcon.specs import LINK_GATE
 
@@ -94,19 +95,19 @@ class ActionModule(XconAction):
 
         backup = self.host_var(task_vars, "xcon_backup_result", None, host=host)
         if isinstance(backup, dict) and not backup.get("skipped"):
-            record("backups", host, _outcome(backup))
+            record("backups", host, host_outcome(backup, host))  # the play's one fleet task (role xcon_backup)
         changes = self.host_var(task_vars, "xcon_change_results", None, host=host)
         if isinstance(changes, dict):
             items = changes.get("results")
             if items is None and changes.get("failed"):
-                journal["host_errors"][host] = _reason(changes)
+                journal["host_errors"][host] = failure_reason(changes)
             for item in items or []:
                 entry = item.get("item") if isinstance(item, dict) else None
                 if isinstance(entry, dict) and entry.get("id") and not item.get("skipped"):
-                    record("outcomes", entry["id"], _outcome(item))
+                    record("outcomes", entry["id"], host_outcome(item, host))
         restart = self.host_var(task_vars, "xcon_mta_restart_result", None, host=host)
         if isinstance(restart, dict) and not restart.get("skipped"):
-            record("restarts", host, _outcome(restart))
+            record("restarts", host, host_outcome(restart, host))
 
     def _operator_outcome(self, args, task_vars, entry):
         """An operator change is done when the firewall's confirmed state holds every step."""
@@ -122,7 +123,7 @@ class ActionModule(XconAction):
         for name in ("xcon_firewall_tunnel_change", "xcon_firewall_tunnel_confirmation"):
             registered = self.host_var(task_vars, name, None, host=host)
             if isinstance(registered, dict) and registered.get("failed"):
-                return {"ok": False, "reason": _reason(registered)}
+                return {"ok": False, "reason": failure_reason(registered)}
         return {"ok": False, "reason": f"the firewall change on {host} was not carried out (no operator confirmation)"}
 
 
@@ -176,11 +177,3 @@ def rerun_command(task_vars):
     return " ".join(words)
 
 
-def _reason(result):
-    return str(result.get("msg") or "failed").strip()
-
-
-def _outcome(result):
-    if result.get("failed") or result.get("unreachable"):
-        return {"ok": False, "reason": _reason(result)}
-    return {"ok": True, "reason": ""}

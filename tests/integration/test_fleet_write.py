@@ -1,0 +1,56 @@
+"""The write path's per-server work from one controller task each (issue 19, README "Performance"):
+the back-up of the play's servers (and their MTA restarts) still send one WinRM command per server
+with its own connection variables, and a server whose step failed still stops its own links only."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+from conftest import XCONLAB
+
+
+def _links(lab, count):
+    topology = str(lab.tmp / f"links-{count}.yml")
+    subprocess.run([XCONLAB, "generate", str(count), "-o", topology], check=True, capture_output=True, env=lab.env)
+    lab.up(topology, time_scale=0)
+    lab.advance(30)
+
+
+def _commands(lab):
+    return {host: stats["commands"] for host, stats in json.loads(lab.ctl("stats").stdout).items()}
+
+
+def _stacks(lab):
+    return {name: sorted(e["attributes"].get("N-Address") for e in server["directory"] if "RFC1006-X400-Link" in e["objectClass"])
+            for name, server in lab.snapshot()["servers"].items()}
+
+
+def test_a_failed_backup_stops_only_the_links_of_its_server(lab):
+    _links(lab, 2)
+    before = _stacks(lab)
+    lab.ctl("fault", "EXIN002", "drop-after", "9")  # the audit's command is answered, the back-up's drops
+    run = lab.playbook()
+    assert run.returncode != 0, run.stdout[-3000:]
+    text = " ".join(run.stdout.split())
+    assert re.search(r"EXIN002: backup failed \(XCON-[A-Z-]+\)", text), run.stdout[-3000:]
+    report = lab.report()
+    links = {link["id"]: link for link in report["links"]}
+    stopped = links["EXIN002<->EXOUT002"]["transaction"]
+    assert stopped["stopped_at"]["host"] == "EXIN002" and stopped["stopped_at"]["step"] == 0, stopped
+    assert "EXIN002<->EXOUT002 stopped before any change (backup) on EXIN002" in text, run.stdout[-3000:]
+    fixed = links["EXIN001<->EXOUT001"]
+    assert fixed["transaction"]["state"] == "complete" and fixed["verification"]["state"] == "passed", fixed["transaction"]
+    after = _stacks(lab)
+    # nothing changed on the stopped link's servers; the other link was fixed
+    assert after["EXIN002"] == before["EXIN002"] and after["EXOUT002"] == before["EXOUT002"], (before, after)
+    assert after["EXIN001"] != before["EXIN001"], after
+    # each server's back-up: its own file (rollback reads it), none for the server that failed
+    backup = os.path.join(lab.reports, report["run_id"], "backup")
+    files = sorted(os.listdir(backup))
+    assert {"EXIN001.json", "EXOUT001.json", "EXOUT002.json"} <= set(files) and "EXIN002.json" not in files, files
+    with open(os.path.join(backup, "EXIN001.json"), encoding="utf-8") as handle:
+        saved = json.load(handle)
+    assert saved["inventory_host"] == "EXIN001" and saved["raw"], saved.keys()
