@@ -89,10 +89,12 @@ class ActionModule(XconAction):
 
         polls = []  # (controller time, evidence by server) of every read, for the report's timeline
         started = {}
+        observed = {}  # server -> its latest read
 
         def take(names, window):
             polls.append((xtimeline.controller_now(), read_all(names, window)))
             for name, ev in polls[-1][1].items():
+                observed[name] = ev
                 started.setdefault(name, ev["now"])
             return polls[-1][1]
 
@@ -108,16 +110,11 @@ class ActionModule(XconAction):
             step, full = verify_reads.next_wait(waited, first, poll, timeout, probing=bool(unreadable))
             self._wait(args["lab_control"], waited, step, poll, timeout, first)
             waited += step
-            if not full:  # before any link can pass, only the servers whose last read failed
-                evidence = take([h for h, name in inventory.items() if name in unreadable], waited + 1)
-                blind = blind + 1 if all(self._blind(link, unreadable) for link in links) else 0
-                display.display(f"xcon_verify: {waited}/{timeout} min: read again "
-                                f"{', '.join(sorted(evidence)) or 'none'}; still unreadable: {', '.join(sorted(unreadable)) or 'none'}")
-                if blind >= 2:
-                    break  # waiting longer proves nothing about links whose servers do not answer
-                continue
-            evidence = take(list(inventory), waited + 1)
-            judged = {link["id"]: self._judge(link, evidence, started, settle, unreadable, waited, windows[link["id"]]) for link in links}
+            # before any link can pass, only the servers whose last read failed are read again (the
+            # others' last reads stand: no link can pass on them before its window)
+            take(list(inventory) if full else [h for h, name in inventory.items() if name in unreadable], waited + 1)
+            current = {name: ev for name, ev in observed.items() if name not in unreadable}
+            judged = {link["id"]: self._judge(link, current, started, settle, unreadable, waited, windows[link["id"]]) for link in links}
             states.update(judged)
             pending = [i for i, s in judged.items() if s["state"] != "passed"]
             display.display(
@@ -172,10 +169,6 @@ class ActionModule(XconAction):
             if done < step:
                 display.display(f"xcon_verify: {waited + done}/{timeout} min: no read until {first} min "
                                 f"(no link can pass before its verification window)")
-
-    @staticmethod
-    def _blind(link, unreadable):
-        return any(link[side]["host"] in unreadable for side in ("inside", "outside"))
 
     def _pending_hosts(self, args, task_vars, links):
         if not args.get("state_dir"):
