@@ -28,7 +28,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from xcon.profile import counter_path, get_profile
+from xcon.profile import counter_path, get_profile, shared_profile
 
 # Counted always (the KB's triple, its inside-server event, the no-match event, schedule Never).
 KEY_EVENTS = (1290, 289, 1294, 1293, 9301, 37)
@@ -323,7 +323,7 @@ def verify_window(link, servers):
     for side in ("inside", "outside"):
         host = link[side].get("host")
         server = servers.get(host) or next((s for s in servers.values() if s.get("inventory_host") == host), {})
-        assumptions = get_profile(server.get("exchange_version", "5.5"))["assumptions"]
+        assumptions = shared_profile(server.get("exchange_version", "5.5"))["assumptions"]
         attribute = assumptions["open_retry_attribute"]
         names = {_norm(link[side].get(key)) for key in ("connector", "reverse_connector")} - {""}
         for connector in server.get("connectors") or []:
@@ -334,7 +334,7 @@ def verify_window(link, servers):
             given = isinstance(value, int) and not isinstance(value, bool) and value > 0
             seconds.append(value if given else assumptions["open_retry_default_seconds"])
             basis.append(f"{host} {connector.get('name')}: {seconds[-1]} s" + ("" if given else " (default)"))
-    assumptions = get_profile("5.5")["assumptions"]
+    assumptions = shared_profile("5.5")["assumptions"]
     interval = max(seconds or [assumptions["open_retry_default_seconds"]])
     count = assumptions["verify_open_retries"]
     return {"minutes": -(-count * interval // 60), "open_retry_seconds": interval, "open_retries": count,

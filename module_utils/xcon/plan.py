@@ -232,7 +232,7 @@ def plan_changes(link, servers, firewall, workaround, options=None):
     if not ctx.fully_read:
         return []
     # Each server's Exchange profile says which of its changes need an MTA restart.
-    ctx.profiles = {side.host: xprofile.get_profile(side.server.get("exchange_version") or ctx.options["exchange_version"])
+    ctx.profiles = {side.host: xprofile.shared_profile(side.server.get("exchange_version") or ctx.options["exchange_version"])
                     for side in ctx.sides}
     chosen = link["workaround_chosen"]
     if chosen in ("firewall_tunnel", "transparency_off") and not firewall:

@@ -23,6 +23,7 @@ U+00A7 in its JSON. Overridable as ASSUMPTIONS["connected_domains_separator"].
 from __future__ import annotations
 
 import copy
+import functools
 
 # -- every UNCONFIRMED item, by name ---------------------------------------------------------------
 ASSUMPTIONS = {
@@ -210,6 +211,14 @@ def get_profile(version="5.5", overrides: dict | None = None) -> dict:
         else:
             profile[name] = copy.deepcopy(value)
     return profile
+
+
+@functools.lru_cache(maxsize=None)
+def shared_profile(version="5.5") -> dict:
+    """The profile for `version` without overrides, one object per version: READ-ONLY, never change
+    it (take get_profile's private copy to change one).  For reads repeated per link and side (the
+    diagnosis, the plan), where a deep copy each time cost a tenth of a second at 100 links."""
+    return get_profile(version)
 
 
 # -- accessors used by connectors.py / evidence.py --------------------------------------------------

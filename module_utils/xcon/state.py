@@ -61,7 +61,11 @@ def write_text_atomic(path, text, mode=0o644):
 
 def write_json_atomic(path, data, mode=0o644, checksum=False):
     """Write `data` as JSON atomically; with `checksum`, also its ``.sha256`` sidecar."""
-    text = _dumps(data)
+    write_checked_text(path, _dumps(data), mode, checksum)
+
+
+def write_checked_text(path, text, mode=0o644, checksum=False):
+    """Write `text` atomically; with `checksum`, also its ``.sha256`` sidecar."""
     write_text_atomic(path, text, mode)
     if checksum:
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -123,7 +123,7 @@ def diagnose_and_report(servers, firewalls, args, check_mode, tool_version, rout
     versions = {d["inventory_host"]: d["exchange_version"] for d in servers.values()}
     for host, entry in planned.items():
         if host in versions:
-            entry["mta_service"] = xprofile.get_profile(versions[host])["service"]
+            entry["mta_service"] = xprofile.shared_profile(versions[host])["service"]
     directories = {s: d.get("directory") for s, d in servers.items() if d.get("directory")}
     directory_route.annotate_changes(links, plan, routes or {}, args["run_id"])
     lines = [link_line(link) for link in links] or ["No X.400 link found between the servers of the inventory."]

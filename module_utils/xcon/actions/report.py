@@ -24,11 +24,12 @@ class ActionModule(XconAction):
         diagnosis = xdiagnosis_file.from_options(args["diagnosis_file"], args["diagnosis"])
         check_mode = bool(task_vars.get("ansible_check_mode"))
         links = diagnosis.get("links", [])
-        outcomes = self._change_outcomes(args, task_vars)
+        # under --check no change ran and no MTA restarted: nothing to look up on every host
+        outcomes = {} if check_mode else self._change_outcomes(args, task_vars)
         firewall_state = self._firewall_states(args, task_vars)
         verification = (args["verification"] or {}).get("verification", {})
         pending_restart = self._pending_restarts(args, task_vars)
-        restarts = self._restarts(args, task_vars)
+        restarts = {} if check_mode else self._restarts(args, task_vars)
         transaction = (args["transaction"] or {}).get("links") or {}
         failures = []
         try:
