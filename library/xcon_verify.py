@@ -89,7 +89,9 @@ timeline:
     - Per verified link id, what the polls read for the report's timeline (xcon.report_timeline.from_polls) -
       C(events) and C(queue) as in report.json's C(links[].timeline), C(reads) (each read's server time and
       controller time) and C(startups) (the MTA startup events 9298 read), which place the run's changes.
-    - Each server's events are read from the audit's read on (the link's C(timeline.audit)).
+    - Each server's events are read from the audit's read on (the link's C(timeline.audit)) - its first read
+      from there, each later one from the previous read's time on that server's clock (less a minute,
+      profile assumption C(event_read_overlap_seconds)); the links are judged on the union of the reads.
   returned: when a link was verified
   type: dict
 """

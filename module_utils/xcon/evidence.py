@@ -193,7 +193,7 @@ def _from_text(event_id: int, message: str) -> dict:
 
 
 def parse_event(event: dict, connectors=None) -> dict:
-    """One event_query event -> {id, time, type, category, dn, connector, address, message, parsed_from}
+    """One event_query event -> {id, record, time, type, category, dn, connector, address, message, parsed_from}
     (+ ``stack`` for 9301, ``count`` for 659/660/666/667, ``version``/``build`` for 9298/9299).
 
     Insertion strings first, the message text for whatever they do not give; ``parsed_from`` says
@@ -217,6 +217,7 @@ def parse_event(event: dict, connectors=None) -> dict:
         connector = by_upper.get(connector.upper(), connector)
     parsed = {
         "id": event_id,
+        "record": event.get("record"),
         "time": event.get("time"),
         "type": event.get("type"),
         "category": event.get("category"),

@@ -39,6 +39,7 @@ ASSUMPTIONS = {
     "open_retry_attribute": "Open-Retry-Interval",
     "open_retry_default_seconds": 600,
     "verify_open_retries": 2,
+    "event_read_overlap_seconds": 60,
 }
 
 ASSUMPTION_NOTES = {
@@ -67,6 +68,10 @@ ASSUMPTION_NOTES = {
     "verify_open_retries": "How many of the slower side's open intervals a verification watches at least: a refused "
     "caller retries once per interval, so a shorter window can fall between two bursts of refusals (2, the "
     "project's choice).",
+    "event_read_overlap_seconds": "How far before the previous read's time (the server's clock) a verification's next "
+    "read of that server's events starts: an entry's TimeGenerated is when the MTA submitted it and the event log "
+    "service writes it later (usually milliseconds; longer under load), so an entry stamped just before a read may "
+    "appear after it. 60 s, the project's choice; entries read twice count once (record number, id and time).",
 }
 
 SCHEDULE_STYLES = {0: "never", 1: "selected", 2: "always", 3: "remote"}

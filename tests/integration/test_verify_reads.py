@@ -22,19 +22,31 @@ import sys
 from conftest import XCONLAB
 
 WRAPPER = """#!{python}
-import json, subprocess, sys
-stats = json.loads(subprocess.run([{xconlab!r}, "stats"], capture_output=True, text=True, check=True).stdout)
+import json, os, subprocess, sys
+def lab(*args):
+    return json.loads(subprocess.run([{xconlab!r}, *args], capture_output=True, text=True, check=True).stdout)
+snapshot = lab("snapshot")
+record = {{"args": sys.argv[1:], "stats": lab("stats"), "time": snapshot["time"],
+          "walked": {{name: s["event_log_reads"] for name, s in snapshot["servers"].items()}}}}
+if {first!r} and not os.path.exists({log!r}):
+    lab("firewall", "apply", {first!r})
 with open({log!r}, "a", encoding="utf-8") as handle:
-    handle.write(json.dumps({{"args": sys.argv[1:], "stats": stats}}) + "\\n")
+    handle.write(json.dumps(record) + "\\n")
 sys.exit(subprocess.run([{xconlab!r}, *sys.argv[1:]]).returncode)
 """
 
 
-def _wrap_lab_control(lab):
-    """A control program that logs the lab's counters before each clock move; returns the log's path."""
+def _wrap_lab_control(lab, first_move=None):
+    """A control program that logs the lab's counters before each clock move (and applies the
+    firewall change record `first_move` before the first); returns its path and the log's."""
     log = str(lab.tmp / "advances.jsonl")
     path = lab.tmp / "xconlab-logged"
-    path.write_text(WRAPPER.format(python=sys.executable, xconlab=XCONLAB, log=log), encoding="utf-8")
+    record = ""
+    if first_move:
+        record = str(lab.tmp / "first-move.json")
+        with open(record, "w", encoding="utf-8") as handle:
+            json.dump(first_move, handle)
+    path.write_text(WRAPPER.format(python=sys.executable, xconlab=XCONLAB, log=log, first=record), encoding="utf-8")
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return str(path), log
 
@@ -74,3 +86,38 @@ def test_the_verification_reads_at_the_start_and_when_the_window_ends(lab):
     assert all(after[h] - before[h] <= 7 for h in after), (before, after)
     assert run.stdout.count("xcon_verify: ") == 1, [l for l in run.stdout.splitlines() if "xcon_verify" in l]
     assert os.path.isfile(os.path.join(lab.reports, "latest", "report.html"))
+
+
+BREAK = {"version": 1, "firewall": "FW1", "steps": [{"action": "remove_routed_path", "hosts": ["EXIN", "EXOUT"], "port": 102}]}
+
+
+def test_each_read_walks_the_event_log_from_the_previous_read_only(lab):
+    lab.up("kb.yml", time_scale=0)
+    lab.advance(35)
+    # the routed path the fix opened is taken away as the verification starts waiting: the link
+    # never passes, so the verification reads at 20, 25, ... 60 minutes
+    control, log = _wrap_lab_control(lab, first_move=BREAK)
+    run = lab.playbook(extra={"xcon_lab_control": control})
+    assert run.returncode != 0
+    (link,) = lab.report()["links"]
+    details = link["verification"]["details"]
+    assert link["verification"]["state"] == "failed" and details["new_refusals"] > 0, link["verification"]
+    snapshot = lab.snapshot()
+    with open(log, encoding="utf-8") as handle:
+        moves = [json.loads(line) for line in handle]
+    reads = [m["time"] for m in moves[1:]] + [snapshot["time"]]   # the full reads, on the lab's clock
+    assert len(reads) == 9 and _minutes(moves[0]["time"], reads[-1]) == 60, [m["args"] for m in moves]
+    previous = [moves[0]["time"]] + reads[:-1]                    # the baseline, then each full read
+    for name, server in snapshot["servers"].items():
+        walked = server["event_log_reads"] - moves[0]["walked"][name]
+        # each read walks the entries from a minute before the previous read's time on (and the
+        # first older one, where the walk stops) - not every entry since the audit, again and again
+        bound = sum(1 + sum(1 for e in server["events"] if _minutes(before, e["time"]) >= -1 and e["time"] <= at)
+                    for before, at in zip(previous, reads))
+        again = sum(sum(1 for e in server["events"] if moves[0]["time"] <= e["time"] <= at) for at in reads)
+        assert 0 < walked <= bound < again, (name, walked, bound, again)
+    # the refusals the reads saw are the lab's: every one after the change is in the report's timeline
+    refusals = {(e["host"], e["time"], e["id"]) for e in link["timeline"]["events"] if e["id"] in (1290, 289, 1294, 1293)}
+    logged = {(name, e["time"], e["id"]) for name, s in snapshot["servers"].items() for e in s["events"]
+              if e["id"] in (1290, 289, 1294, 1293) and moves[0]["time"] <= e["time"] <= reads[-1]}
+    assert logged and logged <= refusals, sorted(logged - refusals)[:5]

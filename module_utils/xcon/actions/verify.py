@@ -1,9 +1,10 @@
 """xcon_verify: prove by observation that mail flows again on every changed link.
 
-Per poll, one WinRM command per involved server reads its MTA evidence; a link passes when the
+Per read, one WinRM command per involved server reads its MTA evidence; a link passes when the
 outside server's queue for the link is empty and no refusal (1290/289/1294 outside, 1293
-inside) is newer than the change plus the settle time.  Against the lab, waiting advances the
-emulated clock (`xconlab advance`) instead of sleeping.
+inside) is newer than the change plus the settle time, over its whole window.  When it reads and
+what it keeps of the events between reads: xcon.verify_reads.  Against the lab, waiting advances
+the emulated clock (`xconlab advance`) instead of sleeping.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from xcon import report_timeline as xtimeline
 from xcon import state as xstate
 from xcon import verify_reads
 from xcon.action import XconAction
+from xcon.profile import get_profile
 from xcon.specs import VERIFY
 
 display = Display()
@@ -64,6 +66,9 @@ class ActionModule(XconAction):
         for link in links:
             for name, when in ((link.get("timeline") or {}).get("audit") or {}).items():
                 audit[name] = min(audit.get(name, when), when)
+        # Later reads start where the previous one ended, on that server's clock, and the judge sees
+        # the union of every read (xcon.verify_reads.EventUnion).
+        union = verify_reads.EventUnion(audit, get_profile("5.5")["assumptions"]["event_read_overlap_seconds"])
         readers = self._readers(task_vars, inventory)
         unreadable = {}
 
@@ -71,7 +76,7 @@ class ActionModule(XconAction):
             if isinstance(readers[inv_host], Exception):
                 raise readers[inv_host]
             client, server, version = readers[inv_host]
-            return gather.read_evidence(client, server, version, window, since=audit.get(inventory[inv_host]))
+            return gather.read_evidence(client, server, version, window, since=union.since(inventory[inv_host]))
 
         def read_all(names, window):
             # A server that cannot be read fails its links' verification (with the reason), not
@@ -89,12 +94,12 @@ class ActionModule(XconAction):
 
         polls = []  # (controller time, evidence by server) of every read, for the report's timeline
         started = {}
-        observed = {}  # server -> its latest read
+        observed = {}  # server -> its latest read, with the events of all its reads (the union)
 
         def take(names, window):
             polls.append((xtimeline.controller_now(), read_all(names, window)))
             for name, ev in polls[-1][1].items():
-                observed[name] = ev
+                observed[name] = union.add(name, ev)
                 started.setdefault(name, ev["now"])
             return polls[-1][1]
 
