@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -97,8 +98,10 @@ def _shown(match):
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+@functools.lru_cache(maxsize=8192)
 def inert(text):
-    """`text` with every terminal control and bidirectional formatting character written as an escape."""
+    """`text` with every terminal control and bidirectional formatting character written as an escape.
+    (Remembered: the HTML report prints the same server names and codes thousands of times.)"""
     return _ACTIVE.sub(_shown, text)
 
 

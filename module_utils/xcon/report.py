@@ -17,6 +17,7 @@ import textwrap
 
 from xcon import mask as xmask
 from xcon import report_html
+from xcon import report_json
 from xcon import state as xstate
 from xcon import topology as xtopology
 
@@ -183,30 +184,8 @@ def write_report(report, report_dir, secrets=(), latest=True):
     return paths
 
 
-_BRACKETS = frozenset("{}[]")
-
-
-def dumps(report):
-    """report.json's text: indented, keys sorted, and each object of scalars on one line (a fleet's
-    timeline events and queue readings are thousands of them: one per line keeps the file small).
-    An object is joined only when none of its lines holds a bracket, so no string value is touched
-    (a newline inside a string is always escaped)."""
-    lines = json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False).split("\n")
-    out, index = [], 0
-    while index < len(lines):
-        line = lines[index]
-        if line.endswith("{"):
-            close = index + 1
-            while close < len(lines) and not _BRACKETS.intersection(lines[close]):
-                close += 1
-            if close < len(lines) and close > index + 1 and lines[close].strip() in ("}", "},"):
-                members = " ".join(member.strip() for member in lines[index + 1:close])
-                out.append(f"{line}{members}{lines[close].strip()}")
-                index = close + 1
-                continue
-        out.append(line)
-        index += 1
-    return "\n".join(out) + "\n"
+# report.json's text (indented, keys sorted, each object of scalars on one line): xcon.report_json.
+dumps = report_json.dumps
 
 
 DEFAULT_REPORT_DIR = os.path.join(os.path.dirname(os.path.dirname(DOCS_FINDINGS)), "reports")

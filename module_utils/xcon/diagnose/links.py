@@ -149,18 +149,35 @@ def discover_links(servers, firewalls):
     """Every pair of servers joined by connectors naming each other; see the module docstring."""
     names = sorted(servers, key=norm)
     links = []
-    for index, a in enumerate(names):
-        for b in names[index + 1:]:
-            a_to_b = connectors_to(servers[a], b, servers[b])
-            b_to_a = connectors_to(servers[b], a, servers[a])
-            if not a_to_b and not b_to_a:
-                continue
-            firewall, inside = firewall_between(firewalls, a, b)
-            if firewall is None:
-                inside = a
-            outside = b if inside == a else a
-            links.append(_new_link(servers, inside, outside, firewall))
+    for a, b in _named_pairs(servers, names):
+        a_to_b = connectors_to(servers[a], b, servers[b])
+        b_to_a = connectors_to(servers[b], a, servers[a])
+        if not a_to_b and not b_to_a:
+            continue
+        firewall, inside = firewall_between(firewalls, a, b)
+        if firewall is None:
+            inside = a
+        outside = b if inside == a else a
+        links.append(_new_link(servers, inside, outside, firewall))
     return sorted(links, key=lambda link: norm(link["id"]))
+
+
+def _named_pairs(servers, names):
+    """The pairs (a, b) of `names` (a before b) where a connector of one names the other as its
+    remote MTA (by inventory name or server name, as connectors_to matches), in the order of
+    `names`: found from an index of those names, not by trying every pair of the fleet."""
+    by_key = {}
+    for name in names:
+        for key in {norm(name), norm((servers[name] or {}).get("name"))} - {""}:
+            by_key.setdefault(key, []).append(name)
+    order = {name: index for index, name in enumerate(names)}
+    pairs = set()
+    for a in names:
+        for connector in (servers[a] or {}).get("connectors") or []:
+            for b in by_key.get(norm(connector.get("remote_mta")), ()):
+                if b != a:
+                    pairs.add((a, b) if order[a] < order[b] else (b, a))
+    return sorted(pairs, key=lambda pair: (order[pair[0]], order[pair[1]]))
 
 
 def _new_link(servers, inside, outside, firewall):
