@@ -38,3 +38,20 @@ def test_a_server_that_failed_its_read_is_read_again_every_poll_interval_before_
     assert _schedule(20, 5, 60, failing=(0,))[:2] == [(5, False), (20, True)]
     # a probe never replaces the read that decides
     assert _schedule(7, 5, 60, failing=(0, 5))[:3] == [(5, False), (7, True), (12, True)]
+
+
+def test_real_time_waits_whole_minutes_in_poll_intervals_with_a_line_each(monkeypatch):
+    from xcon import clock
+    from xcon.actions import verify
+
+    waits, lines = [], []
+    monkeypatch.setattr(clock, "wait_minutes", lambda control, minutes: waits.append((control, minutes)))
+    monkeypatch.setattr(verify.display, "display", lines.append)
+    # real servers: the 20 minutes to the window's end are slept in full, a progress line every 5
+    verify.ActionModule._wait("", 0, 20, 5, 60, 20)
+    assert waits == [("", 5)] * 4 and len(lines) == 3 and lines[0].startswith("xcon_verify: 5/60 min: no read until 20 min")
+    # the lab: one move of its clock, the same minutes
+    waits.clear()
+    lines.clear()
+    verify.ActionModule._wait("/lab/xconlab", 0, 20, 5, 60, 20)
+    assert waits == [("/lab/xconlab", 20)] and lines == []
