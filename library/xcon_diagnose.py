@@ -85,6 +85,12 @@ options:
     type: str
     choices: [finish, rollback]
     default: finish
+  preview_on_servers:
+    description:
+      - In check mode, whether the change plays also run on the Exchange servers (C(xcon_preview_on_servers)).
+      - When false, RV(planned) holds only the firewalls' entries under --check (only their change plays run).
+    type: bool
+    default: true
 notes:
   - Check mode - supported; it only writes the report.
 """
@@ -136,6 +142,7 @@ planned:
     - The roles read a server's entries from its host variable C(xcon_diagnose_planned) (set from C(changes) by xcon_diagnose's add_host task).
     - For an Exchange server, C(mta_service) is its MTA service's name from the Exchange version's profile
       (host variable C(xcon_diagnose_mta_service); the MTA restart role names it to the operator).
+    - In check mode with O(preview_on_servers=false), only the firewalls' entries (the whole plan is in RV(diagnosis_file)).
   returned: always
   type: dict
   sample: {"ex-in-01": {"groups": ["xcon_targets", "xcon_targets_precondition"], "changes": {"precondition": []}, "mta_service": "MSExchangeMTA"}}

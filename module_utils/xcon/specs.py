@@ -94,6 +94,7 @@ DIAGNOSE = {
     "saved_run_dir": {"type": "path"},
     "state_dir": {"type": "path"},
     "open_transactions": {"type": "str", "default": "finish", "choices": ["finish", "rollback"]},
+    "preview_on_servers": {"type": "bool", "default": True},
 }
 
 VERIFY = {

@@ -59,3 +59,28 @@ def test_verify_takes_the_file_or_links_inline_without_the_skipped_links(tmp_pat
     assert [l["id"] for l in links] == ["A<->B"] and [e["id"] for e in plan] == ["A<->B#1"]
     links, plan = diagnosis_file.links_and_plan({"links": _diagnosis()["links"], "plan": _diagnosis()["plan"], "skip_links": []})
     assert [l["id"] for l in links] == ["A<->B", "C<->D"] and len(plan) == 2
+
+
+def _kb_run(tmp_path, check_mode, preview):
+    from diagnose_helpers import Topology
+    from xcon.actions.diagnose import diagnose_and_report
+
+    topo = Topology.kb()
+    servers = topo.servers()
+    for name, server in servers.items():
+        server.update(inventory_host=name, write_access=True, name=name, exchange_version="5.5", address=None, fqdn=None)
+    args = {"queue_threshold": 10, "reverse_connector_name": "", "address_type": "ip", "firewall_changes_possible": True,
+            "transparency_off_acknowledged": False, "workaround": "firewall_tunnel", "exchange_hosts": sorted(servers),
+            "firewall_hosts": ["FW1"], "state_dir": None, "run_id": "20260105T090000Z-abcdef",
+            "run_dir": str(tmp_path / "20260105T090000Z-abcdef"), "saved_run_dir": None, "preview_on_servers": preview}
+    return diagnose_and_report(servers, [topo.firewall], args, check_mode, "0.1.0")
+
+
+def test_under_check_only_the_firewalls_plans_are_registered_unless_the_servers_preview(tmp_path):
+    audit = _kb_run(tmp_path, check_mode=True, preview=False)
+    assert set(audit["targets"]) == {"EXIN", "EXOUT", "FW1"} and set(audit["planned"]) == {"FW1"}
+    assert {"EXIN", "FW1"} <= set(_kb_run(tmp_path, check_mode=True, preview=True)["planned"])
+    assert set(_kb_run(tmp_path, check_mode=False, preview=False)["planned"]) == {"EXIN", "EXOUT", "FW1"}
+    # the whole plan is in the file either way
+    whole = diagnosis_file.load(audit["diagnosis_file"])
+    assert {e["target"] for e in whole["plan"]} == {"EXIN", "EXOUT", "FW1"}

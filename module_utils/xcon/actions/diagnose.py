@@ -118,6 +118,10 @@ def diagnose_and_report(servers, firewalls, args, check_mode, tool_version, rout
                 targets.add(host)
     targets = sorted(targets)
     planned = planned_by_target(plan, targets)
+    if check_mode and not args.get("preview_on_servers", True):
+        # Under --check only the firewalls' change plays run (their records are rendered): the
+        # Exchange servers' entries would be registered and copied by Ansible for nothing.
+        planned = {host: entry for host, entry in planned.items() if host in set(args["firewall_hosts"])}
     # Each Exchange target's MTA service, from its version's profile (MSExchangeMTA on 5.5): the
     # restart role names it to the operator when it restarts the service or leaves it pending.
     versions = {d["inventory_host"]: d["exchange_version"] for d in servers.values()}
