@@ -139,6 +139,22 @@ class XconAction(ActionBase):
         cache[endpoint] = winrm_options.resolve(variables, self._templar, keys, self._play_context)
         return cache[endpoint]
 
+    @staticmethod
+    def host_view(task_vars, host):
+        """What a fleet task reads as `host`'s own variables (inventory_hostname, hostvars, groups)."""
+        return {"inventory_hostname": host, "hostvars": task_vars.get("hostvars", {}), "groups": task_vars.get("groups", {})}
+
+    @staticmethod
+    def fleet_pool(size):
+        """The thread pool of a fleet task: as many threads as Ansible's forks (at most `size`)."""
+        import concurrent.futures
+
+        from ansible import constants as C
+        from ansible import context
+
+        workers = max(1, min(size, int(context.CLIARGS.get("forks") or C.DEFAULT_FORKS)))
+        return concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+
     def winrm_client(self, task_vars, management_host=None, connection_vars=None):
         """A client for the host of `task_vars` (or its management host). `connection_vars`: the task's
         own variables when `task_vars` is another host's view (xcon_connector_info's fleet read)."""

@@ -58,6 +58,8 @@ MTA_SERVICE = dict(
     state={"type": "str", "default": "started", "choices": ["started", "restarted", "query"]},
     restart_marker={"type": "path"},
     timeout={"type": "int", "default": 300},  # the restart's stops together, and each start (seconds)
+    fleet={"type": "list", "elements": "str"},  # every host of the play, from one task (state restarted)
+    restart_marker_dir={"type": "path"},  # with fleet: each host's marker is <dir>/<host>
 )
 
 FIREWALL_FACTS = {

@@ -54,3 +54,53 @@ def test_a_failed_backup_stops_only_the_links_of_its_server(lab):
     with open(os.path.join(backup, "EXIN001.json"), encoding="utf-8") as handle:
         saved = json.load(handle)
     assert saved["inventory_host"] == "EXIN001" and saved["raw"], saved.keys()
+
+
+def _recap(run):
+    return {host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
+            for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", run.stdout, re.M)}
+
+
+def test_a_failed_restart_fails_its_server_and_neither_stops_nor_hides_the_others(lab):
+    _links(lab, 2)
+    # EXIN002's commands: audit, back-up, the Stack repoint's read and write, then its MTA restart:
+    # the connection drops as the restart's shell opens (9 requests per command)
+    lab.ctl("fault", "EXIN002", "drop-after", str(4 * 9 + 2))
+    run = lab.playbook()
+    assert run.returncode != 0, run.stdout[-3000:]
+    text = " ".join(run.stdout.split())
+    recap = _recap(run)
+    assert recap["EXIN002"]["failed"] == 1, recap
+    assert all(recap[h]["failed"] == 0 for h in ("EXIN001", "EXOUT001", "EXOUT002")), recap
+    assert re.search(r"fatal: \[EXIN002\] This server's MTA restart failed \(ansible.builtin.fail\): xcon_mta_service \(EXIN002\): ", text), \
+        run.stdout[-3000:]
+    services = {name: server["service"] for name, server in lab.snapshot()["servers"].items()}
+    # every other server was restarted, each once, in the same task
+    assert {h: services[h]["restarts"] for h in services} == {"EXIN001": 1, "EXOUT001": 1, "EXIN002": 0, "EXOUT002": 1}, services
+    report = lab.report()
+    links = {link["id"]: link for link in report["links"]}
+    stopped = links["EXIN002<->EXOUT002"]["transaction"]["stopped_at"]
+    assert stopped["host"] == "EXIN002" and stopped["step"] == "restart", stopped
+    fixed = links["EXIN001<->EXOUT001"]
+    assert fixed["transaction"]["state"] == "complete" and fixed["verification"]["state"] == "passed", fixed["transaction"]
+    assert set(fixed["mta_restarts"]) == {"EXIN001", "EXOUT001"} and all(r["restarted"] for r in fixed["mta_restarts"].values())
+    # the restart that did not happen stays pending for the re-run
+    assert links["EXIN002<->EXOUT002"]["mta_restart"] == "pending", links["EXIN002<->EXOUT002"].get("mta_restart")
+
+
+def test_each_server_keeps_its_own_permission_to_restart(lab):
+    _links(lab, 2)
+
+    def forbid(inventory):
+        inventory["all"]["children"]["xcon_exchange"]["hosts"]["EXIN002"]["xcon_allow_mta_restart"] = False
+
+    lab.edit_inventory(forbid)
+    run = lab.playbook()
+    text = " ".join(run.stdout.split())
+    services = {name: server["service"]["restarts"] for name, server in lab.snapshot()["servers"].items()}
+    # the one restart task restarts the servers that may be restarted, and only those
+    assert services == {"EXIN001": 1, "EXOUT001": 1, "EXIN002": 0, "EXOUT002": 1}, services
+    assert "EXIN002: MSExchangeMTA needs a restart for the changes to take effect; left pending" in text, run.stdout[-3000:]
+    links = {link["id"]: link for link in lab.report()["links"]}
+    assert links["EXIN002<->EXOUT002"]["mta_restart"] == "pending", links["EXIN002<->EXOUT002"].get("mta_restart")
+    assert links["EXIN001<->EXOUT001"]["verification"]["state"] == "passed"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime as _dt
 import os
 
-from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 
 from xcon import directory_route
@@ -64,15 +62,12 @@ class ActionModule(XconAction):
         arguments resolved here one after the other, then the commands from a thread pool of `forks`
         threads; each host's full result goes to result_dir/<host>.json. Returns {"hosts": {host:
         summary}} (a failed host's summary carries xcon_error)."""
-        from ansible import context
-
         hosts = [str(h) for h in args["fleet"]]
         jobs, out = {}, {}
         servers = self.exchange_servers(task_vars)  # once: every host's route is found in it
         # Each host's command is sent as soon as its settings are resolved: the threads work the wire
         # while this thread resolves the next hosts (only this thread templates or loads plugins).
-        workers = max(1, min(len(hosts), int(context.CLIARGS.get("forks") or C.DEFAULT_FORKS)))
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+        pool = self.fleet_pool(len(hosts))
         try:
             self._submit_fleet(args, task_vars, hosts, servers, pool, jobs, out)
             for host, future in jobs.items():
@@ -89,7 +84,7 @@ class ActionModule(XconAction):
         """Resolve each host's settings and arguments (this thread) and submit its read to `pool`
         (jobs[host] = its future); a host whose values are wrong is not read (out[host])."""
         for host in hosts:
-            view = {"inventory_hostname": host, "hostvars": task_vars.get("hostvars", {}), "groups": task_vars.get("groups", {})}
+            view = self.host_view(task_vars, host)
             own = dict(args, fleet=None, server=None, management_host=None,
                        exchange_version=str(self.host_var(view, "xcon_exchange_version", "5.5")),
                        evidence_window_minutes=self._window(args, view),

@@ -106,7 +106,10 @@ class ActionModule(XconAction):
                 if isinstance(entry, dict) and entry.get("id") and not item.get("skipped"):
                     record("outcomes", entry["id"], host_outcome(item, host))
         restart = self.host_var(task_vars, "xcon_mta_restart_result", None, host=host)
-        if isinstance(restart, dict) and not restart.get("skipped"):
+        # the play's one fleet task (role xcon_mta_restart): a server it did not restart (nothing
+        # pending, withheld, not allowed) has no outcome there
+        fleet = restart.get("hosts") if isinstance(restart, dict) else None
+        if isinstance(restart, dict) and not restart.get("skipped") and (not isinstance(fleet, dict) or host in fleet):
             record("restarts", host, host_outcome(restart, host))
 
     def _operator_outcome(self, args, task_vars, entry):

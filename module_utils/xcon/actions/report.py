@@ -12,6 +12,7 @@ from xcon import report_timeline as xtimeline
 from xcon import state as xstate
 from xcon import transaction as txn
 from xcon.action import XconAction
+from xcon.audit_results import own_result
 from xcon.specs import REPORT
 
 
@@ -200,7 +201,7 @@ class ActionModule(XconAction):
         """What each server's MTA restart did (xcon_mta_restart_result.service), by server name."""
         found = {}
         for host in args["exchange_hosts"]:
-            registered = self.host_var(task_vars, "xcon_mta_restart_result", None, host=host)
+            registered = own_result(self.host_var(task_vars, "xcon_mta_restart_result", None, host=host), host)
             service = registered.get("service") if isinstance(registered, dict) else None
             if isinstance(service, dict) and "dependents" in service:
                 name = str(self.host_var(task_vars, "xcon_server_name", host=host) or host)
@@ -213,8 +214,13 @@ class ActionModule(XconAction):
         marker is removed only by a restart that was done)."""
         pending = set()
         for host in args["exchange_hosts"]:
-            if self.host_var(task_vars, "xcon_restart_pending", False, host=host) or \
-                    xstate.restart_pending(xstate.restart_marker(args["state_dir"], host)):
+            # the fact stays set after a fleet restart (one task cannot set another host's facts):
+            # a restart that was done clears it, as xcon_mta_service clears a single host's
+            restart = own_result(self.host_var(task_vars, "xcon_mta_restart_result", None, host=host), host)
+            service = restart.get("service") if isinstance(restart, dict) else None
+            restarted = isinstance(service, dict) and bool(service.get("restarted", True))
+            fact = self.host_var(task_vars, "xcon_restart_pending", False, host=host) and not restarted
+            if fact or xstate.restart_pending(xstate.restart_marker(args["state_dir"], host)):
                 pending.add(str(self.host_var(task_vars, "xcon_server_name", host=host) or host))
         return pending
 
