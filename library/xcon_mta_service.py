@@ -82,6 +82,11 @@ hosts:
   returned: when fleet is set
   type: dict
   sample: {EXIN: {service: {name: MSExchangeMTA, state: Running, restarted: true}, changed: true, winrm_commands: 1}}
+fleet:
+  description: With O(fleet) - every host the task considered (O(fleet)).
+  returned: when fleet is set
+  type: list
+  elements: str
 failed_hosts:
   description: With O(fleet) - the hosts whose restart failed, with the reason.
   returned: when fleet is set

@@ -114,6 +114,21 @@ class XconAction(ActionBase):
         value = self._templar.template(value) if isinstance(value, str) else value
         return plain(value) if isinstance(value, (dict, list)) else value
 
+    def fleet_var(self, task_vars, name, host):
+        """`host`'s registered result `name`, read once for a whole fleet task: a run_once task
+        registers one result (one entry per host under ``hosts``; ``fleet``: every host it covered,
+        default the keys of ``hosts``) on every host of its play, and each host's read templates and
+        copies the whole fleet's result, so reading it per host would grow with the square of the
+        fleet.  A host the cached result does not cover is read as its own."""
+        cache = self.__dict__.setdefault("_xcon_fleet", {})
+        known = cache.get(name)
+        if known is not None and host in (known.get("fleet") or known["hosts"]):
+            return known
+        value = self.host_var(task_vars, name, None, host=host)
+        if isinstance(value, dict) and isinstance(value.get("hosts"), dict):
+            cache[name] = value
+        return value
+
     def connection_for(self, task_vars, endpoint=None):
         """The WinRM settings of `endpoint` (an inventory host; default the task's host), as
         Ansible's winrm connection plugin resolves them (`xcon.winrm_options`).

@@ -54,3 +54,17 @@ def test_the_gate_takes_each_hosts_outcome_from_a_fleet_task_or_its_own_task():
     assert host_outcome({"failed": True, "msg": "state file damaged"}, "EXIN") == {"ok": False, "reason": "state file damaged"}
     assert host_outcome({"changed": True}, "EXIN") == {"ok": True, "reason": ""}
     assert host_outcome({"unreachable": True, "msg": "gone"}, "EXIN") == {"ok": False, "reason": "gone"}
+
+
+def test_a_fleet_result_is_read_once_for_the_hosts_it_covers():
+    from xcon.action import XconAction
+
+    fleet = {"hosts": {"EXIN": {"changed": True}}, "fleet": ["EXIN", "EXOUT"]}
+    registered = {"EXIN": fleet, "EXOUT": fleet, "EXOTHER": {"skipped": True}}
+    reads = []
+    action = XconAction.__new__(XconAction)
+    action.host_var = lambda task_vars, name, default=None, host=None: reads.append(host) or registered.get(host)
+    assert action.fleet_var({}, "xcon_mta_restart_result", "EXIN") is fleet
+    assert action.fleet_var({}, "xcon_mta_restart_result", "EXOUT") is fleet  # covered (not restarted): no read
+    assert action.fleet_var({}, "xcon_mta_restart_result", "EXOTHER") == {"skipped": True}  # not covered: its own
+    assert reads == ["EXIN", "EXOTHER"]

@@ -93,7 +93,7 @@ class ActionModule(XconAction):
             seen = journal[kind].get(key) or {}
             journal[kind][key] = dict(outcome, at=seen["at"] if seen.get("at") and seen.get("ok") == outcome["ok"] else now)
 
-        backup = self.host_var(task_vars, "xcon_backup_result", None, host=host)
+        backup = self.fleet_var(task_vars, "xcon_backup_result", host)
         if isinstance(backup, dict) and not backup.get("skipped"):
             record("backups", host, host_outcome(backup, host))  # the play's one fleet task (role xcon_backup)
         changes = self.host_var(task_vars, "xcon_change_results", None, host=host)
@@ -105,7 +105,7 @@ class ActionModule(XconAction):
                 entry = item.get("item") if isinstance(item, dict) else None
                 if isinstance(entry, dict) and entry.get("id") and not item.get("skipped"):
                     record("outcomes", entry["id"], host_outcome(item, host))
-        restart = self.host_var(task_vars, "xcon_mta_restart_result", None, host=host)
+        restart = self.fleet_var(task_vars, "xcon_mta_restart_result", host)
         # the play's one fleet task (role xcon_mta_restart): a server it did not restart (nothing
         # pending, withheld, not allowed) has no outcome there
         fleet = restart.get("hosts") if isinstance(restart, dict) else None

@@ -91,7 +91,7 @@ class ActionModule(XconAction):
                     out[host] = self._failure(host, exc, 1)
         finally:
             pool.shutdown(wait=True)
-        return {"hosts": out, "changed": any(r.get("changed") for r in out.values()), "left_pending": left_pending,
+        return {"hosts": out, "fleet": hosts, "changed": any(r.get("changed") for r in out.values()), "left_pending": left_pending,
                 "failed_hosts": {h: r["msg"] for h, r in out.items() if r.get("failed")},
                 "winrm_commands": sum(r.get("winrm_commands", 0) for r in out.values())}
 

@@ -201,7 +201,7 @@ class ActionModule(XconAction):
         """What each server's MTA restart did (xcon_mta_restart_result.service), by server name."""
         found = {}
         for host in args["exchange_hosts"]:
-            registered = own_result(self.host_var(task_vars, "xcon_mta_restart_result", None, host=host), host)
+            registered = own_result(self.fleet_var(task_vars, "xcon_mta_restart_result", host), host)
             service = registered.get("service") if isinstance(registered, dict) else None
             if isinstance(service, dict) and "dependents" in service:
                 name = str(self.host_var(task_vars, "xcon_server_name", host=host) or host)
@@ -216,7 +216,7 @@ class ActionModule(XconAction):
         for host in args["exchange_hosts"]:
             # the fact stays set after a fleet restart (one task cannot set another host's facts):
             # a restart that was done clears it, as xcon_mta_service clears a single host's
-            restart = own_result(self.host_var(task_vars, "xcon_mta_restart_result", None, host=host), host)
+            restart = own_result(self.fleet_var(task_vars, "xcon_mta_restart_result", host), host)
             service = restart.get("service") if isinstance(restart, dict) else None
             restarted = isinstance(service, dict) and bool(service.get("restarted", True))
             fact = self.host_var(task_vars, "xcon_restart_pending", False, host=host) and not restarted
