@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 
 from xcon import diagnose as dx
+from xcon.diagnose import links as dlinks
 from xcon.mask import inert
 
 OBSERVED_REFUSAL_CODES = (dx.TRANSPARENCY_REFUSAL,)
@@ -53,14 +54,26 @@ def _connector(connector, role):
             "schedule": schedule, "opens": schedule not in ("remote", "never", None)}
 
 
-def _firewall(firewall):
+def _firewall(firewall, sides=None):
+    """The firewall's part of a picture: its rules on the MTA port; with the link's `sides`, and the
+    firewall indexed for the analysis under way (xcon.diagnose.links.indexed), only the candidates
+    for the link's own rules (_own_rules keeps those), not a copy of every link's."""
     if not firewall:
         return None
     interfaces = firewall.get("interfaces") or {}
+    entry = dlinks.index_of(firewall) if sides else None
+    if entry is not None:
+        passers, routed = entry.own_rules(_ids(sides["inside"]) | _ids(sides["outside"]), _stacks(sides), dx.X400_PORT)
+    else:
+        passers = [p for p in firewall.get("passers") or [] if int(p.get("port", dx.X400_PORT)) == dx.X400_PORT]
+        routed = [p for p in firewall.get("routed_paths") or [] if int(p.get("port", dx.X400_PORT)) == dx.X400_PORT]
     return {"name": firewall.get("name"), "internal": interfaces.get("internal"), "external": interfaces.get("external"),
             "client_transparency": bool(firewall.get("client_transparency")),
-            "passers": [dict(p) for p in firewall.get("passers") or [] if int(p.get("port", dx.X400_PORT)) == dx.X400_PORT],
-            "routed_paths": [dict(p) for p in firewall.get("routed_paths") or [] if int(p.get("port", dx.X400_PORT)) == dx.X400_PORT]}
+            "passers": [dict(p) for p in passers], "routed_paths": [dict(p) for p in routed]}
+
+
+def _stacks(pic):
+    return {dx.norm(c.get("stack_address")) for role in ("inside", "outside") for c in pic[role]["connectors"]} - {""}
 
 
 def _own_rules(pic):
@@ -71,7 +84,7 @@ def _own_rules(pic):
     if not fw:
         return pic
     ours = _ids(pic["inside"]) | _ids(pic["outside"])
-    stacks = {dx.norm(c.get("stack_address")) for role in ("inside", "outside") for c in pic[role]["connectors"]} - {""}
+    stacks = _stacks(pic)
     fw["passers"] = [p for p in fw["passers"] if dx.norm(p.get("target")) in ours or dx.norm(p.get("address")) in stacks]
     fw["routed_paths"] = [p for p in fw["routed_paths"] if {dx.norm(h) for h in p.get("hosts") or []} <= ours]
     return pic
@@ -79,8 +92,8 @@ def _own_rules(pic):
 
 def picture(link, servers, firewall):
     """The link as read, with its paths judged by the model and the diagnosis' observations."""
-    pic = _own_rules({"inside": _side(link, "inside", servers), "outside": _side(link, "outside", servers),
-                      "firewall": _firewall(firewall)})
+    sides = {"inside": _side(link, "inside", servers), "outside": _side(link, "outside", servers)}
+    pic = _own_rules(dict(sides, firewall=_firewall(firewall, sides)))
     observed = {f.get("host") for f in link.get("findings") or []
                 if f.get("code") in OBSERVED_REFUSAL_CODES and f.get("severity") == "error"}
     pic["paths"] = _paths(pic, {role for role in ("inside", "outside") if pic[role]["host"] in observed})

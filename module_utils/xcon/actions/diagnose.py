@@ -14,6 +14,7 @@ from ansible.errors import AnsibleActionFail
 
 from xcon import diagnose as xdiag
 from xcon import diagnosis_file as xdiagnosis_file
+from xcon.diagnose import links as xlinks
 from xcon import directory_route
 from xcon import errors as xerr
 from xcon import evidence as xev
@@ -232,6 +233,11 @@ def analyse(servers, firewalls, workaround, options, open_records=None, open_mod
 
     A link with an open transaction (`open_records`, xcon.open_transactions) gets no new plan: its
     recorded steps are finished (or, with `open_mode` rollback, undone) first."""
+    with xlinks.indexed(firewalls):   # each firewall's passers indexed once, not scanned per link
+        return _analysed(servers, firewalls, workaround, options, open_records, open_mode)
+
+
+def _analysed(servers, firewalls, workaround, options, open_records, open_mode):
     by_name = {xdiag.norm(f.get("name")): f for f in firewalls}
     links, plan, preflight = [], [], []
     for link in xdiag.diagnose(servers, firewalls, options, requested=workaround):

@@ -2,7 +2,86 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 from xcon.diagnose.codes import X400_PORT, norm
+
+# -- the firewalls' passers by target, for one analysis ---------------------------------------------
+# Every link asks which of the firewall's passers relay to its servers; a fleet's firewall has every
+# link's passers, so scanning them for each link grew with the square of the fleet (issue 19).
+# analyse() (xcon.actions.diagnose) indexes each firewall once for its run: `indexed(firewalls)`.
+_INDEX = contextvars.ContextVar("xcon_firewall_index", default=None)
+
+
+class _Passers:
+    """One firewall's passers by upper-cased target, their ports and their alias addresses."""
+
+    def __init__(self, firewall):
+        self.firewall = firewall
+        self.source = firewall.get("passers")
+        self.passers = list(self.source or [])
+        self.ports = [int(p.get("port", X400_PORT)) for p in self.passers]   # a bad port: no index, scans as before
+        self.by_target = {}
+        for index, passer in enumerate(self.passers):
+            self.by_target.setdefault(norm(passer.get("target")), []).append(index)
+        self.addresses = {norm(p.get("address")) for p in self.passers if p.get("address")}
+        self.by_address = {}
+        for index, passer in enumerate(self.passers):
+            self.by_address.setdefault(norm(passer.get("address")), []).append(index)
+        self.routed_source = firewall.get("routed_paths")
+        self.routed = list(self.routed_source or [])
+        self.routed_ports = [int(p.get("port", X400_PORT)) for p in self.routed]
+        self.by_host, self.hostless = {}, []
+        for index, path in enumerate(self.routed):
+            hosts = {norm(h) for h in path.get("hosts") or []}
+            for host in hosts:
+                self.by_host.setdefault(host, []).append(index)
+            if not hosts:
+                self.hostless.append(index)
+
+    def own_rules(self, ours, stacks, port):
+        """A link's candidates on `port`, in the firewall's order: the passers relaying to one of
+        `ours` or listening on one of `stacks`, the routed paths touching one of `ours` (and those
+        naming no host).  xcon.topology keeps those of the link."""
+        passers = sorted({i for key in ours for i in self.by_target.get(key, ())}
+                         | {i for key in stacks for i in self.by_address.get(key, ())})
+        routed = sorted({i for key in ours for i in self.by_host.get(key, ())} | set(self.hostless))
+        return ([self.passers[i] for i in passers if self.ports[i] == port],
+                [self.routed[i] for i in routed if self.routed_ports[i] == port])
+
+    def to(self, targets, port):
+        """The (passer, port) on `port` relaying to one of `targets` (upper-cased), in the firewall's order."""
+        found = sorted({i for target in targets for i in self.by_target.get(target, ())})
+        return [(self.passers[i], self.ports[i]) for i in found if self.ports[i] == port]
+
+
+@contextlib.contextmanager
+def indexed(firewalls):
+    """Within the block, the passer queries below read `firewalls`' passers from an index built here
+    (the firewalls must not change meanwhile; one that did is scanned again)."""
+    index = {}
+    for firewall in firewalls or []:
+        try:
+            index[id(firewall)] = _Passers(firewall)
+        except (AttributeError, TypeError, ValueError):
+            continue
+    token = _INDEX.set(index)
+    try:
+        yield
+    finally:
+        _INDEX.reset(token)
+
+
+def index_of(firewall):
+    """The firewall's index of the analysis under way (`indexed`), or None: scan it."""
+    entry = (_INDEX.get() or {}).get(id(firewall)) if firewall else None
+    if entry is None or entry.firewall is not firewall or firewall.get("passers") is not entry.source \
+            or len(entry.source or []) != len(entry.passers) or firewall.get("routed_paths") is not entry.routed_source \
+            or len(entry.routed_source or []) != len(entry.routed):
+        return None
+    return entry
+
 
 # -- server and connector helpers -----------------------------------------------------------------
 def identities(server, name=None):
@@ -65,6 +144,9 @@ def interface_addresses(firewall):
     other) and the alias addresses its service passers listen on (``passers[].address``)."""
     firewall = firewall or {}
     found = {norm(v) for v in (firewall.get("interfaces") or {}).values() if v}
+    entry = index_of(firewall)
+    if entry is not None:
+        return found | entry.addresses
     return found | {norm(p.get("address")) for p in firewall.get("passers") or [] if p.get("address")}
 
 
@@ -96,6 +178,12 @@ def listen_addresses(firewall, which, targets=None, port=X400_PORT):
     Stack may name: the interface address, and the alias address of each passer on the MTA port on that
     side (only those relaying to one of ``targets``, upper-cased names/addresses, when given)."""
     found = {interface_address(firewall, which)} - {""}
+    entry = index_of(firewall)
+    if entry is not None and targets is not None:
+        for passer, _ in entry.to(targets, port):
+            if passer.get("address") and norm(passer.get("interface")) == norm(which):
+                found.add(norm(passer.get("address")))
+        return found
     for passer in (firewall or {}).get("passers") or []:
         if (passer.get("address") and norm(passer.get("interface")) == norm(which)
                 and int(passer.get("port", X400_PORT)) == port
@@ -115,6 +203,9 @@ def relay_passers(firewall, servers, link, port=None):
     for side in ("inside", "outside"):
         host = link[side]["host"]
         targets |= identities(servers.get(host), host)
+    entry = index_of(firewall)
+    if entry is not None:
+        return [passer for passer, _ in entry.to(targets, port)]
     return [p for p in (firewall or {}).get("passers") or []
             if int(p.get("port", X400_PORT)) == port and norm(p.get("target")) in targets]
 
