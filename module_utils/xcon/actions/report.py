@@ -168,7 +168,7 @@ class ActionModule(XconAction):
         outcomes = {}
         for host in args["exchange_hosts"] + args["firewall_hosts"]:
             for name in args["change_results"]:
-                registered = self.host_var(task_vars, name, None, host=host)
+                registered = self.fleet_var(task_vars, name, host)  # a fleet task's result: read once
                 if not isinstance(registered, dict):
                     continue
                 for item in registered.get("results", []):
