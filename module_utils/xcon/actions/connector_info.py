@@ -59,9 +59,9 @@ class ActionModule(XconAction):
     # -- the fleet: every host of the play from this one task --------------------------------------
     def _fleet(self, args, task_vars):
         """Read every host of `fleet` (the play's hosts) from this one task: each host's settings and
-        arguments resolved here one after the other, then the commands from a thread pool of `forks`
-        threads; each host's full result goes to result_dir/<host>.json. Returns {"hosts": {host:
-        summary}} (a failed host's summary carries xcon_error)."""
+        arguments resolved here one after the other, each host's command handed to a thread pool of
+        `forks` threads as soon as they are; each host's full result goes to result_dir/<host>.json.
+        Returns {"hosts": {host: summary}} (a failed host's summary carries xcon_error)."""
         hosts = [str(h) for h in args["fleet"]]
         jobs, out = {}, {}
         servers = self.exchange_servers(task_vars)  # once: every host's route is found in it
