@@ -329,4 +329,7 @@ def read_evidence(client, server, version, window_minutes, since=None):
     `window_minutes`."""
     profile = get_profile(version)
     results = xops.raise_first_failure(run(client, xev.evidence_ops(server, profile, window_minutes, since=since)))
-    return decode_evidence(results, server, None if since else window_minutes, since)
+    evidence = decode_evidence(results, server, None if since else window_minutes, since)
+    # The op walks the log newest first and stops at MAX_EVENTS: older entries of the span may be unread.
+    evidence["events_truncated"] = len(results["events"].data.get("events") or []) >= xev.MAX_EVENTS
+    return evidence

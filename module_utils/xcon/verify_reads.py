@@ -79,7 +79,9 @@ class EventUnion:
             if event.get("record") is None:  # no record number: the same (time, id, text) n times in one read is n events
                 key = key + (counts[key],)
             kept.setdefault(key, event)
-        if evidence.get("now"):
+        # A read cut at the op's limit (gather.read_evidence) may have left the oldest entries of its
+        # span unread: the next read starts where this one did, so no span is ever skipped.
+        if evidence.get("now") and not evidence.get("events_truncated"):
             self.last_now[server] = evidence["now"]
         union = sorted(kept.values(), key=lambda e: (str(e.get("time")), e.get("record") or 0))
         return dict(evidence, events=union)

@@ -116,3 +116,13 @@ def test_the_judge_sees_what_a_read_of_everything_since_the_audit_shows():
                 judged = [Verify._judge(LINK, evidence, started, 0, {}, waited=20, window=20)["details"]
                           for evidence in (union_ev, full)]
                 assert judged[0] == judged[1]
+
+
+def test_a_read_cut_at_the_event_limit_does_not_move_where_the_next_read_starts():
+    # op_event_query walks the log newest first and stops at its limit: the entries of the span
+    # older than the last one returned were not read, so the next read must cover them again.
+    union = EventUnion({"EXOUT": _iso(0)}, 60)
+    union.add("EXOUT", {"now": _iso(600), "events": [{"id": 1290, "time": _iso(300), "record": 1}]})
+    assert union.since("EXOUT") == _iso(540)
+    union.add("EXOUT", {"now": _iso(1200), "events": [{"id": 1290, "time": _iso(1100), "record": 9}], "events_truncated": True})
+    assert union.since("EXOUT") == _iso(540)
