@@ -135,7 +135,7 @@ def from_audit(link, servers):
             starts.append(iso(evidence["since"]))
         events += link_events(evidence.get("events"), host, _connectors(link, side))
         queue += queue_points(link, side, evidence)
-    timeline = {"audit": audit, "events": _merge_events([events]), "queue": _unique(queue), "changes": []}
+    timeline = {"audit": audit, "events": _merge_events([events]), "queue": queue, "changes": []}  # finish() dedupes the queue
     return finish(timeline, start=min(starts) if starts else None)
 
 
@@ -240,7 +240,7 @@ def complete(link, polls=None, changes=None):
     omitted = timeline.pop("events_omitted", None)
     if polls:
         timeline["events"] = _merge_events([timeline.get("events") or [], polls.get("events") or []])
-        timeline["queue"] = _unique((timeline.get("queue") or []) + (polls.get("queue") or []))
+        timeline["queue"] = (timeline.get("queue") or []) + (polls.get("queue") or [])  # finish() dedupes it
     timeline["changes"] = list(changes or [])
     start = (timeline.get("window") or {}).get("start")
     return finish(timeline, start=start, omitted=omitted)
