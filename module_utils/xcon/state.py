@@ -79,12 +79,16 @@ class DamagedFile(StateError, ValueError):
 def read_json(path, default=None):
     if not path or not os.path.exists(path):
         return default
-    with open(path, encoding="utf-8") as handle:
-        try:
-            return json.load(handle)
-        except ValueError as exc:
-            raise DamagedFile(f"{path} is damaged (not JSON: {exc}); restore it or remove it if it holds nothing "
-                              "you need") from None
+    with open(path, "rb") as handle:
+        return _parse_json(path, handle.read())
+
+
+def _parse_json(path, data):
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise DamagedFile(f"{path} is damaged (not JSON: {exc}); restore it or remove it if it holds nothing "
+                          "you need") from None
 
 
 def checksum_path(path):
@@ -92,7 +96,8 @@ def checksum_path(path):
 
 
 def verify_checksum(path):
-    """Raise StateError unless `path` matches the SHA-256 recorded when it was written."""
+    """Raise StateError unless `path` matches the SHA-256 recorded when it was written; return the
+    bytes it checked (read once: read_verified_json parses them)."""
     sidecar = checksum_path(path)
     if not os.path.exists(path):
         raise StateError(f"{path} is missing")
@@ -101,15 +106,18 @@ def verify_checksum(path):
     with open(sidecar, encoding="utf-8") as handle:
         recorded = (handle.read().split() or [""])[0].lower()
     with open(path, "rb") as handle:
-        actual = hashlib.sha256(handle.read()).hexdigest()
+        data = handle.read()
+    actual = hashlib.sha256(data).hexdigest()
     if recorded != actual:
         raise StateError(f"{path} does not match its checksum (SHA-256 {actual}, recorded {recorded or 'nothing'}): "
                          "the file was changed or truncated after it was written")
+    return data
 
 
 def read_verified_json(path):
-    verify_checksum(path)
-    return read_json(path)  # checksum matched but the writer wrote garbage: DamagedFile names it
+    # the bytes that matched the checksum, parsed (not read a second time); checksum matched but
+    # the writer wrote garbage: DamagedFile names it
+    return _parse_json(path, verify_checksum(path))
 
 
 # -- restart markers --------------------------------------------------------------------------------

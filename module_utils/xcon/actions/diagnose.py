@@ -49,7 +49,7 @@ class ActionModule(XconAction):
                                    routes=self.exchange_servers(task_vars), audit_at=audit_at)
 
     def _inputs(self, args, task_vars):
-        servers, firewalls, fleet = {}, [], {}
+        servers, firewalls = {}, []
         saved = args.get("saved_run_dir")
         if saved:
             check_saved_run(saved)
@@ -57,15 +57,10 @@ class ActionModule(XconAction):
             name = str(self.host_var(task_vars, "xcon_server_name", host=host) or host)
             if saved:
                 audit = load_saved(saved, host)
-            elif host in fleet:
-                audit = load_result_file(fleet[host])
             else:
-                registered = self.host_var(task_vars, "xcon_audit_result", {}, host=host) or {}
-                if isinstance(registered.get("hosts"), dict):
-                    # the fleet read's result, registered on every host of its play: taken once, not
-                    # templated and copied again for each of its hosts (that grew with the square)
-                    fleet = registered["hosts"]
-                audit = load_result_file(own_result(registered, host))
+                # the fleet read's result, registered on every host of its play, is read once
+                # (fleet_var), not templated and copied again for each of its hosts
+                audit = load_result_file(own_result(self.fleet_var(task_vars, "xcon_audit_result", host) or {}, host))
             servers[name] = server_entry(name, host, audit, lambda var, default=None, h=host: self.host_var(task_vars, var, default, host=h))
         if saved:
             # offline: the firewall as that run saw it (its plan.json), not as it is today
