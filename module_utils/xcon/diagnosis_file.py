@@ -10,7 +10,6 @@ processing and the report task's templated arguments, seconds of controller CPU 
 
 from __future__ import annotations
 
-import json
 import os
 
 from xcon import mask as xmask
@@ -40,9 +39,7 @@ def write(run_dir, diagnosis):
     target = path(run_dir)
     # compact JSON (no indentation: the file is the tool's, and indenting 2 MB took 0.15 s); masking
     # is a second walk of the data only when a secret-like word occurs in it at all
-    text = json.dumps(diagnosis, ensure_ascii=False, default=str)
-    if not xmask.names_no_secret(text):
-        text = json.dumps(xmask.mask(diagnosis), ensure_ascii=False, default=str)
+    text = xmask.masked_json_text(diagnosis, ensure_ascii=False, default=str)
     xstate.write_checked_text(target, text + "\n", checksum=True)
     small = {key: diagnosis[key] for key in REGISTERED if key in diagnosis}
     small["link_status"] = {link["id"]: link.get("status") for link in diagnosis.get("links") or []}

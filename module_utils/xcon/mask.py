@@ -76,6 +76,15 @@ def mask_data(obj, secrets=()):
     return mask(obj, tuple(sorted(known, key=len, reverse=True)))
 
 
+def masked_json_text(obj, **dump_kw):
+    """`obj` masked as mask_data masks it, as JSON text (json.dumps with `dump_kw`): the text of `obj`
+    itself when it holds no secret-like word (one dump, no walk), else the text of its masked copy."""
+    text = json.dumps(obj, **dump_kw)
+    if names_no_secret(text):
+        return text
+    return json.dumps(mask_data(obj), **dump_kw)
+
+
 def plain_json(obj):
     """`obj` as compact JSON text with its characters as they are, or None when it is not plain
     JSON data (a value JSON cannot hold)."""

@@ -34,6 +34,13 @@ def test_the_registered_result_is_small_and_the_file_holds_everything(tmp_path):
     assert "s3cret-value" not in (tmp_path / "diagnosis.json").read_text(encoding="utf-8")
 
 
+def test_a_secret_value_quoted_in_a_message_is_masked_in_the_file_too(tmp_path):
+    # as in the report (xcon.mask.mask_data): the value of a secret-named key, wherever it recurs
+    diagnosis = dict(_diagnosis(), lines=["A<->B: logon as xcon with s3cret-value refused"])
+    diagnosis_file.write(str(tmp_path), diagnosis)
+    assert "s3cret-value" not in (tmp_path / "diagnosis.json").read_text(encoding="utf-8")
+
+
 def test_a_changed_or_missing_file_is_refused(tmp_path):
     path = diagnosis_file.write(str(tmp_path), _diagnosis())["diagnosis_file"]
     text = (tmp_path / "diagnosis.json").read_text(encoding="utf-8")
