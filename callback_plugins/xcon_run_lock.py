@@ -38,6 +38,10 @@ description:
 """
 
 
+# the actions whose results this callback reads (v2_runner_on_ok)
+WATCHED = frozenset(("xcon_run_lock", "xcon_diagnose", "xcon_link_gate", "xcon_report"))
+
+
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "aggregate"
@@ -68,7 +72,16 @@ class CallbackModule(CallbackBase):
             os.environ.pop(runlock.HELD_ENV, None)
 
     def v2_runner_on_ok(self, result):
-        action, res = result._task.action.rsplit(".", 1)[-1], result._result
+        # Only four actions matter here, and a few keys of their results: ansible-core makes each
+        # callback its own converted copy of a result when it first reads `result` (for the
+        # diagnosis, about 5 KB per link), so this callback reads the task's own result data when
+        # ansible-core has it (2.19: `_return_data`), and never copies another task's.
+        action = result._task.action.rsplit(".", 1)[-1]
+        if action not in WATCHED:
+            return
+        res = getattr(result, "_return_data", None)
+        if not isinstance(res, dict):
+            res = result._result
         if action == "xcon_run_lock":
             self._lock_result(res)
         elif action == "xcon_diagnose" and (res.get("report_paths") or {}).get("json"):
