@@ -111,19 +111,39 @@ class OpResult:
 
 
 # -- scripts -------------------------------------------------------------------------------------
+# The shipped scripts do not change while the controller runs: each file is read, and the directory
+# listed, once per process.  A fleet task builds one request per host from many threads, and every
+# read or listing there was a system call that gave up the interpreter lock and waited to take it
+# back behind the other threads (README "Performance").  Keyed by OPS_DIR as well, so a test that
+# points OPS_DIR elsewhere reads that directory.
+_SCRIPTS: dict[tuple[str, str], str] = {}
+_LISTINGS: dict[str, tuple[str, ...]] = {}
+
+
 def _read_script(filename: str) -> str:
-    with open(os.path.join(OPS_DIR, filename), "rb") as handle:
-        return handle.read().decode("utf-8")
+    key = (OPS_DIR, filename)
+    text = _SCRIPTS.get(key)
+    if text is None:
+        with open(os.path.join(OPS_DIR, filename), "rb") as handle:
+            text = _SCRIPTS[key] = handle.read().decode("utf-8")
+    return text
+
+
+def _listing() -> tuple[str, ...]:
+    names = _LISTINGS.get(OPS_DIR)
+    if names is None:
+        names = _LISTINGS[OPS_DIR] = tuple(sorted(os.listdir(OPS_DIR)))
+    return names
 
 
 def library_files() -> list[str]:
     """The runner's libraries shipped in files/ps (lib_<name>.ps1), sent with every request."""
-    return sorted(f for f in os.listdir(OPS_DIR) if f.startswith("lib_") and f.endswith(".ps1"))
+    return [f for f in _listing() if f.startswith("lib_") and f.endswith(".ps1")]
 
 
 def op_names() -> list[str]:
     """The op names shipped in files/ps (op_<name>.ps1)."""
-    return sorted(f[3:-4] for f in os.listdir(OPS_DIR) if f.startswith("op_") and f.endswith(".ps1"))
+    return sorted(f[3:-4] for f in _listing() if f.startswith("op_") and f.endswith(".ps1"))
 
 
 def command_line() -> str:
