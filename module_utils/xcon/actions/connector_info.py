@@ -206,7 +206,7 @@ class ActionModule(XconAction):
         """With result_file: the full result goes to the file, a summary is returned."""
         if not args.get("result_file"):
             return result
-        xstate.write_json_atomic(args["result_file"], mask(result), mode=0o600)
+        xstate.write_json_atomic(args["result_file"], mask(result), mode=0o600, compact=True)
         return ActionModule._summary(result, args["result_file"])
 
     @staticmethod
