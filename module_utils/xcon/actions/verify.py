@@ -187,10 +187,19 @@ class ActionModule(XconAction):
         return pending
 
     def _inventory_host(self, task_vars, server):
-        for host in task_vars.get("groups", {}).get("xcon_exchange", []):
-            if (self.host_var(task_vars, "xcon_server_name", host=host) or host).upper() == server.upper():
-                return host
-        raise AnsibleActionFail(f"server {server} is not in the inventory group xcon_exchange")
+        """The inventory host of Exchange server `server` (the first of group xcon_exchange whose
+        xcon_server_name, else name, it is).  The index is built once per task: scanning the group
+        for every side of every link grew with the square of the fleet (most of a 300-link
+        verification's controller time)."""
+        index = self.__dict__.get("_xcon_servers")
+        if index is None:
+            index = self._xcon_servers = {}
+            for host in task_vars.get("groups", {}).get("xcon_exchange", []):
+                index.setdefault(str(self.host_var(task_vars, "xcon_server_name", host=host) or host).upper(), host)
+        host = index.get(str(server).upper())
+        if host is None:
+            raise AnsibleActionFail(f"server {server} is not in the inventory group xcon_exchange")
+        return host
 
     @staticmethod
     def _judge(link, evidence, started, settle, unreadable=None, waited=0, window=0):
