@@ -91,6 +91,15 @@ options:
       - When false, RV(planned) holds only the firewalls' entries under --check (only their change plays run).
     type: bool
     default: true
+  final_report:
+    description:
+      - A final report (M(xcon_report)) follows in the same run. In check mode this module then writes
+        only C(report.json) (and its copy under C(latest/)), and the final report writes the whole report,
+        HTML page included, moments later; nothing changes in between (the page was rendered twice).
+      - Without a final report (the offline analysis, C(playbooks/audit.yml) alone) or outside check mode
+        (the audit's report is the record of the plan if the run stops during its changes), both files.
+    type: bool
+    default: false
 notes:
   - Check mode - supported; it only writes the report.
 """
@@ -166,7 +175,7 @@ lines:
   type: list
   elements: str
 report_paths:
-  description: The report files written.
+  description: The report files written (C(json), C(html); no C(html) when O(final_report) writes it in check mode).
   returned: always
   type: dict
 diff:

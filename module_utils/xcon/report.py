@@ -164,9 +164,9 @@ def validate_if_asked(report):
 
 
 # -- writing --------------------------------------------------------------------------------------
-def write_report(report, report_dir, secrets=(), latest=True):
+def write_report(report, report_dir, secrets=(), latest=True, html=True):
     """Write <dir>/<run_id>/report.{json,html} and (with `latest`) copies under <dir>/latest/;
-    return the paths."""
+    return the paths.  Without `html`, report.json only (a final report writes the page)."""
     report = mask_report(report, secrets)
     report["artifacts"] = artifacts(report, report_dir)
     validate_if_asked(report)
@@ -177,7 +177,9 @@ def write_report(report, report_dir, secrets=(), latest=True):
         base = "" if folder == str(report["run_id"]) else f"../{report['run_id']}/"
         docs = os.path.relpath(DOCS_FINDINGS, os.path.abspath(directory)).replace(os.sep, "/")
         # masked above: rendered as it is (render_html masks again for callers with their own dict)
-        for kind, text in (("json", text_json), ("html", report_html.render(report, base, docs))):
+        for kind, text in (("json", text_json), ("html", report_html.render(report, base, docs) if html else None)):
+            if text is None:
+                continue
             path = os.path.join(directory, f"report.{kind}")
             xstate.write_text_atomic(path, text)
             paths[prefix + kind] = path

@@ -97,6 +97,7 @@ DIAGNOSE = {
     "state_dir": {"type": "path"},
     "open_transactions": {"type": "str", "default": "finish", "choices": ["finish", "rollback"]},
     "preview_on_servers": {"type": "bool", "default": True},
+    "final_report": {"type": "bool", "default": False},
 }
 
 VERIFY = {
