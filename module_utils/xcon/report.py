@@ -164,10 +164,12 @@ def validate_if_asked(report):
 
 
 # -- writing --------------------------------------------------------------------------------------
-def write_report(report, report_dir, secrets=(), latest=True, html=True):
+def write_report(report, report_dir, secrets=(), latest=True, html=True, masked=False):
     """Write <dir>/<run_id>/report.{json,html} and (with `latest`) copies under <dir>/latest/;
-    return the paths.  Without `html`, report.json only (a final report writes the page)."""
-    report = mask_report(report, secrets)
+    return the paths.  Without `html`, report.json only (a final report writes the page).
+    `masked`: the caller passes mask_report's copy, made after its last change (it gets the
+    artifacts), and it is not masked again."""
+    report = report if masked else mask_report(report, secrets)
     report["artifacts"] = artifacts(report, report_dir)
     validate_if_asked(report)
     text_json = dumps(report)
@@ -235,10 +237,11 @@ def _workaround_text(link, requested):
     return f"workaround {applied} ({why}; recommended {recommended})"
 
 
-def render_summary(report, width=100):
+def render_summary(report, width=100, masked=False):
     """A plain-text summary for the end of the run: every line wrapped at `width`, nothing cut;
-    codes keep their XCON- prefix; under --check it says what would change and restart."""
-    report = mask_report(report)
+    codes keep their XCON- prefix; under --check it says what would change and restart.
+    `masked`: `report` is already mask_report's copy."""
+    report = report if masked else mask_report(report)
     summary = report.get("summary") or _summary(report["links"], report["coverage"]["hosts_scanned"], report["coverage"]["hosts_failed"])
     check = report.get("check_mode")
     counts = ", ".join(f"{summary['links_by_status'].get(s, 0)} {s}" for s in STATUSES)

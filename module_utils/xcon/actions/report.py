@@ -103,8 +103,10 @@ class ActionModule(XconAction):
         if not check_mode and any(l.get("transaction", {}).get("state") == "stopped" or l.get("transaction", {}).get("open") for l in links):
             report["rerun_command"] = args["rerun_command"]
             failures.append(f"Remove the cause, then re-run: {args['rerun_command']}")
-        paths = xreport.write_report(report, os.path.dirname(args["run_dir"]))
-        summary = xreport.render_summary(report)
+        # masked once, after its last change, for the files and the summary (each masked it again)
+        report = xreport.mask_report(report)
+        paths = xreport.write_report(report, os.path.dirname(args["run_dir"]), masked=True)
+        summary = xreport.render_summary(report, masked=True)
         # What was not read is a failure in check mode too: an audit that could not see a host, or
         # found no link at all, has not shown that the site is healthy.  Under --check the refusals
         # a real run would meet (preflight) are the check's own failure: check mode predicts them.
