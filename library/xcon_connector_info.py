@@ -81,8 +81,18 @@ options:
     description: With O(fleet) - each host's full result goes to C(<result_dir>/<host>.json) (as O(result_file)).
     type: path
   save_raw_dir:
-    description: With O(fleet) - each host's raw answers go to C(<save_raw_dir>/<host>.json) (as O(save_raw_to)).
+    description:
+      - With O(fleet) - each host's raw answers go to C(<save_raw_dir>/<host>.json) (as O(save_raw_to)).
+      - The directory is created with mode 0700 when it does not exist.
     type: path
+  save_firewall_facts:
+    description:
+      - With O(save_raw_dir) - firewall name to the facts the run read from it (M(xcon_firewall_facts));
+        each goes to C(<save_raw_dir>/<name>.firewall.json) with its SHA-256 sidecar (mode 0600),
+        before any host is read. A firewall whose facts cannot be saved fails the task as a whole
+        (no host is read), so a back-up is never taken for half of what a run changes.
+      - The back-up of role xcon_backup; the names saved are returned as RV(firewalls_saved).
+    type: dict
 notes:
   - Uses one WinRM command (one shell, one command, the script on stdin) per call, per host with O(fleet).
   - Check mode - fully supported (read-only). Diff - not applicable.
@@ -164,6 +174,12 @@ hosts:
   returned: when fleet is set
   type: dict
   sample: {EXIN: {server: EXIN, winrm_commands: 1, result_file: /runs/x/audit/EXIN.json, summary: {connectors: 1, events: 42, queued: 18}}}
+firewalls_saved:
+  description: With O(fleet) and O(save_raw_dir) - the firewalls whose facts were saved (O(save_firewall_facts)).
+  returned: when fleet and save_raw_dir are set
+  type: list
+  elements: str
+  sample: [FW1]
 winrm_commands:
   description: Number of WinRM commands this call sent.
   returned: always

@@ -26,6 +26,7 @@ CONNECTOR_INFO = dict(
     fleet={"type": "list", "elements": "str"},
     result_dir={"type": "path"},
     save_raw_dir={"type": "path"},
+    save_firewall_facts={"type": "dict"},
 )
 
 MTA_EVIDENCE = dict(

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import subprocess
 
-from conftest import XCONLAB
+from conftest import XCONLAB, directory_and_firewalls
+from xcon import state as xstate
 
 
 def _links(lab, count):
@@ -54,6 +56,22 @@ def test_a_failed_backup_stops_only_the_links_of_its_server(lab):
     with open(os.path.join(backup, "EXIN001.json"), encoding="utf-8") as handle:
         saved = json.load(handle)
     assert saved["inventory_host"] == "EXIN001" and saved["raw"], saved.keys()
+    # the firewall's facts the run started from, from the same task, with the checksum rollback verifies
+    assert stat.S_IMODE(os.stat(backup).st_mode) == 0o700
+    firewall = xstate.read_verified_json(os.path.join(backup, "FW1.firewall.json"))
+    assert firewall["name"] == "FW1" and firewall["client_transparency"] is True, firewall
+
+
+def test_a_backup_that_cannot_save_the_firewall_facts_changes_nothing(lab):
+    _links(lab, 2)
+    before = lab.snapshot()
+    blocker = lab.tmp / "backup-blocked"
+    blocker.write_text("not a directory", encoding="utf-8")
+    run = lab.playbook(extra={"xcon_backup_dir": str(blocker)})
+    assert run.returncode != 0, run.stdout[-3000:]
+    text = " ".join(run.stdout.split())
+    assert "Nothing was changed: the back-up could not save the firewalls' facts to " + str(blocker) in text, run.stdout[-3000:]
+    assert directory_and_firewalls(lab.snapshot()) == directory_and_firewalls(before)
 
 
 def _recap(run):

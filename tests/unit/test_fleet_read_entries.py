@@ -1,11 +1,20 @@
 """The audit's fleet read on the controller (issue 19): each server keeps only its own connectors of
 the organisation-wide replica it answers with, and the diagnosis finds each host's summary in the
-one result the fleet read registered on every host."""
+one result the fleet read registered on every host; the back-up's fleet read also saves the
+firewalls' facts."""
 
 from __future__ import annotations
 
+import os
+import stat
+
+import pytest
+from ansible.errors import AnsibleActionFail
+
 from test_profile_connectors import P, entry
 from xcon import gather
+from xcon import state as xstate
+from xcon.actions.connector_info import ActionModule
 from xcon.audit_results import own_result
 from xcon.ops import OpResult
 
@@ -68,3 +77,31 @@ def test_a_fleet_result_is_read_once_for_the_hosts_it_covers():
     assert action.fleet_var({}, "xcon_mta_restart_result", "EXOUT") is fleet  # covered (not restarted): no read
     assert action.fleet_var({}, "xcon_mta_restart_result", "EXOTHER") == {"skipped": True}  # not covered: its own
     assert reads == ["EXIN", "EXOTHER"]
+
+
+# -- the back-up's firewall facts (xcon_connector_info save_firewall_facts) ---------------------------
+def _save(args):
+    return ActionModule._save_firewalls(args)  # pylint: disable=protected-access
+
+
+def test_the_backup_saves_each_firewalls_facts_with_a_checksum_in_a_private_directory(tmp_path):
+    where = tmp_path / "run" / "backup"
+    facts = {"name": "FW1", "client_transparency": True, "passers": [{"port": 102, "target": "EXIN"}]}
+    assert _save({"save_raw_dir": str(where), "save_firewall_facts": {"FW1": facts}}) == ["FW1"]
+    assert stat.S_IMODE(os.stat(where).st_mode) == 0o700
+    path = str(where / "FW1.firewall.json")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert xstate.read_verified_json(path) == facts  # rollback verifies it before it trusts it
+    assert _save({"save_raw_dir": str(where), "save_firewall_facts": None}) == []  # no firewall in the play
+
+
+def test_a_firewall_backup_that_cannot_be_written_fails_the_whole_task(tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x", encoding="utf-8")
+    with pytest.raises(OSError):
+        _save({"save_raw_dir": str(blocker), "save_firewall_facts": {"FW1": {"name": "FW1"}}})
+    with pytest.raises(AnsibleActionFail, match="not a mapping"):
+        _save({"save_raw_dir": str(tmp_path / "b"), "save_firewall_facts": {"FW1": "passers"}})
+    with pytest.raises(AnsibleActionFail, match="needs save_raw_dir"):
+        _save({"save_raw_dir": None, "save_firewall_facts": {"FW1": {}}})
+    assert _save({"save_raw_dir": None, "save_firewall_facts": None}) is None

@@ -26,6 +26,8 @@ class ActionModule(XconAction):
     def xcon_run(self, args, task_vars):
         if args.get("fleet") is not None:
             return self._fleet(args, task_vars)
+        if args.get("save_firewall_facts"):
+            raise AnsibleActionFail("save_firewall_facts is for a fleet back-up (fleet and save_raw_dir)")
         return self._read(args, self._prepare(args, task_vars, task_vars))
 
     # -- one host: everything Ansible-side first (main thread), then the wire and the decoding --------
@@ -64,6 +66,7 @@ class ActionModule(XconAction):
         Returns {"hosts": {host: summary}} (a failed host's summary carries xcon_error)."""
         hosts = [str(h) for h in args["fleet"]]
         jobs, out = {}, {}
+        saved_firewalls = self._save_firewalls(args)  # before any read: a failure here reads nothing
         servers = self.exchange_servers(task_vars)  # once: every host's route is found in it
         # Each host's command is sent as soon as its settings are resolved: the threads work the wire
         # while this thread resolves the next hosts (only this thread templates or loads plugins).
@@ -77,8 +80,30 @@ class ActionModule(XconAction):
                 out[host] = result if "result_file" in result else self._summary(result)
         finally:
             pool.shutdown(wait=True)
-        return {"hosts": {host: out[host] for host in hosts if host in out},
-                "winrm_commands": sum(r.get("winrm_commands", 0) for r in out.values())}
+        result = {"hosts": {host: out[host] for host in hosts if host in out},
+                  "winrm_commands": sum(r.get("winrm_commands", 0) for r in out.values())}
+        if saved_firewalls is not None:
+            result["firewalls_saved"] = saved_firewalls
+        return result
+
+    @staticmethod
+    def _save_firewalls(args):
+        """With save_raw_dir: the directory (mode 0700 when this creates it) and each firewall's facts
+        of save_firewall_facts in <save_raw_dir>/<firewall>.firewall.json with its SHA-256 sidecar
+        (mode 0600).  A firewall the back-up cannot save fails the task as a whole, before any server
+        is read.  Returns the firewalls saved (None without save_raw_dir)."""
+        if not args.get("save_raw_dir"):
+            if args.get("save_firewall_facts"):
+                raise AnsibleActionFail("save_firewall_facts needs save_raw_dir (where the back-up goes)")
+            return None
+        os.makedirs(args["save_raw_dir"], mode=0o700, exist_ok=True)
+        saved = []
+        for name, facts in sorted((args.get("save_firewall_facts") or {}).items()):
+            if not isinstance(facts, dict):
+                raise AnsibleActionFail(f"save_firewall_facts: the facts of firewall {name} are not a mapping")
+            xstate.write_json_atomic(os.path.join(args["save_raw_dir"], f"{name}.firewall.json"), facts, mode=0o600, checksum=True)
+            saved.append(str(name))
+        return saved
 
     def _submit_fleet(self, args, task_vars, hosts, servers, pool, jobs, out):
         """Resolve each host's settings and arguments (this thread) and submit its read to `pool`
