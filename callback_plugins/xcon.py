@@ -25,6 +25,7 @@ DOCUMENTATION = """
       - set as stdout in configuration (ansible.cfg stdout_callback = xcon)
 """
 
+import functools
 import os
 import shutil
 import sys
@@ -58,10 +59,44 @@ def wrap(text, indent="    "):
     return "\n".join(out)
 
 
-def _inert(method):
+def _raw(result):
+    """The task's own result data (ansible-core 2.19: `_return_data`), not read through `result`, which
+    makes each callback its own converted deep copy of it; None when this ansible-core has none."""
+    raw = getattr(result, "_return_data", None)
+    return raw if isinstance(raw, dict) else None
+
+
+def _quiet(self, result, raw):
+    """Nothing of `raw` prints on the non-verbose console: not changed, no warning, deprecation,
+    exception or debug message."""
+    return not (self._verbose() or any(raw.get(k) for k in ("changed", "warnings", "deprecations", "exception"))
+                or (result.task.action in C._ACTION_DEBUG and "msg" in raw))
+
+
+def _silent_ok(self, result):
+    """An ok result that prints nothing (_quiet, and no loop whose items print): it is not copied."""
+    raw = _raw(result)
+    if raw is None or not _quiet(self, result, raw) or (result.task.loop and "results" in raw and not isinstance(result.task, TaskInclude)):
+        return False
+    self._remember_report(raw)
+    return True
+
+
+def _silent_item(self, result):
+    """A loop item's ok result that prints nothing (_quiet): it is not copied."""
+    raw = _raw(result)
+    return raw is not None and _quiet(self, result, raw)
+
+
+def _inert(method, silent=None):
     """Run the handler on the result with every string in it made inert (xcon.mask.inert): a connector
-    named "\\x1b[2J\\x1b[32mALL OK" must not clear the operator's screen and draw green text."""
+    named "\\x1b[2J\\x1b[32mALL OK" must not clear the operator's screen and draw green text.
+    `silent(self, result)`: True when the handler would print nothing; the result is then neither
+    converted nor copied (ansible-core converts a result for each callback that reads `result`, and
+    every per-host and per-item result of a fleet run comes through here)."""
     def handler(self, result, *args, **kwargs):
+        if silent is not None and silent(self, result):
+            return None
         res = result.result
         if isinstance(res, dict):
             clean = inert_all(res)
@@ -127,7 +162,7 @@ class CallbackModule(DefaultCallback):
         name = task.get_name().strip()
         return name.split(" : ", 1)[-1]
 
-    @_inert
+    @functools.partial(_inert, silent=_silent_ok)
     def v2_runner_on_ok(self, result):
         if self._verbose():
             self._remember_report(result.result)
@@ -162,7 +197,7 @@ class CallbackModule(DefaultCallback):
         for line in (msg if isinstance(msg, list) else [msg]):
             self._display.display(wrap(line))
 
-    @_inert
+    @functools.partial(_inert, silent=_silent_item)
     def v2_runner_item_on_ok(self, result):
         if self._verbose():
             return super().v2_runner_item_on_ok(result)
@@ -182,7 +217,7 @@ class CallbackModule(DefaultCallback):
     def v2_playbook_on_stats(self, stats):
         super().v2_playbook_on_stats(stats)
         if self._report:
-            self._display.display(f"Report: {self._report}", color=C.COLOR_HIGHLIGHT)
+            self._display.display(f"Report: {inert_all(self._report)}", color=C.COLOR_HIGHLIGHT)
 
     @_inert
     def v2_runner_on_failed(self, result, ignore_errors=False):

@@ -5,6 +5,7 @@ Costs well under a second."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 
@@ -53,3 +54,51 @@ def test_text_in_results_is_printed_inert():
     Console.v2_runner_on_ok = _callback()._inert(Console.v2_runner_on_ok)
     Console().v2_runner_on_ok(Result())
     assert seen == [{"msg": ["EXIN: TO-OUTSIDE\\x1b[2J\\x1b[32mALL OK\tx\ny", "\\u202eKO"], "key\\x07": {"deep": "\\x9b31m"}}]
+
+
+def test_a_result_that_prints_nothing_is_not_copied_and_one_that_prints_is_inert():
+    """Issue 19: ansible-core converts and copies a result for each callback that reads `result`; the
+    console reads the task's own data first and converts only a result it prints."""
+    module = _callback()
+    seen = []
+
+    class Task:
+        action, loop = "xcon_connector", None
+
+    class Result:
+        task = Task()
+
+        def __init__(self, raw):
+            self._return_data = raw
+
+        @functools.cached_property
+        def result(self):  # as ansible-core's: converted once per callback, on first read
+            seen.append("converted")
+            return dict(self._return_data)
+
+    class Console(module.CallbackModule):
+        def __init__(self):  # no Ansible display needed
+            self._report = None
+
+        def _verbose(self):
+            return False
+
+        def shown(self, result):
+            seen.append(result.result)
+
+    silent_ok = module._inert(Console.shown, silent=module._silent_ok)
+    silent_ok(Console(), Result({"changed": False, "report_paths": {"html": "/r/x.html"}}))
+    assert seen == []
+    for raw in ({"changed": True}, {"changed": False, "warnings": ["w"]}, {"exception": "Traceback"}):
+        silent_ok(Console(), Result(raw))
+    assert [s for s in seen if isinstance(s, dict)] == [{"changed": True}, {"changed": False, "warnings": ["w"]},
+                                                       {"exception": "Traceback"}], seen
+    silent_item = module._inert(Console.shown, silent=module._silent_item)
+    seen.clear()
+    silent_item(Console(), Result({"changed": False, "item": {"id": "x"}}))
+    assert seen == []
+    silent_item(Console(), Result({"changed": True, "item": "\x1b[2J"}))
+    assert seen[-1] == {"changed": True, "item": "\\x1b[2J"}
+    Task.action = "debug"
+    silent_item(Console(), Result({"msg": "x"}))
+    assert seen[-1] == {"msg": "x"}
