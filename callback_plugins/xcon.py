@@ -66,26 +66,34 @@ def _raw(result):
     return raw if isinstance(raw, dict) else None
 
 
-def _quiet(self, result, raw):
-    """Nothing of `raw` prints on the non-verbose console: not changed, no warning, deprecation,
-    exception or debug message."""
-    return not (self._verbose() or any(raw.get(k) for k in ("changed", "warnings", "deprecations", "exception"))
-                or (result.task.action in C._ACTION_DEBUG and "msg" in raw))
+def _loud(self, raw):
+    """Something of `raw` prints on the console whatever the result: -v, a warning, a deprecation or an
+    exception."""
+    return self._verbose() or any(raw.get(k) for k in ("warnings", "deprecations", "exception"))
+
+
+def _shown(result, raw):
+    """The console prints this result (or item): a debug task's message, or a change."""
+    return bool((result.task.action in C._ACTION_DEBUG and "msg" in raw) or raw.get("changed"))
 
 
 def _silent_ok(self, result):
-    """An ok result that prints nothing (_quiet, and no loop whose items print): it is not copied."""
+    """An ok result that prints nothing (as v2_runner_on_ok decides: an include, a loop's result,
+    whose items printed themselves, or neither a debug message nor a change): it is not copied."""
     raw = _raw(result)
-    if raw is None or not _quiet(self, result, raw) or (result.task.loop and "results" in raw and not isinstance(result.task, TaskInclude)):
+    if raw is None or _loud(self, raw):
+        return False
+    task = result.task
+    if not (isinstance(task, TaskInclude) or (task.loop and "results" in raw)) and _shown(result, raw):
         return False
     self._remember_report(raw)
     return True
 
 
 def _silent_item(self, result):
-    """A loop item's ok result that prints nothing (_quiet): it is not copied."""
+    """A loop item's ok result that prints nothing: it is not copied."""
     raw = _raw(result)
-    return raw is not None and _quiet(self, result, raw)
+    return raw is not None and not _loud(self, raw) and not _shown(result, raw)
 
 
 def _inert(method, silent=None):

@@ -93,6 +93,10 @@ def test_a_result_that_prints_nothing_is_not_copied_and_one_that_prints_is_inert
         silent_ok(Console(), Result(raw))
     assert [s for s in seen if isinstance(s, dict)] == [{"changed": True}, {"changed": False, "warnings": ["w"]},
                                                        {"exception": "Traceback"}], seen
+    Task.loop = ["a"]  # a loop's own result: its items printed themselves
+    silent_ok(Console(), Result({"changed": True, "results": [{"changed": True}]}))
+    assert len(seen) == 6, seen
+    Task.loop = None
     silent_item = module._inert(Console.shown, silent=module._silent_item)
     seen.clear()
     silent_item(Console(), Result({"changed": False, "item": {"id": "x"}}))
