@@ -73,8 +73,9 @@ def _loud(self, raw):
 
 
 def _shown(result, raw):
-    """The console prints this result (or item): a debug task's message, or a change."""
-    return bool((result.task.action in C._ACTION_DEBUG and "msg" in raw) or raw.get("changed"))
+    """The console prints this result (or item): a debug task's message, a change, or a fleet task's
+    failed changes."""
+    return bool((result.task.action in C._ACTION_DEBUG and "msg" in raw) or raw.get("changed") or raw.get("failed_changes"))
 
 
 def _silent_ok(self, result):
@@ -183,6 +184,9 @@ class CallbackModule(DefaultCallback):
         if task.loop and "results" in res:
             self._process_items(result)
             return None
+        if res.get("fleet_id") and isinstance(res.get("hosts"), dict):
+            self._fleet_items(result, res)
+            return None
         if task.action in C._ACTION_DEBUG and "msg" in res:
             self._debug(res["msg"])
             return None
@@ -190,6 +194,21 @@ class CallbackModule(DefaultCallback):
             # under --check --diff the diff just shown says what would change
             self._display.display(f"  changed: [{self.host_label(result)}] {self._task_label(task)}", color=C.COLOR_CHANGED)
         return None
+
+    def _fleet_items(self, result, res):
+        """A fleet task's changes (xcon_connector with fleet: one task for the play's servers, each
+        server's changes as a loop's items under hosts[<host>].results), one line each as a loop's
+        items print: the server's own name, the change, and a failure's full reason."""
+        task = result.task.get_name().strip()
+        for host in res.get("fleet") or sorted(res["hosts"]):
+            for item in (res["hosts"].get(host) or {}).get("results") or []:
+                entry = item.get("item") if isinstance(item.get("item"), dict) else {}
+                label = entry.get("description") or entry.get("id") or item.get("item")
+                if item.get("failed"):
+                    self._display.display(wrap(f"failed: [{host}] {task} ({label}) ({result.task.action}): {self._reason(item)}"),
+                                          color=C.COLOR_ERROR, stderr=self.get_option("display_failed_stderr"))
+                elif item.get("changed"):
+                    self._display.display(wrap(f"  changed: [{host}] {label}"), color=C.COLOR_CHANGED)
 
     def _get_diff(self, difflist):
         # the default ends every diff with an empty line; one run's diffs stay compact without it

@@ -22,7 +22,7 @@ description:
   - One WinRM command reads, one writes; the write is a single directory commit (SetInfo), so a failure
     leaves the connector as it was, and a re-run converges.
   - Changes to the Stack address, schedule, two-way alternate or cost need the MTA service restarted -
-    the module only flags it (RV(restart_required), fact C(xcon_restart_pending)); the role
+    the module only flags it (RV(restart_required), fact C(xcon_restart_pending) without O(fleet), the restart marker); the role
     xcon_mta_restart restarts once at the end.
 version_added: "0.1.0"
 author: fix-xcon maintainers
@@ -30,9 +30,10 @@ extends_documentation_fragment:
   - xcon_common
 options:
   name:
-    description: Directory name (RDN) of the connector. May contain spaces, commas, quotes and non-ASCII.
+    description:
+      - Directory name (RDN) of the connector. May contain spaces, commas, quotes and non-ASCII.
+      - Required, unless O(fleet) is given (then each change names its connector).
     type: str
-    required: true
   state:
     description: Whether the connector should exist.
     type: str
@@ -88,6 +89,34 @@ options:
     description:
       - A file on the controller written when a change needing an MTA restart was made, so a run
         interrupted before its restart still restarts on the next run (xcon_mta_service removes it).
+    type: path
+  fleet:
+    description:
+      - Apply the planned changes of O(phase) of every one of these inventory hosts from this one task
+        (run it with C(run_once), the play's hosts as C(ansible_play_hosts)), instead of one change of
+        the task's host. Each host's changes are its entries of O(phase) in its host variable
+        C(xcon_diagnose_planned) (set by M(xcon_diagnose); its own C(xcon_change_changes) overrides
+        them), without those of O(stopped_links); each entry's C(args) give the options of one change.
+      - Each host is changed with its own connection variables, C(xcon_server_name),
+        C(xcon_exchange_version) (its C(xcon_change_exchange_version) overrides it),
+        C(xcon_management_host), C(xcon_ldap_port), C(xcon_organization) and C(xcon_site), its changes
+        one after the other in its own thread of a pool of C(forks) threads; a host written through
+        another server (4.0, 5.0) or through the Exchange Administrator program is done one at a time.
+      - Returns RV(hosts); a failed change is its own outcome (in RV(failed_changes)), not the task's.
+        README "Performance" says why and what it costs.
+    type: list
+    elements: str
+  phase:
+    description: With O(fleet) - which kind of planned change to apply.
+    type: str
+    choices: [precondition, reverse_connector, stack_repoint, stack_repoint_outside]
+  stopped_links:
+    description: With O(fleet) - links that stopped at an earlier step; their changes are not made.
+    type: list
+    elements: str
+    default: []
+  restart_marker_dir:
+    description: With O(fleet) - each host's O(restart_marker) is C(<restart_marker_dir>/<host>) (unless its C(xcon_change_restart_marker) says otherwise).
     type: path
 notes:
   - Check mode - supported; nothing is written and RV(diff) shows what would change.
@@ -161,6 +190,22 @@ msg:
   description: With O(restore) - what the rollback did or why it did not, in one sentence.
   returned: when O(restore) is given
   type: str
+hosts:
+  description:
+    - With O(fleet) - per inventory host, C(results) (one result per change, as a loop item's - C(item) the
+      plan entry, C(changed), C(failed) and C(msg) when it failed, RV(dn), RV(before), RV(after), ...),
+      C(changed), C(failed) and C(winrm_commands).
+  returned: when fleet is set
+  type: dict
+  sample: {EXIN: {changed: true, failed: false, winrm_commands: 2, results: [{item: {id: "EXIN<->EXOUT#2"}, changed: true}]}}
+fleet_id:
+  description: With O(fleet) - an id of this task's result (the same name is registered by one fleet task per phase).
+  returned: when fleet is set
+  type: str
+failed_changes:
+  description: With O(fleet) - the plan entry id and reason of every change that failed.
+  returned: when fleet is set
+  type: dict
 winrm_commands:
   description: Number of WinRM commands this call sent.
   returned: always

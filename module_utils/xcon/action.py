@@ -121,13 +121,37 @@ class XconAction(ActionBase):
         copies the whole fleet's result, so reading it per host would grow with the square of the
         fleet.  A host the cached result does not cover is read as its own."""
         cache = self.__dict__.setdefault("_xcon_fleet", {})
+        # A name several plays register (role xcon_change: one fleet task per phase) holds different
+        # fleets on different hosts: such a result carries its ``fleet_id``, read from the host's
+        # variables as stored (not templated, not copied) to find the one this host holds.
+        fleet_id = self._stored_fleet_id(task_vars, name, host)
+        by_id = self.__dict__.setdefault("_xcon_fleet_ids", {}).setdefault(name, {})
+        if fleet_id and fleet_id in by_id:
+            return by_id[fleet_id]
         known = cache.get(name)
-        if known is not None and host in (known.get("fleet") or known["hosts"]):
+        if not fleet_id and known is not None and not known.get("fleet_id") and host in (known.get("fleet") or known["hosts"]):
             return known
         value = self.host_var(task_vars, name, None, host=host)
         if isinstance(value, dict) and isinstance(value.get("hosts"), dict):
             cache[name] = value
+            if value.get("fleet_id"):
+                by_id[str(value["fleet_id"])] = value
         return value
+
+    def _stored_fleet_id(self, task_vars, name, host):
+        """The ``fleet_id`` of `host`'s variable `name` as Ansible stores it, or None (not a fleet
+        result with an id, or this ansible-core keeps host variables otherwise: then read in full)."""
+        cache = self.__dict__.setdefault("_xcon_hostvars", {})  # shared with host_var
+        if host not in cache:
+            hostvars = task_vars.get("hostvars", {})
+            cache[host] = hostvars[host] if host in hostvars else None
+        stored = getattr(cache[host], "_vars", None)
+        try:
+            value = stored.get(name) if stored is not None else None
+            fleet_id = value.get("fleet_id") if hasattr(value, "get") else None
+        except Exception:  # noqa: BLE001 - anything unexpected: read the variable in full
+            return None
+        return str(fleet_id) if fleet_id else None
 
     def connection_for(self, task_vars, endpoint=None):
         """The WinRM settings of `endpoint` (an inventory host; default the task's host), as

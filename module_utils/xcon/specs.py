@@ -37,7 +37,11 @@ MTA_EVIDENCE = dict(
 
 CONNECTOR = dict(
     COMMON,
-    name={"type": "str", "required": True},
+    name={"type": "str"},  # required unless fleet
+    fleet={"type": "list", "elements": "str"},  # every host of the play, from one task (role xcon_change)
+    phase={"type": "str", "choices": ["precondition", "reverse_connector", "stack_repoint", "stack_repoint_outside"]},
+    stopped_links={"type": "list", "elements": "str", "default": []},
+    restart_marker_dir={"type": "path"},  # with fleet: each host's marker is <dir>/<host>
     state={"type": "str", "default": "present", "choices": ["present", "absent"]},
     display_name={"type": "str"},
     schedule={"type": "str", "choices": ["always", "never", "selected", "remote"]},

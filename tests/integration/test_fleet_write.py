@@ -89,7 +89,9 @@ def test_a_failed_restart_fails_its_server_and_neither_stops_nor_hides_the_other
     text = " ".join(run.stdout.split())
     recap = _recap(run)
     assert recap["EXIN002"]["failed"] == 1, recap
-    assert all(recap[h]["failed"] == 0 for h in ("EXIN001", "EXOUT001", "EXOUT002")), recap
+    # a server that ran no task of its own (every change play's task runs once, for its play) is not
+    # in the recap: it did not fail either
+    assert all(recap.get(h, {}).get("failed", 0) == 0 for h in ("EXIN001", "EXOUT001", "EXOUT002")), recap
     assert re.search(r"fatal: \[EXIN002\] This server's MTA restart failed \(ansible.builtin.fail\): xcon_mta_service \(EXIN002\): ", text), \
         run.stdout[-3000:]
     services = {name: server["service"] for name, server in lab.snapshot()["servers"].items()}

@@ -106,3 +106,53 @@ def test_a_result_that_prints_nothing_is_not_copied_and_one_that_prints_is_inert
     Task.action = "debug"
     silent_item(Console(), Result({"msg": "x"}))
     assert seen[-1] == {"msg": "x"}
+
+
+def test_a_fleet_tasks_changes_print_one_line_each_naming_their_server():
+    """Issue 19: one task changes every server of a play (xcon_connector fleet); the console still
+    prints each change on its own line with its own server, and each failure with its full reason."""
+    module = _callback()
+    lines = []
+
+    class Display:
+        verbosity = 0
+
+        def display(self, msg, **kwargs):
+            lines.append(" ".join(msg.split()))
+
+    class Task:
+        action, loop = "xcon_connector", None
+
+        def get_name(self):
+            return "xcon_change : Apply each server's planned changes"
+
+    class Host:
+        def get_name(self):
+            return "EXIN"
+
+    class Result:
+        task, host = Task(), Host()
+        _return_data = {"changed": True, "fleet_id": "f1", "fleet": ["EXIN", "EXOUT"], "hosts": {
+            "EXIN": {"results": [{"changed": True, "item": {"id": "L#2", "description": "EXIN: TO-OUTSIDE\x1b[2J: stack"}}]},
+            "EXOUT": {"results": [{"failed": True, "msg": "XCON-ACCESS-DENIED: denied. What to do: grant it",
+                                   "item": {"id": "L#3", "description": "EXOUT: TO-INSIDE: stack"}}]}},
+            "failed_changes": {"L#3": "denied"}}
+
+        @functools.cached_property
+        def result(self):
+            return dict(self._return_data)
+
+    class Console(module.CallbackModule):
+        def __init__(self):  # no Ansible display needed
+            self._display, self._report, self._diffed = Display(), None, None
+
+        def get_option(self, name):
+            return False
+
+        def _handle_warnings_and_exception(self, result):
+            pass
+
+    Console().v2_runner_on_ok(Result())
+    assert lines == ["changed: [EXIN] EXIN: TO-OUTSIDE\\x1b[2J: stack",
+                     "failed: [EXOUT] xcon_change : Apply each server's planned changes (EXOUT: TO-INSIDE: stack) (xcon_connector): "
+                     "XCON-ACCESS-DENIED: denied. What to do: grant it"], lines

@@ -79,6 +79,29 @@ def test_a_fleet_result_is_read_once_for_the_hosts_it_covers():
     assert reads == ["EXIN", "EXOTHER"]
 
 
+def test_fleet_results_of_one_name_from_several_plays_are_each_read_once_for_their_hosts():
+    """Role xcon_change registers xcon_change_results from one fleet task per phase: the inside servers
+    hold the Stack repoint's, the outside ones the outside repoint's, a server of both phases the
+    last; each host gets the one it holds, and each fleet is read (templated, copied) once."""
+    from xcon.action import XconAction
+
+    inside = {"fleet_id": "a1", "fleet": ["EXIN", "EXIN2"], "hosts": {"EXIN": {"results": [1]}, "EXIN2": {"results": [2]}}}
+    outside = {"fleet_id": "b2", "fleet": ["EXOUT", "EXIN2"], "hosts": {"EXOUT": {"results": [3]}, "EXIN2": {"results": [4]}}}
+    registered = {"EXIN": inside, "EXIN2": outside, "EXOUT": outside}
+
+    class Stored:  # a host's variables as ansible-core keeps them (HostVarsVars._vars)
+        def __init__(self, host):
+            self._vars = {"xcon_change_results": registered[host]}
+
+    reads = []
+    action = XconAction.__new__(XconAction)
+    action.host_var = lambda task_vars, name, default=None, host=None: reads.append(host) or registered.get(host)
+    task_vars = {"hostvars": {host: Stored(host) for host in registered}}
+    for host in ("EXIN", "EXIN2", "EXOUT", "EXIN", "EXIN2"):
+        assert action.fleet_var(task_vars, "xcon_change_results", host) is registered[host], host
+    assert reads == ["EXIN", "EXIN2"], reads  # EXOUT holds the fleet EXIN2 was read with
+
+
 # -- the back-up's firewall facts (xcon_connector_info save_firewall_facts) ---------------------------
 def _save(args):
     return ActionModule._save_firewalls(args)  # pylint: disable=protected-access
@@ -105,3 +128,31 @@ def test_a_firewall_backup_that_cannot_be_written_fails_the_whole_task(tmp_path)
     with pytest.raises(AnsibleActionFail, match="needs save_raw_dir"):
         _save({"save_raw_dir": None, "save_firewall_facts": {"FW1": {}}})
     assert _save({"save_raw_dir": None, "save_firewall_facts": None}) is None
+
+
+# -- the connector changes' fleet task (xcon_connector fleet, role xcon_change) -----------------------
+def test_a_fleet_change_takes_each_servers_own_entries_of_its_phase_without_stopped_links():
+    from xcon.actions import connector_fleet
+
+    planned = {"stack_repoint": [{"id": "A#2", "link": "A"}, {"id": "B#2", "link": "B"}], "precondition": [{"id": "A#1", "link": "A"}]}
+    own = {"EXIN": {"xcon_diagnose_planned": planned}, "EXIN2": {"xcon_diagnose_planned": planned, "xcon_change_changes": [{"id": "C#1", "link": "C"}]}}
+
+    class Action:
+        def host_var(self, view, name, default=None, host=None):
+            return own[view["inventory_hostname"]].get(name, default)
+
+    assert connector_fleet._planned(Action(), {"inventory_hostname": "EXIN"}, "stack_repoint", {"B"}) == [{"id": "A#2", "link": "A"}]
+    # a server's own xcon_change_changes (inventory, -e) replaces its plan entries; stopped links still go
+    assert connector_fleet._planned(Action(), {"inventory_hostname": "EXIN2"}, "precondition", set()) == [{"id": "C#1", "link": "C"}]
+    assert connector_fleet._planned(Action(), {"inventory_hostname": "EXIN2"}, "precondition", {"C"}) == []
+
+
+def test_a_fleet_change_refuses_what_each_change_takes_from_its_plan_entry():
+    from xcon.actions import connector_fleet
+
+    base = {"fleet": ["EXIN"], "phase": "stack_repoint", "stopped_links": [], "state": "present"}
+    for key, value in (("name", "TO-OUTSIDE"), ("stack_address", "198.51.100.10"), ("restart_marker", "/m"), ("state", "absent")):
+        with pytest.raises(AnsibleActionFail, match=f"with fleet, {key} comes from each server's plan entries"):
+            connector_fleet.run(None, dict(base, **{key: value}), {})
+    with pytest.raises(AnsibleActionFail, match="fleet needs phase"):
+        connector_fleet.run(None, dict(base, phase=None), {})

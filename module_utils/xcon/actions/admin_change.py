@@ -33,16 +33,18 @@ def _marker(action, task_vars, server, name, at):
     return os.path.join(str(state_dir), "exchange-admin", f"{key}.deleted.json")
 
 
-def run(action, args, task_vars, server, profile):
+def run(action, args, task_vars, server, profile, connection_vars=None):
+    """`task_vars`: the host's variables (its view, in a fleet task); `connection_vars`: the task's own
+    variables when they are another host's (action.winrm_client)."""
     here = task_vars.get("inventory_hostname")
     servers = action.exchange_servers(task_vars)
     route = directory_route.read_source(here, servers)
     if route.get("host") is None:
         raise AnsibleActionFail(f"{server}: {route['reason']}; nothing was changed")
     if route["own"]:
-        client, dir_server, port = action.winrm_client(task_vars, args.get("management_host")), server, action.ldap_port(args, task_vars)
+        client, dir_server, port = action.winrm_client(task_vars, args.get("management_host"), connection_vars), server, action.ldap_port(args, task_vars)
     else:
-        client, dir_server, port = action.directory_endpoint(task_vars, route["host"])
+        client, dir_server, port = action.directory_endpoint(task_vars, route["host"], connection_vars)
     organization = action.organization(args, task_vars)
     read = raise_first_failure(gather.run(client, [gather.connector_search_op(
         dir_server, profile, with_secrets=bool(args.get("clone_from")), ldap_port=port, organization=organization, resolve=False)]))

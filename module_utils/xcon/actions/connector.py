@@ -21,7 +21,7 @@ from xcon import inputs
 from xcon import profile as xprofile
 from xcon import state as xstate
 from xcon.action import XconAction
-from xcon.actions import admin_change, replication_wait
+from xcon.actions import admin_change, connector_fleet, replication_wait
 from xcon.mask import MASK, is_secret_key, mask
 from xcon.ops import raise_first_failure
 from xcon.specs import CONNECTOR
@@ -41,26 +41,54 @@ class ActionModule(XconAction):
     MUTUALLY_EXCLUSIVE = [["restore", "clone_from"]]
 
     def xcon_run(self, args, task_vars):
-        server = self.server_name(args, task_vars)
+        if args.get("fleet") is not None:
+            return connector_fleet.run(self, args, task_vars)
+        missing = [k for k in ("name",) if not args.get(k)] + [k for k in ("phase", "stopped_links", "restart_marker_dir") if args.get(k)]
+        if missing:
+            raise AnsibleActionFail(f"{missing[0]}: " + ("required (unless fleet is given)" if missing[0] == "name" else "only with fleet"))
+        prepared = self._prepare(args, task_vars, task_vars)
+        if prepared["admin"]:
+            return admin_change.run(self, args, task_vars, prepared["server"], prepared["profile"])
+        return self._apply(args, prepared)
+
+    def _prepare(self, args, view, task_vars):
+        """Everything one change reads from Ansible's variables (`view`: the host's own, as a fleet
+        task sees them; `task_vars`: the task's), resolved before any wire work: templating and the
+        plugin loader are not thread-safe, so a fleet task calls this in its own thread only."""
+        server = self.server_name(args, view)
         profile = gather.get_profile(args["exchange_version"])
-        organization = self.organization(args, task_vars)
+        here = view.get("inventory_hostname")
         # Where the write goes (xcon.directory_route): the server's own LDAP on 5.5; for 4.0/5.0 a 5.5
         # server of its site, whose change then replicates to it (Platform SDK "The Exchange Server
-        # Directory"). Never is a write sent to a 4.0 or 5.0 server's own directory.
-        here = task_vars.get("inventory_hostname")
-        via = here if xprofile.can_write_directory(profile) else directory_route.write_source(here, self.exchange_servers(task_vars))
+        # Directory"). Never is a write sent to a 4.0 or 5.0 server's own directory.  None: no
+        # Exchange 5.5 server in its site, the operator makes the change in the Exchange
+        # Administrator program, from a guided record (admin_change).
+        via = here if xprofile.can_write_directory(profile) else directory_route.write_source(here, self.exchange_servers(view))
+        prepared = {"host": here, "server": server, "profile": profile, "organization": self.organization(args, view),
+                    "site": self.site(args, view), "own": via == here, "admin": via is None}
         if via is None:
-            # no Exchange 5.5 server in its site: the operator makes the change in the Exchange
-            # Administrator program, from a guided record (admin_change)
-            return admin_change.run(self, args, task_vars, server, profile)
+            return prepared
+        connection_vars = None if view is task_vars else task_vars
+        own = (self.winrm_client(view, args.get("management_host"), connection_vars), server, self.ldap_port(args, view))
         if via == here:
-            client, dir_server, ldap_port = self.winrm_client(task_vars, args.get("management_host")), server, self.ldap_port(args, task_vars)
+            prepared["endpoint"] = own
         else:
-            client, dir_server, ldap_port = self.directory_endpoint(task_vars, via)
+            prepared["endpoint"] = self.directory_endpoint(view, via, connection_vars)
+            # the replication wait (_await): the server's own replica, its timeout, the lab's clock
+            prepared["replica"] = dict(zip(("client", "server", "port"), own))
+            prepared["replication_timeout"] = int(self.host_var(view, "xcon_replication_timeout_minutes")
+                                                  or replication_wait.DEFAULT_TIMEOUT_MINUTES)
+            prepared["lab_control"] = self.host_var(view, "xcon_lab_control")
+        return prepared
+
+    def _apply(self, args, prepared):
+        """One change on the wire, from what _prepare resolved (no templating here)."""
+        server, profile, organization, here = prepared["server"], prepared["profile"], prepared["organization"], prepared["host"]
+        client, dir_server, ldap_port = prepared["endpoint"]
         read = gather.run(client, [gather.directory_root_op(dir_server, ldap_port),
                                    gather.connector_search_op(dir_server, profile, with_secrets=bool(args.get("clone_from")),
                                                               ldap_port=ldap_port, organization=organization, resolve=False,
-                                                              site=self.site(args, task_vars))])
+                                                              site=prepared["site"])])
         wrong = gather.directory_problem(read.get("directory"), organization, ldap_port, dir_server)
         if wrong:
             raise AnsibleActionFail(f"{gather.WRONG_DIRECTORY}: {dir_server}: {wrong}; nothing was changed")
@@ -98,17 +126,16 @@ class ActionModule(XconAction):
         result = {"dn": (current or {}).get("dn") or (after_entry or {}).get("dn", ""), "before": before, "winrm_commands": 1,
                   "restart_required": False, "operations": [],
                   "directory": {"read_from": dir_server, "written_via": dir_server if op is not None else None,
-                                "own": via == here}}
+                                "own": prepared["own"]}}
         if op is None:
             result.update(changed=False, after=before)
             waiting = replication_wait.pending_path(args.get("restart_marker"))
-            if via != here and current and not self._task.check_mode and waiting and os.path.exists(waiting):
+            if not prepared["own"] and current and not self._task.check_mode and waiting and os.path.exists(waiting):
                 # An earlier run wrote this and stopped before the change had replicated: the re-run
                 # completes the wait, then the MTA restart activates it.
                 compare = {"op": "dir_modify", "params": {"changes": [
                     {"attribute": xprofile.attribute(profile, k)} for k in ("schedule", "stack_address", "two_way_alternate")]}}
-                result["directory"]["replication"] = self._await(task_vars, args, server, (client, dir_server, ldap_port),
-                                                                 compare, current["dn"], profile)
+                result["directory"]["replication"] = self._await(args, prepared, compare, current["dn"])
                 xstate.note_restart(args["restart_marker"], f"replicated {args['name']}")
                 result.update(changed=True, restart_required=True, ansible_facts={"xcon_restart_pending": True})
             return result
@@ -121,7 +148,7 @@ class ActionModule(XconAction):
         if args.get("run_dir") and not args.get("restore"):
             # Recorded before the write is sent: rollback restores exactly what was written (a write
             # that then fails leaves the object as it was, which rollback recognises).
-            xstate.journal_append(xstate.journal_path(args["run_dir"], task_vars.get("inventory_hostname") or server),
+            xstate.journal_append(xstate.journal_path(args["run_dir"], here or server),
                                   journal_entry(op, server, args["name"], current, after_entry))
         marker = args.get("restart_marker") if result["restart_required"] else None
         already_pending = xstate.restart_pending(marker)
@@ -140,23 +167,22 @@ class ActionModule(XconAction):
         if write[op["id"]].data.get("dn"):
             result["dn"] = write[op["id"]].data["dn"]
         result["ansible_facts"] = {"xcon_restart_pending": True}
-        if via != here:
-            result["directory"]["replication"] = self._await(task_vars, args, server, (client, dir_server, ldap_port), op,
-                                                             replication_wait.written_dn(op, write[op["id"]].data.get("dn")), profile)
+        if not prepared["own"]:
+            result["directory"]["replication"] = self._await(args, prepared, op, replication_wait.written_dn(op, write[op["id"]].data.get("dn")))
         return result
 
-    def _await(self, task_vars, args, server, via, op, dn, profile):
-        """Wait until `op`'s change, written through `via` (client, server, port), is in `server`'s replica."""
-        target = {"client": self.winrm_client(task_vars, args.get("management_host")), "server": server,
-                  "port": self.ldap_port(args, task_vars)}
-        timeout = int(self.host_var(task_vars, "xcon_replication_timeout_minutes") or replication_wait.DEFAULT_TIMEOUT_MINUTES)
+    @staticmethod
+    def _await(args, prepared, op, dn):
+        """Wait until `op`'s change, written through the 5.5 server of prepared["endpoint"], is in
+        the server's own replica (prepared["replica"])."""
         waiting = replication_wait.pending_path(args.get("restart_marker"))
+        via = dict(zip(("client", "server", "port"), prepared["endpoint"]))
         try:
-            waited = replication_wait.await_replication(target, dict(zip(("client", "server", "port"), via)), op, dn, profile,
-                                                        timeout, self.host_var(task_vars, "xcon_lab_control"))
+            waited = replication_wait.await_replication(prepared["replica"], via, op, dn, prepared["profile"],
+                                                        prepared["replication_timeout"], prepared["lab_control"])
         except AnsibleActionFail:
             if waiting:   # the re-run waits again and restarts the MTA once the change is there
-                xstate.write_json_atomic(waiting, {"dn": dn, "via": via[1]})
+                xstate.write_json_atomic(waiting, {"dn": dn, "via": via["server"]})
             raise
         if waiting and os.path.exists(waiting):
             os.unlink(waiting)

@@ -18,7 +18,7 @@ from xcon import open_transactions as otx
 from xcon import report_timeline as xtimeline
 from xcon import state as xstate
 from xcon import transaction as txn
-from xcon.audit_results import failure_reason, host_outcome
+from xcon.audit_results import failure_reason, host_outcome, own_result
 from xcon.action import XconAction
 from xcon.specs import LINK_GATE
 
@@ -96,7 +96,8 @@ class ActionModule(XconAction):
         backup = self.fleet_var(task_vars, "xcon_backup_result", host)
         if isinstance(backup, dict) and not backup.get("skipped"):
             record("backups", host, host_outcome(backup, host))  # the play's one fleet task (role xcon_backup)
-        changes = self.host_var(task_vars, "xcon_change_results", None, host=host)
+        # the play's one fleet task per phase (role xcon_change): this host's own loop of changes
+        changes = own_result(self.fleet_var(task_vars, "xcon_change_results", host), host)
         if isinstance(changes, dict):
             items = changes.get("results")
             if items is None and changes.get("failed"):

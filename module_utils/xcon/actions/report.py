@@ -170,7 +170,8 @@ class ActionModule(XconAction):
         outcomes = {}
         for host in args["exchange_hosts"] + args["firewall_hosts"]:
             for name in args["change_results"]:
-                registered = self.fleet_var(task_vars, name, host)  # a fleet task's result: read once
+                # a fleet task's result: read once; this host's own part of it
+                registered = own_result(self.fleet_var(task_vars, name, host), host)
                 if not isinstance(registered, dict):
                     continue
                 for item in registered.get("results", []):
