@@ -344,3 +344,25 @@ def test_management_host_serves_its_server():
     with pytest.raises(OpError) as info:
         lab.execute_op("MGMT1", "CONTOSO\\intruder", "event_query", {"server": "EXIN"})
     assert info.value.category == "AccessDenied"
+
+
+def test_a_step_finds_each_address_and_mta_as_a_scan_of_the_lab_does():
+    """The model's steps look addresses and MTA names up in indexes built per emulated minute (a scan
+    per association grew with the square of the lab: 15.7 s for 20 minutes at 300 links); each lookup
+    answers what the scan answers, aliases and unknown addresses included."""
+    lab = Lab.from_dict(generate(6, firewalls=2))
+    addresses = {server.address for server in lab.servers.values()} | {"192.0.2.250", "not an address"}
+    for fw in lab.firewalls.values():
+        addresses |= set(fw["interfaces"].values()) | {p["address"] for p in fw["passers"] if p.get("address")}
+    names = {server.mta_name().casefold() for server in lab.servers.values()} | {"nobody"}
+    scanned = ({a: (lab._server_at(a), lab._firewall_at(a)) for a in addresses}, {n: lab._mta_server(n) for n in names})
+    lab._address_index = lab._address_indexes()
+    lab._mta_index = {}
+    for server in lab.servers.values():
+        lab._mta_index.setdefault(server.mta_name().casefold(), server)
+    indexed = ({a: (lab._server_at(a), lab._firewall_at(a)) for a in addresses}, {n: lab._mta_server(n) for n in names})
+    assert indexed == scanned
+    assert any(s is not None for s, _ in scanned[0].values()) and any(f is not None for _, f in scanned[0].values())
+    lab._address_index = lab._mta_index = None
+    lab.advance(3)
+    assert lab._address_index is None and lab._mta_index is None  # outside a step, lookups scan again

@@ -3,6 +3,7 @@ the model; see model.py)."""
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import ipaddress
 from typing import Optional
 
@@ -60,7 +61,10 @@ def _iso(moment: _dt.datetime) -> str:
     return moment.strftime(ISO)
 
 
+@functools.lru_cache(maxsize=65536)
 def _ip(text: str) -> Optional[ipaddress._BaseAddress]:
+    """The address `text` names, or None (memoised: the model compares every server's and firewall's
+    addresses for each association of each emulated minute; addresses are immutable)."""
     try:
         return ipaddress.ip_address(text)
     except ValueError:

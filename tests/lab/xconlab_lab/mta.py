@@ -19,13 +19,25 @@ class MtaMixin:
         if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0:
             raise ValueError("minutes must be a whole number >= 0")
         with self.lock:
-            for _ in range(minutes):
-                self.time += _dt.timedelta(minutes=1)
-                self.minute += 1
-                self._replication_step()
-                self._step()
+            try:
+                for _ in range(minutes):
+                    self.time += _dt.timedelta(minutes=1)
+                    self.minute += 1
+                    self._replication_step()
+                    # Each MTA by its name, for this minute's step (nothing in a step renames an MTA):
+                    # looking every link's remote MTA up among all servers grew with the square of the lab.
+                    self._mta_index = {}
+                    for server in self.servers.values():
+                        self._mta_index.setdefault(server.mta_name().casefold(), server)
+                    self._address_index = self._address_indexes()
+                    self._step()
+            finally:
+                self._mta_index = self._address_index = None
 
     def _mta_server(self, mta_name: str) -> Optional[Server]:
+        index = getattr(self, "_mta_index", None)
+        if index is not None:
+            return index.get(mta_name)
         for server in self.servers.values():
             if server.mta_name().casefold() == mta_name:
                 return server

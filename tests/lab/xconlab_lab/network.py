@@ -2,7 +2,7 @@
 paths and service passers (GSPs), connections and tcp_probe."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .base import LISTENING_PORTS, X400_PORT, _ip
 from .servers import Server
@@ -45,10 +45,29 @@ class NetworkMixin:
 
     def _server_at(self, address: str) -> Optional[Server]:
         target = _ip(address)
+        index = getattr(self, "_address_index", None)   # during a step of the model (mta.advance)
+        if index is not None:
+            return index["servers"].get(target)
         for server in self.servers.values():
             if _ip(server.address) == target:
                 return server
         return None
+
+    def _address_indexes(self) -> Dict[str, Dict[Any, Any]]:
+        """Who owns each address, as _server_at and _firewall_at find it (the first in their order):
+        built for each step of the model, in which no address changes; scanning every server and
+        firewall for each association grew with the square of the lab."""
+        servers: Dict[Any, Server] = {}
+        for server in self.servers.values():
+            servers.setdefault(_ip(server.address), server)
+        firewalls: Dict[Any, Tuple[str, str]] = {}
+        for name, fw in self.firewalls.items():
+            for side in ("internal", "external"):
+                firewalls.setdefault(_ip(fw["interfaces"][side]), (name, side))
+            for passer in fw["passers"]:
+                if passer.get("address"):
+                    firewalls.setdefault(_ip(passer["address"]), (name, passer["interface"]))
+        return {"servers": servers, "firewalls": firewalls}
 
     @staticmethod
     def _listen_address(fw: Mapping[str, Any], passer: Mapping[str, Any]) -> str:
@@ -57,6 +76,9 @@ class NetworkMixin:
     def _firewall_at(self, address: str) -> Optional[Tuple[str, str]]:
         """(firewall, interface) owning an address (interface or passer alias), else None."""
         target = _ip(address)
+        index = getattr(self, "_address_index", None)   # during a step of the model (mta.advance)
+        if index is not None:
+            return index["firewalls"].get(target)
         for name, fw in self.firewalls.items():
             for side in ("internal", "external"):
                 if _ip(fw["interfaces"][side]) == target:
