@@ -124,13 +124,13 @@ class XconAction(ActionBase):
         # A name several plays register (role xcon_change: one fleet task per phase) holds different
         # fleets on different hosts: such a result carries its ``fleet_id``, read from the host's
         # variables as stored (not templated, not copied) to find the one this host holds.
+        known = cache.get(name)
+        if known is not None and not known.get("fleet_id") and host in (known.get("fleet") or known["hosts"]):
+            return known   # one play's fleet (the audit's read, the back-up, the restarts): no host is read
         fleet_id = self._stored_fleet_id(task_vars, name, host)
         by_id = self.__dict__.setdefault("_xcon_fleet_ids", {}).setdefault(name, {})
         if fleet_id and fleet_id in by_id:
             return by_id[fleet_id]
-        known = cache.get(name)
-        if not fleet_id and known is not None and not known.get("fleet_id") and host in (known.get("fleet") or known["hosts"]):
-            return known
         value = self.host_var(task_vars, name, None, host=host)
         if isinstance(value, dict) and isinstance(value.get("hosts"), dict):
             cache[name] = value
