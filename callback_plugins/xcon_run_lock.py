@@ -12,11 +12,18 @@ callback is in use.
   killing the process on the spot; at exit, unless the final report was written, the run's report is
   rewritten from its records: what was applied, what may have been, no verification.  SIGKILL cannot
   be handled: the next run finds the open transaction (module_utils/xcon/open_transactions.py).
+* Workers forked from a frozen heap.  At the start of the playbook (after one collection) and of each
+  play, every object the process holds is moved to the garbage collector's permanent generation
+  (gc.freeze): a worker forked afterwards no longer walks, and so copies, the main process's heap
+  in its own collections, and the main process no longer walks it either.  A 10-link audit: 2.9-3.2 s
+  before, 2.7 s after; a 100-link fix: 36.8 s before, 35.0 s after.  Cyclic garbage made before a
+  play starts is not collected; objects are still freed when their last reference goes.
 """
 
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import signal
 import sys
@@ -56,6 +63,14 @@ class CallbackModule(CallbackBase):
         self._rerun, self._final = "", False
         self._on_signals()
         atexit.register(self._at_exit)
+
+    # -- workers forked from a frozen heap --------------------------------------------------------
+    def v2_playbook_on_start(self, playbook):
+        gc.collect()
+        gc.freeze()
+
+    def v2_playbook_on_play_start(self, play):
+        gc.freeze()
 
     # -- the run lock ----------------------------------------------------------------------------
     def _lock_result(self, res):

@@ -156,3 +156,24 @@ def test_a_fleet_tasks_changes_print_one_line_each_naming_their_server():
     assert lines == ["changed: [EXIN] EXIN: TO-OUTSIDE\\x1b[2J: stack",
                      "failed: [EXOUT] xcon_change : Apply each server's planned changes (EXOUT: TO-INSIDE: stack) (xcon_connector): "
                      "XCON-ACCESS-DENIED: denied. What to do: grant it"], lines
+
+
+def test_the_run_freezes_its_heap_before_forking_workers():
+    """Issue 19: the always-loaded callback xcon_run_lock moves the main process's objects to the
+    permanent generation at the playbook's and each play's start, so that forked workers do not
+    walk (and copy) them in their own collections."""
+    import gc
+
+    spec = importlib.util.spec_from_file_location("xcon_run_lock_cb", os.path.join(ROOT, "callback_plugins", "xcon_run_lock.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    gc.unfreeze()
+    try:
+        module.CallbackModule.v2_playbook_on_start(None, None)
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        kept = [[] for _ in range(10)]  # containers: tracked by the collector
+        module.CallbackModule.v2_playbook_on_play_start(None, None)
+        assert gc.get_freeze_count() >= frozen + len(kept)
+    finally:
+        gc.unfreeze()
