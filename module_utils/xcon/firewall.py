@@ -136,10 +136,9 @@ def validate_step(step):
         raise FirewallError(f"{action}: missing {', '.join(missing)}")
 
 
-def apply_step(facts, step):
-    """Return (new_facts, changed) after one step; pure."""
+def _apply(facts, step):
+    """Apply one step to `facts` (a copy the caller owns); whether it changed anything."""
     validate_step(step)
-    facts = copy.deepcopy(facts)
     action = step["action"]
     changed = False
     if action == "remove_passer":
@@ -165,16 +164,15 @@ def apply_step(facts, step):
         value = _as_bool(step["value"])
         changed = facts["client_transparency"] != value
         facts["client_transparency"] = value
-    return facts, changed
+    return changed
 
 
 def pending_steps(facts, steps):
-    """The steps that would change something, in order (a re-run keeps none)."""
-    pending = []
-    for step in steps:
-        facts, changed = apply_step(facts, step)
-        if changed:
-            pending.append(dict(step))
+    """The steps that would change something, in order (a re-run keeps none), and the facts after
+    them; pure.  One copy of the facts for all the steps: a copy per step grew with the square of
+    the fleet (every link's steps against every link's rules: 1.5 s to render a 300-link record)."""
+    facts = copy.deepcopy(facts)
+    pending = [dict(step) for step in steps if _apply(facts, step)]
     return pending, facts
 
 

@@ -10,6 +10,7 @@ from test_diagnose import EXIN_ADDR, EXOUT_ADDR, FW_INTERNAL, Topology, connecto
 from xcon import diagnose as dx
 from xcon import firewall as fw
 from xcon import plan
+from test_firewall import apply_step
 
 
 def diagnosed(topo, options=None, requested="auto"):
@@ -32,7 +33,7 @@ def apply(topo, changes):
     for change in changes:
         if change["kind"] == "firewall":
             for step in change["firewall_steps"]:
-                facts, _ = fw.apply_step(topo.firewall, step)
+                facts, _ = apply_step(topo.firewall, step)
                 topo.firewall.update(facts)
         elif change["action"] == "create":
             source = next(c for c in by_host[change["target"]] if c["name"] == change["after"]["clone_of"])
@@ -246,11 +247,11 @@ def test_tunnel_removes_the_alias_passers_and_rollback_puts_them_back():
         {"action": "remove_passer", "port": 102, "interface": "internal", "target": "EXOUT", "address": ALIAS_INTERNAL}]
     facts = copy.deepcopy(topo.firewall)
     for step in last["firewall_steps"]:
-        facts, changed = fw.apply_step(facts, step)
+        facts, changed = apply_step(facts, step)
         assert changed
     assert facts["passers"] == []
     for step in reversed(last["firewall_steps"]):
-        facts, changed = fw.apply_step(facts, fw.inverse_step(step))
+        facts, changed = apply_step(facts, fw.inverse_step(step))
         assert changed
     key = lambda p: (p["interface"], p["target"])  # noqa: E731
     assert sorted(facts["passers"], key=key) == sorted(before, key=key)
