@@ -174,6 +174,11 @@ hosts:
   returned: when fleet is set
   type: dict
   sample: {EXIN: {server: EXIN, winrm_commands: 1, result_file: /runs/x/audit/EXIN.json, summary: {connectors: 1, events: 42, queued: 18}}}
+unread:
+  description: With O(fleet) - the hosts that could not be read, each with its RV(xcon_error) (code and reason).
+  returned: when fleet is set
+  type: dict
+  sample: {EXIN2: {code: XCON-UNREACHABLE, reason: "connection refused by 127.0.0.1:5986"}}
 firewalls_saved:
   description: With O(fleet) and O(save_raw_dir) - the firewalls whose facts were saved (O(save_firewall_facts)).
   returned: when fleet and save_raw_dir are set

@@ -48,3 +48,6 @@ def test_an_unreadable_server_is_unknown_and_fails_in_the_recap(lab):
     assert [h["host"] for h in report["coverage"]["hosts_failed"]] == ["EXOUT002"]
     recap = re.search(r"^EXOUT002\s+:.*failed=(\d+)", run.stdout, re.M)
     assert recap and int(recap.group(1)) == 1, run.stdout[-3000:]
+    # named once on the console, with its code, from the read's own list of the hosts it could not read
+    named = re.findall(r"^\s*(\S+) could not be read \((XCON-[A-Z-]+)\): ", run.stdout, re.M)
+    assert named == [("EXOUT002", "XCON-ACCESS-DENIED")], run.stdout[-3000:]

@@ -81,6 +81,9 @@ class ActionModule(XconAction):
         finally:
             pool.shutdown(wait=True)
         result = {"hosts": {host: out[host] for host in hosts if host in out},
+                  # the hosts that could not be read, with why: what the roles name on the console
+                  # (a loop over every host's summary cost a templated item per host)
+                  "unread": {host: out[host]["xcon_error"] for host in hosts if (out.get(host) or {}).get("xcon_error")},
                   "winrm_commands": sum(r.get("winrm_commands", 0) for r in out.values())}
         if saved_firewalls is not None:
             result["firewalls_saved"] = saved_firewalls
