@@ -199,14 +199,12 @@ class CallbackModule(DefaultCallback):
         """A fleet task's changes (xcon_connector with fleet: one task for the play's servers, each
         server's changes as a loop's items under hosts[<host>].results), one line each as a loop's
         items print: the server's own name, the change, and a failure's full reason."""
-        task = result.task.get_name().strip()
         for host in res.get("fleet") or sorted(res["hosts"]):
             for item in (res["hosts"].get(host) or {}).get("results") or []:
                 entry = item.get("item") if isinstance(item.get("item"), dict) else {}
                 label = entry.get("description") or entry.get("id") or item.get("item")
                 if item.get("failed"):
-                    self._display.display(wrap(f"failed: [{host}] {task} ({label}) ({result.task.action}): {self._reason(item)}"),
-                                          color=C.COLOR_ERROR, stderr=self.get_option("display_failed_stderr"))
+                    self._failure(result, item, label, host=host)
                 elif item.get("changed"):
                     self._display.display(wrap(f"  changed: [{host}] {label}"), color=C.COLOR_CHANGED)
 
@@ -291,7 +289,7 @@ class CallbackModule(DefaultCallback):
             return f"{msg}\n{detail}"
         return msg
 
-    def _failure(self, result, res, item, traceback=False):
+    def _failure(self, result, res, item, traceback=False, host=None):
         # the full task name (role : task): where it failed; then the module that failed
         what = result.task.get_name().strip() + (f" ({item})" if item else "")
         module = result.task.action
@@ -300,7 +298,7 @@ class CallbackModule(DefaultCallback):
             reason += " (-vvv shows the traceback)"  # a crash, not a failure the module explained
         # Ansible's own words ("fatal:", "failed:" for a loop item), which operators and log scrapers know
         word = "failed" if item else "fatal"
-        self._display.display(wrap(f"{word}: [{self.host_label(result)}] {what} ({module}): {reason}"),
+        self._display.display(wrap(f"{word}: [{host or self.host_label(result)}] {what} ({module}): {reason}"),
                               color=C.COLOR_ERROR, stderr=self.get_option("display_failed_stderr"))
 
     @_inert

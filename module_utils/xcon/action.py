@@ -89,16 +89,26 @@ class XconAction(ActionBase):
         except AnsibleActionFail:
             raise
         except Exception as exc:  # every failure leaves with a specific message, no traceback noise
-            code = error_code(exc)
-            host = task_vars.get("inventory_hostname", "?")
-            result.update(failed=True, msg=f"{self._task.action} ({host}): {error_reason(exc)} {what_to_do(exc, code)}",
-                          xcon_error={"code": code, "reason": error_reason(exc)})
+            result.update(self.failure(task_vars.get("inventory_hostname", "?"), exc))
             # ansible-core 2.19's PlayContext has no verbosity; Display is the one place that knows -v.
             if Display().verbosity >= 3:
                 result["exception"] = traceback.format_exc()
         return mask(result)
 
     # -- helpers for subclasses -------------------------------------------------------------
+    def failure(self, host, exc):
+        """A failed result for `host` (its own task's, or its outcome in a fleet task's): the module,
+        the host, the reason and what to do, and its report code (xcon_error)."""
+        code = error_code(exc)
+        return {"failed": True, "msg": f"{self._task.action} ({host}): {error_reason(exc)} {what_to_do(exc, code)}",
+                "xcon_error": {"code": code, "reason": error_reason(exc)}}
+
+    def role_or_contract(self, view, role_name, contract_name, default):
+        """A host's role variable when it has one (inventory, -e), else its contract variable, else
+        `default`: a fleet task reads each host's own, where a per-host task had the role's default."""
+        value = self.host_var(view, role_name)
+        return value if value not in (None, "") else self.host_var(view, contract_name, default)
+
     def host_var(self, task_vars, name, default=None, host=None):
         """A templated variable of `host` (default: the task's host)."""
         hostvars = task_vars.get("hostvars", {})

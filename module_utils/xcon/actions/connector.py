@@ -43,9 +43,11 @@ class ActionModule(XconAction):
     def xcon_run(self, args, task_vars):
         if args.get("fleet") is not None:
             return connector_fleet.run(self, args, task_vars)
-        missing = [k for k in ("name",) if not args.get(k)] + [k for k in ("phase", "stopped_links", "restart_marker_dir") if args.get(k)]
-        if missing:
-            raise AnsibleActionFail(f"{missing[0]}: " + ("required (unless fleet is given)" if missing[0] == "name" else "only with fleet"))
+        if not args.get("name"):
+            raise AnsibleActionFail("name: required (unless fleet is given)")
+        fleet_only = [k for k in connector_fleet.FLEET_OPTIONS if args.get(k)]
+        if fleet_only:
+            raise AnsibleActionFail(f"{fleet_only[0]}: only with fleet")
         prepared = self._prepare(args, task_vars, task_vars)
         if prepared["admin"]:
             return admin_change.run(self, args, task_vars, prepared["server"], prepared["profile"])

@@ -12,9 +12,8 @@ import uuid
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from xcon.action import plain, what_to_do
+from xcon.action import plain
 from xcon.actions import admin_change
-from xcon.errors import error_code, error_reason
 from xcon.mask import mask
 from xcon.specs import CONNECTOR
 
@@ -35,7 +34,7 @@ def run(action, args, task_vars):
     if not args.get("phase"):
         raise AnsibleActionFail("fleet needs phase (which kind of planned change to apply)")
     given = [k for k in ENTRY_OPTIONS + ("restore", "restart_marker", "management_host")
-             if args.get(k) not in (None, "") and not (k == "state" and args[k] == "present")]
+             if args.get(k) not in (None, "", CONNECTOR[k].get("default"))]
     if given:
         raise AnsibleActionFail(f"with fleet, {given[0]} comes from each server's plan entries and variables, not from the task")
     hosts = [str(h) for h in args["fleet"]]
@@ -63,14 +62,12 @@ def run(action, args, task_vars):
             out[host]["results"] = job.result()
     finally:
         pool.shutdown(wait=True)
+    diffs = []   # shown once, from the task's diff list
     for host in hosts:
         results = out[host]["results"]
+        diffs += [diff for diff, r in ((r.pop("diff", None), r) for r in results) if diff and r.get("changed")]
         out[host].update(changed=any(r.get("changed") for r in results), failed=any(r.get("failed") for r in results),
                          winrm_commands=sum(r.get("winrm_commands", 0) for r in results))
-    diffs = [r["diff"] for host in hosts for r in out[host]["results"] if r.get("diff") and r.get("changed")]
-    for host in hosts:
-        for r in out[host]["results"]:
-            r.pop("diff", None)   # shown once, from the task's diff list
     result = {"fleet": hosts, "fleet_id": uuid.uuid4().hex, "phase": args["phase"], "hosts": out,
               "changed": any(h["changed"] for h in out.values()),
               "failed_changes": {r["item"].get("id"): r.get("msg", "failed") for host in hosts for r in out[host]["results"] if r.get("failed")},
@@ -94,8 +91,7 @@ def _item(action, args, view, task_vars, host, entry):
     own = {k: v for k, v in args.items() if k not in FLEET_OPTIONS and v is not None}
     own.update({k: v for k, v in (entry.get("args") or {}).items() if k in ENTRY_OPTIONS and v is not None})
     try:
-        own["exchange_version"] = str(action.host_var(view, "xcon_change_exchange_version")
-                                      or action.host_var(view, "xcon_exchange_version", "5.5"))
+        own["exchange_version"] = str(action.role_or_contract(view, "xcon_change_exchange_version", "xcon_exchange_version", "5.5"))
         marker = action.host_var(view, "xcon_change_restart_marker")
         own["restart_marker"] = marker or (os.path.join(args["restart_marker_dir"], host) if args.get("restart_marker_dir") else None)
         validation = ArgumentSpecValidator(CONNECTOR, mutually_exclusive=action.MUTUALLY_EXCLUSIVE).validate(own)
@@ -123,9 +119,7 @@ def _host(action, host, items, view, task_vars):
         except AnsibleActionFail as exc:
             result = {"failed": True, "msg": str(getattr(exc, "message", None) or exc)}
         except Exception as exc:  # noqa: BLE001 - one change's failure is its own outcome
-            code = error_code(exc)
-            result = {"failed": True, "msg": f"{action._task.action} ({host}): {error_reason(exc)} {what_to_do(exc, code)}",
-                      "xcon_error": {"code": code, "reason": error_reason(exc)}}
+            result = action.failure(host, exc)
         result.pop("ansible_facts", None)   # one task cannot set another host's facts: the restart marker says it
         result.setdefault("changed", False)
         result["item"] = entry

@@ -10,8 +10,7 @@ from ansible.errors import AnsibleActionFail
 from xcon import gather
 from xcon import inputs
 from xcon import state as xstate
-from xcon.action import XconAction, what_to_do
-from xcon.errors import error_code, error_reason
+from xcon.action import XconAction
 from xcon.ops import raise_first_failure
 from xcon.specs import MTA_SERVICE
 
@@ -68,14 +67,14 @@ class ActionModule(XconAction):
                 marker = os.path.join(args["restart_marker_dir"], host) if args.get("restart_marker_dir") else None
                 if not (inputs.as_bool(self.host_var(view, "xcon_restart_pending", False)) or xstate.restart_pending(marker)):
                     continue
-                if inputs.as_bool(self._role_or_contract(view, "xcon_mta_restart_allowed", "xcon_allow_mta_restart", True)) is False:
+                if inputs.as_bool(self.role_or_contract(view, "xcon_mta_restart_allowed", "xcon_allow_mta_restart", True)) is False:
                     left_pending.append(host)
                     continue
                 if self._task.check_mode:
                     continue
                 own = dict(args, fleet=None, server=None, management_host=None, restart_marker=marker,
                            name=self.host_var(view, "xcon_mta_restart_service") or args["name"],
-                           exchange_version=str(self._role_or_contract(view, "xcon_mta_restart_exchange_version",
+                           exchange_version=str(self.role_or_contract(view, "xcon_mta_restart_exchange_version",
                                                                        "xcon_exchange_version", "5.5")))
                 try:
                     client = self.winrm_client(view, None, task_vars)
@@ -95,16 +94,8 @@ class ActionModule(XconAction):
                 "failed_hosts": {h: r["msg"] for h, r in out.items() if r.get("failed")},
                 "winrm_commands": sum(r.get("winrm_commands", 0) for r in out.values())}
 
-    def _role_or_contract(self, view, role_name, contract_name, default):
-        """A host's role variable when it has one (inventory, -e), else its contract variable, else
-        `default`: the chain of the role's default (roles/xcon_mta_restart/defaults/main.yml)."""
-        value = self.host_var(view, role_name)
-        return value if value not in (None, "") else self.host_var(view, contract_name, default)
-
     def _failure(self, host, exc, commands):
-        code = error_code(exc)
-        return {"failed": True, "changed": False, "winrm_commands": commands, "xcon_error": {"code": code, "reason": error_reason(exc)},
-                "msg": f"{self._task.action} ({host}): {error_reason(exc)} {what_to_do(exc, code)}"}
+        return dict(self.failure(host, exc), changed=False, winrm_commands=commands)
 
     @staticmethod
     def _restarted(args, service, commands):
