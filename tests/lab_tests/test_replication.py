@@ -189,3 +189,62 @@ def test_the_kb_fault_and_its_fix_on_every_pair_of_versions(inside, outside, wit
     for name, server in snap["servers"].items():
         if server["exchange"] != "5.5":
             assert server["ldap_writes"] == [], name
+
+
+def _scanned(directory, servers):
+    """What each lookup of a replica answers when every entry is scanned (the indexes' oracle)."""
+    from xconlab_lab import schema
+
+    def site(dn):
+        return next((v.casefold() for k, v in dn if k == "ou"), None)
+
+    def home(entry):
+        value = entry.get("Home-MTA") if entry.is_a("X400-Link") else None
+        return None if value is None else schema.dn_key(value)
+
+    entries = list(directory.entries.values())
+    sites = {site(e.dn) for e in entries}
+    return ({s: [e for e in entries if site(e.dn) == s] for s in sites if s},
+            {m: [e for e in entries if home(e) == m] for m in (srv.mta_key for srv in servers)})
+
+
+def test_replicas_indexes_and_searches_answer_what_a_scan_answers_through_writes_and_replication(lab):
+    """Replicas share their seed's entries until a first write (a 300-link lab has 600 replicas; each
+    copied its whole organisation at its first write and rebuilt its indexes after every write: the
+    lab grew with the square of the fleet). Entries are never changed in place; the site and Home-MTA
+    indexes are kept in step by every write, replication and the Administrator program, and a search
+    whose base is inside a site reads that site's entries only. Each answers what a scan answers."""
+    from xconlab_lab import schema
+
+    exin, exin55 = lab.servers["EXIN"], lab.servers["EXIN55"]
+    assert all(s.directory.entries is exin.directory.entries and s.directory.shared for s in lab.servers.values())
+    to_outside = "cn=TO-OUTSIDE," + IN_PARENT
+    before = exin.directory.require(to_outside)
+    op(lab, "EXIN55", "dir_create", parent=IN_PARENT, cn="TO-OUTSIDE-REVERSE", **{"class": "RFC1006-X400-Link"},
+       attributes=reverse_attributes())
+    op(lab, "EXIN55", "dir_modify", dn=to_outside,
+       changes=[{"attribute": "Home-MTA", "values": [EXIN_MTA.replace("EXIN,", "EXIN55,")]}])
+    assert exin.directory.shared and exin.directory.require(to_outside) is before     # not changed in place
+    assert [e.name for e in exin55.directory.homed_on(exin55.mta_key)] == ["TO-OUTSIDE"]
+    op(lab, "EXIN55", "dir_delete", dn=REVERSE)
+    op(lab, "EXIN55", "dir_create", parent=IN_PARENT, cn="TO-OUTSIDE-REVERSE", **{"class": "RFC1006-X400-Link"},
+       attributes=reverse_attributes())
+    lab.admin_apply({"version": 1, "kind": "exchange-administrator", "server": "EXOUT", "connect_to": "EXOUT",
+                     "action": "modify", "connector": "TO-INSIDE",
+                     "pages": [{"page": "Schedule", "fields": [{"field": "Schedule", "value": "Always"}]}]})
+    lab.advance(lab.intra_site_minutes + lab.intersite_minutes + 1)     # every replica has every change
+    for server in lab.servers.values():
+        sites, homes = _scanned(server.directory, lab.servers.values())
+        assert {s: server.directory.in_site(s) for s in sites} == sites
+        assert {m: server.directory.homed_on(m) for m in homes} == homes
+        if server.spec.get("exchange", "5.5") == "4.0":
+            continue                                                   # no LDAP to search
+        everything = op(lab, server.name, "dir_search", base="", classes=["RFC1006-X400-Link"], attributes=["rdn"],
+                        page_size=1000)["entries"]
+        for site in ("INSIDE", "OUTSIDE"):
+            base = f"ou={site},o=CONTOSO"
+            found = op(lab, server.name, "dir_search", base=base, classes=["RFC1006-X400-Link"], attributes=["rdn"],
+                       page_size=1000)["entries"]
+            assert found and found == [e for e in everything if e["dn"].lower().endswith(base.lower())]
+    assert [e.name for e in exin.directory.homed_on(exin.mta_key)] == ["TO-OUTSIDE-REVERSE"]
+    assert schema.dn_key(schema.parse_dn(REVERSE)) in exin.directory.entries

@@ -75,16 +75,16 @@ class AdminProgramMixin:
                     values = {k: list(v) for k, v in source.values.items()}
                     values["rdn"] = [name]
                     _set_pages(values, fields)
-                    directory.entries[key] = Entry(dn, list(source.classes), values)
+                    directory.put(key, Entry(dn, list(source.classes), values))
             elif action == "modify":
                 entry = directory.entries.get(key)
                 if entry is None:
                     raise FirewallRecordError(f"connector {name!r} not found on {server.name}")
                 values = {k: list(v) for k, v in entry.values.items()}
                 _set_pages(values, fields)
-                entry.values = values
+                directory.put(key, Entry(entry.dn, entry.classes, values))
             elif action == "delete":
-                directory.entries.pop(key, None)
+                directory.drop(key)
             else:
                 raise FirewallRecordError(f"action must be create, modify or delete, not {action!r}")
             directory.changes += 1

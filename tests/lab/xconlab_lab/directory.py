@@ -2,7 +2,8 @@
 
 Every server holds a replica of the whole organisation (``replication.py`` keeps them in step); a
 connector belongs to the server whose MTA its ``Home-MTA`` names. Replicas built from one seed
-share its entries until their first change (copy on write: a 300-link lab has 600 replicas).
+share its entries until their first change (copy on write: a 300-link lab has 600 replicas); an
+entry is never changed in place, so replicas share entries and copy only their mappings.
 
 Operations mirror what the project's ADSI scripts do (``files/ps/op_dir_*.ps1``):
 
@@ -33,7 +34,9 @@ RIGHTS = ("admin", "read-only")
 
 
 class Entry:
-    """One directory object: its DN, class chain and attribute values (lists of stored values)."""
+    """One directory object: its DN, class chain and attribute values (lists of stored values).
+
+    Never changed in place once in a directory: a write puts a new entry (replicas share entries)."""
 
     __slots__ = ("dn", "classes", "values")
 
@@ -58,6 +61,19 @@ class Entry:
         return list(self.values.get(name.lower()) or [])
 
 
+def _site_key(dn: Dn) -> Optional[str]:
+    """The site (casefold ``ou=``) an object belongs to, or None above the sites."""
+    return next((value.casefold() for kind, value in dn if kind == "ou"), None)
+
+
+def _home_key(entry: Optional[Entry]) -> Optional[tuple]:
+    """The Home-MTA key of an X400-Link entry, or None."""
+    if entry is None or not entry.is_a("X400-Link"):
+        return None
+    home = entry.get("Home-MTA")
+    return None if home is None else schema.dn_key(home)
+
+
 def _attr_json(attr: AttrDef, values: List[Any]) -> Any:
     encoded = [schema.encode_value(attr, v) for v in values]
     return encoded if attr.multi else encoded[0]
@@ -73,33 +89,62 @@ class Directory:
         self.entries: Dict[tuple, Entry] = {}
         self.changes = 0                # bumped by every successful write
         self.shared = False             # entries are another directory's until own() copies them
-        self._index: Optional[tuple] = None
+        # indexes, kept in step by put/drop: {site (casefold) or None: {key: None}} and
+        # {Home-MTA key: {key: None}} of X400-Link entries (dicts as ordered sets)
+        self._by_site: Dict[Optional[str], Dict[tuple, None]] = {}
+        self._by_home: Dict[tuple, Dict[tuple, None]] = {}
 
     def own(self) -> None:
-        """Before a change: a replica that still shares its seed's entries takes its own copy."""
+        """Before a change: a replica that still shares its seed's entries takes its own copy (of the
+        mappings only: an entry is never changed in place, a write puts a new one)."""
         if self.shared:
-            self.entries = {key: Entry(e.dn, list(e.classes), e.values) for key, e in self.entries.items()}
+            self.entries = dict(self.entries)
+            self._by_site = {site: dict(keys) for site, keys in self._by_site.items()}
+            self._by_home = {home: dict(keys) for home, keys in self._by_home.items()}
             self.shared = False
 
-    def index(self) -> tuple:
-        """``(changes, {site: [entries]}, {Home-MTA key: [X400-Link entries]})``, rebuilt after a change."""
-        if self._index is None or self._index[0] != self.changes:
-            by_site: Dict[str, List[Entry]] = {}
-            by_home: Dict[tuple, List[Entry]] = {}
-            for entry in self.entries.values():
-                site = next((v.casefold() for k, v in entry.dn if k == "ou"), None)
-                by_site.setdefault(site, []).append(entry)
-                home = entry.get("Home-MTA")
-                if home is not None and entry.is_a("X400-Link"):
-                    by_home.setdefault(schema.dn_key(home), []).append(entry)
-            self._index = (self.changes, by_site, by_home)
-        return self._index
+    def share(self, seed: "Directory") -> None:
+        """Hold ``seed``'s entries (and indexes) until the first change (see :meth:`own`)."""
+        self.entries, self._by_site, self._by_home = seed.entries, seed._by_site, seed._by_home
+        self.changes, self.shared = seed.changes, True
+
+    def put(self, key: tuple, entry: Entry) -> None:
+        """Add or replace one entry, keeping the indexes in step (after :meth:`own`)."""
+        old = self.entries.get(key)
+        self.entries[key] = entry
+        if old is None:
+            self._by_site.setdefault(_site_key(entry.dn), {})[key] = None
+        old_home, new_home = _home_key(old), _home_key(entry)
+        if old_home != new_home:
+            if old_home is not None:
+                self._unindex(self._by_home, old_home, key)
+            if new_home is not None:
+                self._by_home.setdefault(new_home, {})[key] = None
+
+    def drop(self, key: tuple) -> None:
+        """Remove one entry if present, keeping the indexes in step (after :meth:`own`)."""
+        old = self.entries.pop(key, None)
+        if old is None:
+            return
+        self._unindex(self._by_site, _site_key(old.dn), key)
+        if _home_key(old) is not None:
+            self._unindex(self._by_home, _home_key(old), key)
+
+    @staticmethod
+    def _unindex(index: Dict[Any, Dict[tuple, None]], name: Any, key: tuple) -> None:
+        keys = index.get(name)
+        if keys is not None:
+            keys.pop(key, None)
+            if not keys:
+                del index[name]
 
     def in_site(self, site: str) -> List[Entry]:
-        return list(self.index()[1].get(site.casefold(), []))
+        """The entries of one site, in the directory's order."""
+        return [self.entries[key] for key in self._by_site.get(site.casefold(), ())]
 
     def homed_on(self, mta_key: tuple) -> List[Entry]:
-        return list(self.index()[2].get(mta_key, []))
+        """The X400-Link entries whose Home-MTA is ``mta_key``."""
+        return [self.entries[key] for key in self._by_home.get(mta_key, ())]
 
     # -- bootstrap (the lab's own loader; schema-checked, no rights) ---------------------------
     def add(self, dn: Dn, class_name: str, attributes: Mapping[str, Any]) -> Entry:
@@ -142,7 +187,9 @@ class Directory:
         names = [str(n) for n in attributes or ()]
         all_user = not names or "*" in names
         hits = []
-        for entry in self.entries.values():
+        site = _site_key(base_dn)   # a base inside a site: only that site's entries can be under it
+        candidates = self.entries.values() if site is None else [self.entries[k] for k in self._by_site.get(site, ())]
+        for entry in candidates:
             if scope == "base" and schema.dn_key(entry.dn) != schema.dn_key(base_dn):
                 continue
             if scope == "onelevel" and not (len(entry.dn) == len(base_dn) + 1 and schema.is_under(entry.dn, base_dn)):
@@ -277,7 +324,7 @@ class Directory:
         if missing:
             raise DirectoryError("ObjectClassViolation", f"mandatory attribute(s) {', '.join(self._canon(missing))} "
                                  f"cannot be removed from {dn_text}")
-        entry.values = values
+        self.put(schema.dn_key(entry.dn), Entry(entry.dn, entry.classes, values))
         self.changes += 1
         return modified
 
@@ -319,7 +366,7 @@ class Directory:
             raise DirectoryError("ConstraintViolation", f"{dn_text} is not a leaf object and cannot be deleted")
         if not schema.CLASSES[entry.classes[-1].lower()].creatable:
             raise DirectoryError("AccessDenied", f"{dn_text} is a system object and cannot be deleted")
-        del self.entries[schema.dn_key(entry.dn)]
+        self.drop(schema.dn_key(entry.dn))
         self.changes += 1
         return dn_text
 
@@ -374,6 +421,6 @@ class Directory:
                                  f"missing for a new {class_name}")
         entry = Entry(dn, chain, values)
         self.own()
-        self.entries[schema.dn_key(dn)] = entry
+        self.put(schema.dn_key(dn), entry)
         self.changes += 1
         return entry

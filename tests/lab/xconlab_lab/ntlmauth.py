@@ -5,7 +5,7 @@
   user part; an account configured without a domain matches a client that sends none).
 * :class:`NtlmAcceptor` - the server side of NTLM for one TCP connection (pyspnego's acceptor).
   pyspnego checks the client's answer against the flat file named by the environment variable
-  ``NTLM_USER_FILE`` (``DOMAIN:user:password`` lines). Endpoints of one process may hold the same
+  ``NTLM_USER_FILE`` (smbpasswd lines: the password's LM and NT hashes). Endpoints of one process may hold the same
   account with different passwords, so every endpoint gets its own file and the variable is
   pointed at it, under a process-wide lock, for exactly the calls that read it.
 * :func:`unwrap_request` / :func:`wrap_response` - WinRM's NTLM message encryption
@@ -23,6 +23,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 import spnego
 from spnego.channel_bindings import GssChannelBindings
 from spnego.exceptions import SpnegoError
+from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1
 
 ENCRYPTED_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
 ENCRYPTED_CONTENT_TYPE = f'multipart/encrypted;protocol="{ENCRYPTED_PROTOCOL}";boundary="Encrypted Boundary"'
@@ -77,11 +78,15 @@ class UserTable:
         return None
 
     def ntlm_lines(self) -> List[str]:
-        """``NTLM_USER_FILE`` lines: ``DOMAIN:user:password`` and ``:user:password`` per account."""
+        """``NTLM_USER_FILE`` lines in smbpasswd form, ``DOMAIN\\user:0:LM:NT:[U]:LCT-00000000`` and
+        ``user:0:LM:NT:[U]:LCT-00000000`` per account: the LM and NT one-way functions of the
+        password, computed once here (as a Windows SAM keeps them) instead of again at every
+        authentication, which pyspnego does for ``DOMAIN:user:password`` lines."""
         lines: List[str] = []
         for name, password in self.users.items():
             domain, user = split_user(name)
-            for line in (f"{domain}:{user}:{password}", f":{user}:{password}"):
+            hashes = f"0:{lmowfv1(password).hex().upper()}:{ntowfv1(password).hex().upper()}:[U]:LCT-00000000"
+            for line in (f"{domain}\\{user}:{hashes}" if domain else f"{user}:{hashes}", f"{user}:{hashes}"):
                 if line not in lines:
                     lines.append(line)
         return lines

@@ -38,9 +38,7 @@ def replica_of(seed: Directory, site: str) -> Directory:
     """A server's replica: the organisation's objects as ``seed`` holds them (entries are the
     replica's own; attribute values are shared until a write replaces them, as writes always do)."""
     replica = Directory(seed.organization, site)
-    replica.entries, replica.shared = seed.entries, True      # copied on its first change (own())
-    replica.changes = seed.changes
-    replica._index = seed.index()
+    replica.share(seed)      # copied on its first change (own())
     return replica
 
 
@@ -124,9 +122,9 @@ class ReplicationMixin:
             directory = self.servers[name].directory
             directory.own()
             if entry is None:
-                directory.entries.pop(key, None)
+                directory.drop(key)
             else:
-                directory.entries[key] = Entry(entry.dn, list(entry.classes), entry.values)
+                directory.put(key, entry)
             directory.changes += 1
 
     def replication_state(self, server: Server) -> Dict[str, Any]:
