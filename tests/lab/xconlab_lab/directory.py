@@ -1,9 +1,9 @@
 """One server's replica of the emulated Exchange directory, schema-checked (see ``schema.py``).
 
 Every server holds a replica of the whole organisation (``replication.py`` keeps them in step); a
-connector belongs to the server whose MTA its ``Home-MTA`` names. Replicas built from one seed
-share its entries until their first change (copy on write: a 300-link lab has 600 replicas); an
-entry is never changed in place, so replicas share entries and copy only their mappings.
+connector belongs to the server whose MTA its ``Home-MTA`` names. How a replica holds its entries
+(shared until its first write, never changed in place, indexed by site and Home-MTA) is
+``entries.py``.
 
 Operations mirror what the project's ADSI scripts do (``files/ps/op_dir_*.ps1``):
 
@@ -28,50 +28,10 @@ import copy
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from . import schema
+from .entries import Entry, EntryStore
 from .schema import AttrDef, DirectoryError, Dn
 
 RIGHTS = ("admin", "read-only")
-
-
-class Entry:
-    """One directory object: its DN, class chain and attribute values (lists of stored values).
-
-    Never changed in place once in a directory: a write puts a new entry (replicas share entries)."""
-
-    __slots__ = ("dn", "classes", "values")
-
-    def __init__(self, dn: Dn, classes: List[str], values: Dict[str, List[Any]]) -> None:
-        self.dn = dn
-        self.classes = classes
-        self.values = values          # lower-case canonical name -> list of stored values
-
-    @property
-    def name(self) -> str:
-        return self.dn[0][1]
-
-    def is_a(self, class_name: str) -> bool:
-        return class_name.lower() in (c.lower() for c in self.classes)
-
-    def get(self, name: str, default: Any = None) -> Any:
-        """First value of an attribute (or default)."""
-        found = self.values.get(name.lower())
-        return found[0] if found else default
-
-    def get_all(self, name: str) -> List[Any]:
-        return list(self.values.get(name.lower()) or [])
-
-
-def _site_key(dn: Dn) -> Optional[str]:
-    """The site (casefold ``ou=``) an object belongs to, or None above the sites."""
-    return next((value.casefold() for kind, value in dn if kind == "ou"), None)
-
-
-def _home_key(entry: Optional[Entry]) -> Optional[tuple]:
-    """The Home-MTA key of an X400-Link entry, or None."""
-    if entry is None or not entry.is_a("X400-Link"):
-        return None
-    home = entry.get("Home-MTA")
-    return None if home is None else schema.dn_key(home)
 
 
 def _attr_json(attr: AttrDef, values: List[Any]) -> Any:
@@ -79,72 +39,14 @@ def _attr_json(attr: AttrDef, values: List[Any]) -> Any:
     return encoded if attr.multi else encoded[0]
 
 
-class Directory:
+class Directory(EntryStore):
     """The directory of one site (not thread-safe by itself: the model's lock guards it)."""
 
     def __init__(self, organization: str, site: str) -> None:
+        super().__init__()
         self.organization = organization
         self.site = site
         self.root: Dn = (("o", organization),)
-        self.entries: Dict[tuple, Entry] = {}
-        self.changes = 0                # bumped by every successful write
-        self.shared = False             # entries are another directory's until own() copies them
-        # indexes, kept in step by put/drop: {site (casefold) or None: {key: None}} and
-        # {Home-MTA key: {key: None}} of X400-Link entries (dicts as ordered sets)
-        self._by_site: Dict[Optional[str], Dict[tuple, None]] = {}
-        self._by_home: Dict[tuple, Dict[tuple, None]] = {}
-
-    def own(self) -> None:
-        """Before a change: a replica that still shares its seed's entries takes its own copy (of the
-        mappings only: an entry is never changed in place, a write puts a new one)."""
-        if self.shared:
-            self.entries = dict(self.entries)
-            self._by_site = {site: dict(keys) for site, keys in self._by_site.items()}
-            self._by_home = {home: dict(keys) for home, keys in self._by_home.items()}
-            self.shared = False
-
-    def share(self, seed: "Directory") -> None:
-        """Hold ``seed``'s entries (and indexes) until the first change (see :meth:`own`)."""
-        self.entries, self._by_site, self._by_home = seed.entries, seed._by_site, seed._by_home
-        self.changes, self.shared = seed.changes, True
-
-    def put(self, key: tuple, entry: Entry) -> None:
-        """Add or replace one entry, keeping the indexes in step (after :meth:`own`)."""
-        old = self.entries.get(key)
-        self.entries[key] = entry
-        if old is None:
-            self._by_site.setdefault(_site_key(entry.dn), {})[key] = None
-        old_home, new_home = _home_key(old), _home_key(entry)
-        if old_home != new_home:
-            if old_home is not None:
-                self._unindex(self._by_home, old_home, key)
-            if new_home is not None:
-                self._by_home.setdefault(new_home, {})[key] = None
-
-    def drop(self, key: tuple) -> None:
-        """Remove one entry if present, keeping the indexes in step (after :meth:`own`)."""
-        old = self.entries.pop(key, None)
-        if old is None:
-            return
-        self._unindex(self._by_site, _site_key(old.dn), key)
-        if _home_key(old) is not None:
-            self._unindex(self._by_home, _home_key(old), key)
-
-    @staticmethod
-    def _unindex(index: Dict[Any, Dict[tuple, None]], name: Any, key: tuple) -> None:
-        keys = index.get(name)
-        if keys is not None:
-            keys.pop(key, None)
-            if not keys:
-                del index[name]
-
-    def in_site(self, site: str) -> List[Entry]:
-        """The entries of one site, in the directory's order."""
-        return [self.entries[key] for key in self._by_site.get(site.casefold(), ())]
-
-    def homed_on(self, mta_key: tuple) -> List[Entry]:
-        """The X400-Link entries whose Home-MTA is ``mta_key``."""
-        return [self.entries[key] for key in self._by_home.get(mta_key, ())]
 
     # -- bootstrap (the lab's own loader; schema-checked, no rights) ---------------------------
     def add(self, dn: Dn, class_name: str, attributes: Mapping[str, Any]) -> Entry:
@@ -187,8 +89,9 @@ class Directory:
         names = [str(n) for n in attributes or ()]
         all_user = not names or "*" in names
         hits = []
-        site = _site_key(base_dn)   # a base inside a site: only that site's entries can be under it
-        candidates = self.entries.values() if site is None else [self.entries[k] for k in self._by_site.get(site, ())]
+        candidates = self.site_entries(base_dn)   # a base inside a site: only that site's entries can be under it
+        if candidates is None:
+            candidates = list(self.entries.values())
         for entry in candidates:
             if scope == "base" and schema.dn_key(entry.dn) != schema.dn_key(base_dn):
                 continue
