@@ -25,6 +25,7 @@ all subclasses of `XconError`.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import time
@@ -82,6 +83,33 @@ def _settled(protocol):
     session = getattr(getattr(protocol, "transport", None), "session", None)
     if session is not None and session.auth is not None:
         session.trust_env = False
+
+
+@functools.lru_cache(maxsize=8)
+def _ntlm_one_way(password: str) -> str:
+    """The NTLM transport's password as its LM and NT one-way functions, ``LM:NT`` in hex, which
+    pyspnego takes in place of the password (its credential parsing turns that form into an NTLM
+    hash credential); or the password itself where this pyspnego does not.
+
+    pyspnego computes both functions of a plain password for every new NTLM context, and the LM
+    one is DES in pure Python: 1.6 ms of controller CPU for each of a fleet's sessions (6% of a
+    300-link fix's controller CPU, py-spy).  Computed here once per process and password, by
+    pyspnego's own functions, so every NTLM version and LM compatibility level answers as before.
+    The value is as secret as the password: it is kept in memory only, never logged, and masked
+    in failures (``WinRMClient._translate``)."""
+    try:
+        from spnego._credential import NTLMHash, unify_credentials
+        from spnego._ntlm_raw.crypto import is_ntlm_hash, lmowfv1, ntowfv1
+
+        if is_ntlm_hash(password):
+            return password   # already the one-way form (pyspnego takes it as such, and did before)
+        hashed = f"{lmowfv1(password).hex()}:{ntowfv1(password).hex()}"
+        (credential,) = unify_credentials("probe", hashed)
+        if isinstance(credential, NTLMHash) and credential.nt_hash == ntowfv1(password).hex():
+            return hashed
+    except Exception:  # noqa: BLE001 - another pyspnego: the plain password, as pywinrm sends it
+        pass
+    return password
 
 
 class WinRMClient:
@@ -175,7 +203,8 @@ class WinRMClient:
 
     def _protocol(self, transport: str) -> Protocol:
         try:
-            return Protocol(self.endpoint, transport=transport, username=self.username, password=self._password,
+            password = _ntlm_one_way(self._password) if transport == "ntlm" and self._password else self._password
+            return Protocol(self.endpoint, transport=transport, username=self.username, password=password,
                             **self.settings.kwargs)
         except (WinRMError, ValueError, TypeError) as exc:
             raise XconSettingsError(f"{self.endpoint}: invalid WinRM settings: {exc}") from exc
@@ -210,7 +239,17 @@ class WinRMClient:
         raise first
 
     def _translate(self, exc: BaseException, step: str) -> XconError:
-        """Map a pywinrm/requests failure to the typed exceptions (the only place that does)."""
+        """Map a pywinrm/requests failure to the typed exceptions (the only place that does), with
+        the password's NTLM one-way form masked should a library have quoted it (the password itself
+        is masked where it can appear, kinit's output)."""
+        error = self._typed(exc, step)
+        secret = _ntlm_one_way(self._password) if self._password else None
+        if secret and secret != self._password and error.args and isinstance(error.args[0], str) \
+                and secret in error.args[0]:
+            error.args = (error.args[0].replace(secret, "********"),) + tuple(error.args[1:])
+        return error
+
+    def _typed(self, exc: BaseException, step: str) -> XconError:
         where = f"{self.endpoint} ({step})"
         if isinstance(exc, XconError):
             return exc
