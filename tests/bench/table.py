@@ -33,9 +33,10 @@ def render(data):
     load = f"; 1-minute load average during the audit and floor runs {loads[0]:.1f}-{loads[-1]:.1f}" if loads else ""
     lines = [f"Measured {data['started']} on {m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']}, {m['ansible']}: "
              f"`{data['command']}`, {runs}{load}.", "",
-             "| N links | hosts | audit (`--check`) s | floor s | audit / floor | per link s | controller CPU s | full fix s "
+             "| N links | hosts | audit (`--check`) s | floor s | audit / floor | Ansible's start s | (start + floor) / floor "
+             "| per link s | controller CPU s | full fix s "
              "| naive baseline s | baseline / audit | diagnosis + report s | WinRM commands per host: audit, fix, baseline | report.json / .html MB (HTML opens in) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, e in sorted(data["sizes"].items(), key=lambda kv: int(kv[0])):
         audit = e["audit"]
         commands = e.get("winrm_commands_per_host") or {}
@@ -45,6 +46,7 @@ def render(data):
             report += f" (opens in {e['report_open_ms'] / 1000:.2f} s)"
         lines.append("| " + " | ".join([
             n, str(e["exchange_hosts"]), _s(audit["wall_s"]), _s(e.get("floor_wall_s")), _s(e.get("audit_over_floor"), "{:.2f}x"),
+            _s(e.get("ansible_start_s")), _s(e.get("start_and_floor_over_floor"), "{:.2f}x"),
             _s(audit["wall_s"] / int(n), "{:.3f}"), _s(audit["controller_cpu_s"]), _s(e.get("fix_wall_s")),
             _s(e.get("baseline_wall_s")), _s(e.get("ratio"), "{:.0f}x"), _s(e.get("diagnose_report_s"), "{:.2f}"),
             f"{commands.get('audit_run', '-')}, {commands.get('fix_run') or '-'}, {commands.get('baseline') or '-'}", report]) + " |")
