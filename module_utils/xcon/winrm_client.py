@@ -51,6 +51,7 @@ from .errors import (  # noqa: F401 - re-exported: the transport layer's excepti
     XconTLSError,
     XconUnreachable,
 )
+from .mask import mask
 from .winrm_options import WinRMSettings, from_vars
 
 # Everything on the wire is ASCII both ways (the request JSON escapes the rest as \uXXXX, the runner
@@ -103,9 +104,10 @@ def _ntlm_one_way(password: str) -> str:
 
         if is_ntlm_hash(password):
             return password   # already the one-way form (pyspnego takes it as such, and did before)
-        hashed = f"{lmowfv1(password).hex()}:{ntowfv1(password).hex()}"
+        nt_hash = ntowfv1(password).hex()
+        hashed = f"{lmowfv1(password).hex()}:{nt_hash}"
         (credential,) = unify_credentials("probe", hashed)
-        if isinstance(credential, NTLMHash) and credential.nt_hash == ntowfv1(password).hex():
+        if isinstance(credential, NTLMHash) and credential.nt_hash == nt_hash:
             return hashed
     except Exception:  # noqa: BLE001 - another pyspnego: the plain password, as pywinrm sends it
         pass
@@ -197,7 +199,7 @@ class WinRMClient:
         except AnsibleError as exc:
             text = str(exc)
             if self._password:
-                text = text.replace(str(self._password), "********")
+                text = mask(text, (str(self._password),))
             raise _kinit_failure(f"{self.endpoint}: {text}") from None
         self._ccache = os.environ.get("KRB5CCNAME")
 
@@ -244,9 +246,8 @@ class WinRMClient:
         is masked where it can appear, kinit's output)."""
         error = self._typed(exc, step)
         secret = _ntlm_one_way(self._password) if self._password else None
-        if secret and secret != self._password and error.args and isinstance(error.args[0], str) \
-                and secret in error.args[0]:
-            error.args = (error.args[0].replace(secret, "********"),) + tuple(error.args[1:])
+        if secret and secret != self._password and error.args and isinstance(error.args[0], str):
+            error.args = (mask(error.args[0], (secret,)),) + tuple(error.args[1:])
         return error
 
     def _typed(self, exc: BaseException, step: str) -> XconError:

@@ -212,7 +212,6 @@ def one_run(kind, n, topology, workroot, index):
             result["lab_share"] = result["lab_cpu_s"] / (own["cpu_s"] + result["lab_cpu_s"]) if own["cpu_s"] else 0.0
             # Ansible's start with the same inventory and configuration (tests/bench/start.yml): what an
             # audit pays before its first task, on top of the floor, whatever its tasks cost.
-            env = dict(lab.env, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
             began = time.monotonic()
             subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, START_PLAY], cwd=ROOT, env=env,
                            check=True, capture_output=True)

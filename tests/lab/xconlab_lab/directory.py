@@ -89,10 +89,8 @@ class Directory(EntryStore):
         names = [str(n) for n in attributes or ()]
         all_user = not names or "*" in names
         hits = []
-        candidates = self.site_entries(base_dn)   # a base inside a site: only that site's entries can be under it
-        if candidates is None:
-            candidates = list(self.entries.values())
-        for entry in candidates:
+        in_site = self.site_entries(base_dn)   # a base inside a site: only that site's entries can be under it
+        for entry in self.entries.values() if in_site is None else in_site:
             if scope == "base" and schema.dn_key(entry.dn) != schema.dn_key(base_dn):
                 continue
             if scope == "onelevel" and not (len(entry.dn) == len(base_dn) + 1 and schema.is_under(entry.dn, base_dn)):

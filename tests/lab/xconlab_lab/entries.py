@@ -100,8 +100,9 @@ class EntryStore:
         if old is None:
             return
         self._unindex(self._by_site, _site_key(old.dn), key)
-        if _home_key(old) is not None:
-            self._unindex(self._by_home, _home_key(old), key)
+        home = _home_key(old)
+        if home is not None:
+            self._unindex(self._by_home, home, key)
 
     @staticmethod
     def _unindex(index: Dict[Any, Dict[tuple, None]], name: Any, key: tuple) -> None:
@@ -122,4 +123,4 @@ class EntryStore:
     def site_entries(self, dn: Dn) -> Optional[List[Entry]]:
         """The entries of the site ``dn`` is in, in the directory's order; None above the sites."""
         site = _site_key(dn)
-        return None if site is None else [self.entries[k] for k in self._by_site.get(site, ())]
+        return None if site is None else self.in_site(site)

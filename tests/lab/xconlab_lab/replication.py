@@ -99,8 +99,7 @@ class ReplicationMixin:
         other server: its site's after ``intra_site_minutes``, other sites' after the inter-site
         schedule as well."""
         key = schema.dn_key(schema.parse_dn(dn_text))
-        entry = source.directory.entries.get(key)
-        copy = Entry(entry.dn, list(entry.classes), entry.values) if entry is not None else None
+        entry = source.directory.entries.get(key)   # shared by the replicas: an entry is never changed in place
         for name, server in sorted(self.servers.items()):
             if server is source:
                 continue
@@ -108,7 +107,7 @@ class ReplicationMixin:
             if server.site.casefold() != source.site.casefold():
                 due += self.intersite_minutes
             self.replication_seq += 1
-            self.pending.append((due, self.replication_seq, name, key, copy))
+            self.pending.append((due, self.replication_seq, name, key, entry))
 
     def _replication_step(self) -> None:
         """Apply every replication due by the current minute, in the order the changes were made."""
