@@ -148,13 +148,20 @@ targets:
 planned:
   description:
     - Per target host, the groups it joins (C(xcon_targets) and C(xcon_targets_<phase>)) and its own plan entries by phase.
-    - The roles read a server's entries from its host variable C(xcon_diagnose_planned) (set from C(changes) by xcon_diagnose's add_host task).
+    - The roles read a server's entries from here (C(xcon_diagnose_result.planned[host].changes), registered on localhost).
     - For an Exchange server, C(mta_service) is its MTA service's name from the Exchange version's profile
-      (host variable C(xcon_diagnose_mta_service); the MTA restart role names it to the operator).
+      (the MTA restart role names it to the operator).
     - In check mode with O(preview_on_servers=false), only the firewalls' entries (the whole plan is in RV(diagnosis_file)).
   returned: always
   type: dict
   sample: {"ex-in-01": {"groups": ["xcon_targets", "xcon_targets_precondition"], "changes": {"precondition": []}, "mta_service": "MSExchangeMTA"}}
+target_groups:
+  description:
+    - The hosts of each change play of playbooks/remediate.yml, from the targets' C(groups) in RV(planned)
+      (C(xcon_targets) and C(xcon_targets_<phase>)); the plays name these lists as their hosts.
+  returned: always
+  type: dict
+  sample: {"xcon_targets": ["ex-in-01", "fw-01"], "xcon_targets_precondition": ["ex-in-01"]}
 preflight_errors:
   description: Why planned changes could not be completed (no write access, no acknowledgement); empty when all can.
   returned: always

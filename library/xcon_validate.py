@@ -22,8 +22,8 @@ description:
   - The rules live in module_utils/xcon/inputs.py (one place).
   - The variables of the roles that change things (playbooks/remediate.yml imports them without
     argument-spec validation, a task per host) are checked against each role's own
-    meta/argument_specs.yml when given from outside, and the facts the run computes (the plan
-    C(xcon_diagnose_planned), the gate's C(xcon_link_gate_result)) may not be
+    meta/argument_specs.yml when given from outside, and the results the run computes (the diagnosis
+    C(xcon_diagnose_result) with the plan, the gate's C(xcon_link_gate_result)) may not be
     (module_utils/xcon/role_inputs.py).
 version_added: "0.1.0"
 author: fix-xcon maintainers

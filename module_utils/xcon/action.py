@@ -124,6 +124,16 @@ class XconAction(ActionBase):
         value = self._templar.template(value) if isinstance(value, str) else value
         return plain(value) if isinstance(value, (dict, list)) else value
 
+    def planned_changes(self, task_vars, host):
+        """`host`'s plan entries by phase (``{phase: [entry, ...]}``): its entry of ``planned`` in
+        xcon_diagnose's result, which the run registers on localhost.  Read and copied once per task,
+        whatever the number of hosts it covers."""
+        planned = self.__dict__.get("_xcon_planned")
+        if planned is None:
+            result = self.host_var(task_vars, "xcon_diagnose_result", host="localhost")
+            planned = self._xcon_planned = (result.get("planned") if isinstance(result, dict) else None) or {}
+        return (planned.get(host) or {}).get("changes") or {}
+
     def fleet_var(self, task_vars, name, host):
         """`host`'s registered result `name`, read once for a whole fleet task: a run_once task
         registers one result (one entry per host under ``hosts``; ``fleet``: every host it covered,

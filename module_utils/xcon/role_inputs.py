@@ -42,10 +42,10 @@ FEEDS = {
     "xcon_firewall_operator_command": ("xcon_firewall_tunnel", "xcon_firewall_tunnel_operator_command"),
 }
 
-# Facts the run computes (the diagnosis's plan per server, the gate's stopped links): the role
-# options' defaults are built from them; given from outside (-e wins over add_host and register)
-# they would replace what the run planned.
-COMPUTED = ("xcon_diagnose_planned", "xcon_link_gate_result")
+# Results the run computes (the diagnosis, with each server's plan and the change plays' hosts; the
+# gate's stopped links): the role options' defaults and the plays' hosts are built from them; given
+# from outside (-e wins over register) they would replace what the run planned.
+COMPUTED = ("xcon_diagnose_result", "xcon_link_gate_result")
 
 
 @functools.lru_cache(maxsize=None)

@@ -79,14 +79,20 @@ def _recap(run):
             for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", run.stdout, re.M)}
 
 
-def test_a_failed_restart_fails_its_server_and_neither_stops_nor_hides_the_others(lab):
+def _failed_run_dropping(lab, host, commands):
+    """A fix of two links in which `host`'s connection drops as its command after `commands`
+    commands opens its shell (9 requests per command): the failed run and its flattened output."""
     _links(lab, 2)
-    # EXIN002's commands: audit, back-up, the Stack repoint's read and write, then its MTA restart:
-    # the connection drops as the restart's shell opens (9 requests per command)
-    lab.ctl("fault", "EXIN002", "drop-after", str(4 * 9 + 2))
+    lab.ctl("fault", host, "drop-after", str(commands * 9 + 2))
     run = lab.playbook()
     assert run.returncode != 0, run.stdout[-3000:]
-    text = " ".join(run.stdout.split())
+    return run, " ".join(run.stdout.split())
+
+
+def test_a_failed_restart_fails_its_server_and_neither_stops_nor_hides_the_others(lab):
+    # EXIN002's commands: audit, back-up, the Stack repoint's read and write, then its MTA restart:
+    # the connection drops as the restart's shell opens (9 requests per command)
+    run, text = _failed_run_dropping(lab, "EXIN002", 4)
     recap = _recap(run)
     assert recap["EXIN002"]["failed"] == 1, recap
     # a server that ran no task of its own (every change play's task runs once, for its play) is not
@@ -124,3 +130,17 @@ def test_each_server_keeps_its_own_permission_to_restart(lab):
     links = {link["id"]: link for link in lab.report()["links"]}
     assert links["EXIN002<->EXOUT002"]["mta_restart"] == "pending", links["EXIN002<->EXOUT002"].get("mta_restart")
     assert links["EXIN001<->EXOUT001"]["verification"]["state"] == "passed"
+
+
+def test_a_restart_that_would_activate_a_stopped_links_change_is_withheld_and_named(lab):
+    # EXOUT002's commands: audit, back-up, its Stack repoint's read, then the write: the connection
+    # drops as the write's shell opens, so nothing is written there, while EXIN002's repoint is made
+    run, text = _failed_run_dropping(lab, "EXOUT002", 3)
+    # the service's name comes from the diagnosis's plan (the 5.5 profile's), read by the restart role
+    assert ("EXIN002: MSExchangeMTA not restarted: it would activate the changes already made for EXIN002<->EXOUT002"
+            in text), run.stdout[-3000:]
+    services = {name: server["service"]["restarts"] for name, server in lab.snapshot()["servers"].items()}
+    assert services == {"EXIN001": 1, "EXOUT001": 1, "EXIN002": 0, "EXOUT002": 0}, services
+    links = {link["id"]: link for link in lab.report()["links"]}
+    assert links["EXIN001<->EXOUT001"]["verification"]["state"] == "passed"
+    assert links["EXIN002<->EXOUT002"]["transaction"]["stopped_at"]["host"] == "EXOUT002", links["EXIN002<->EXOUT002"]["transaction"]

@@ -134,14 +134,28 @@ def test_a_firewall_backup_that_cannot_be_written_fails_the_whole_task(tmp_path)
 def test_a_fleet_change_takes_each_servers_own_entries_of_its_phase_without_stopped_links():
     from xcon.actions import connector_fleet
 
+    from xcon.action import XconAction
+
     planned = {"stack_repoint": [{"id": "A#2", "link": "A"}, {"id": "B#2", "link": "B"}], "precondition": [{"id": "A#1", "link": "A"}]}
-    own = {"EXIN": {"xcon_diagnose_planned": planned}, "EXIN2": {"xcon_diagnose_planned": planned, "xcon_change_changes": [{"id": "C#1", "link": "C"}]}}
+    # the plan is xcon_diagnose's result, registered on localhost; a server's own variables may override it
+    diagnosis = {"planned": {"EXIN": {"groups": [], "changes": planned}, "EXIN2": {"groups": [], "changes": planned}}}
+    own = {"localhost": {"xcon_diagnose_result": diagnosis}, "EXIN": {}, "EXIN2": {"xcon_change_changes": [{"id": "C#1", "link": "C"}]}}
+    reads = []
 
     class Action:
-        def host_var(self, view, name, default=None, host=None):
-            return own[view["inventory_hostname"]].get(name, default)
+        planned_changes = XconAction.planned_changes
 
-    assert connector_fleet._planned(Action(), {"inventory_hostname": "EXIN"}, "stack_repoint", {"B"}) == [{"id": "A#2", "link": "A"}]
+        def host_var(self, view, name, default=None, host=None):
+            reads.append((host or view["inventory_hostname"], name))
+            return own[host or view["inventory_hostname"]].get(name, default)
+
+    action = Action()
+    assert connector_fleet._planned(action, {"inventory_hostname": "EXIN"}, "stack_repoint", {"B"}) == [{"id": "A#2", "link": "A"}]
+    assert connector_fleet._planned(action, {"inventory_hostname": "EXIN"}, "precondition", set()) == [{"id": "A#1", "link": "A"}]
+    own["NOPLAN"] = {}  # a server the plan does not name has no entries
+    assert connector_fleet._planned(action, {"inventory_hostname": "NOPLAN"}, "precondition", set()) == []
+    # the diagnosis is read once per task, whatever the number of servers
+    assert reads.count(("localhost", "xcon_diagnose_result")) == 1, reads
     # a server's own xcon_change_changes (inventory, -e) replaces its plan entries; stopped links still go
     assert connector_fleet._planned(Action(), {"inventory_hostname": "EXIN2"}, "precondition", set()) == [{"id": "C#1", "link": "C"}]
     assert connector_fleet._planned(Action(), {"inventory_hostname": "EXIN2"}, "precondition", {"C"}) == []

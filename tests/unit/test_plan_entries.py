@@ -6,7 +6,7 @@ import pytest
 
 from test_diagnose import Topology, connector, EXIN_ADDR, EXOUT_ADDR  # noqa: F401  (shared factories)
 from xcon import firewall as fw
-from xcon.actions.diagnose import analyse, planned_by_target
+from xcon.actions.diagnose import analyse, planned_by_target, target_groups
 
 
 def _servers(topo, write_access=True):
@@ -98,6 +98,12 @@ def test_each_target_gets_only_its_own_entries_and_the_groups_of_its_kinds_of_ch
     # A target without planned changes (an MTA restart left pending) is in xcon_targets only.
     assert planned["PENDING"] == {"groups": ["xcon_targets"], "changes": {}}
     assert sum(len(v) for t in planned.values() for v in t["changes"].values()) == len(plan)
+    # the change plays' hosts (remediate.yml): each group's members, in a stable order
+    assert target_groups(planned) == {
+        "xcon_targets": ["EXIN", "EXOUT", "FW1", "PENDING"],
+        "xcon_targets_stack_repoint": ["EXIN"], "xcon_targets_stack_repoint_outside": ["EXOUT"],
+        "xcon_targets_firewall_tunnel_open": ["FW1"], "xcon_targets_firewall_tunnel_close": ["FW1"],
+    }
 
 
 def test_a_server_the_account_may_not_modify_is_never_called_healthy():

@@ -66,8 +66,8 @@ def test_good_role_variables_pass(name, value):
 
 
 def test_the_facts_the_run_computes_may_not_be_given_from_outside():
-    messages = role_inputs.validate({"EXIN": {"xcon_diagnose_planned": {"precondition": []}, "xcon_link_gate_result": None}}, ROOT)
-    assert len(messages) == 1 and messages[0].startswith("xcon_diagnose_planned=") and "do not set it" in messages[0], messages
+    messages = role_inputs.validate({"EXIN": {"xcon_diagnose_result": {"planned": {}}, "xcon_link_gate_result": None}}, ROOT)
+    assert len(messages) == 1 and messages[0].startswith("xcon_diagnose_result=") and "do not set it" in messages[0], messages
 
 
 def test_every_option_of_every_write_path_role_is_watched():

@@ -25,7 +25,7 @@ ENTRY_OPTIONS = ("server", "name", "state", "clone_from", "display_name", "sched
 
 def run(action, args, task_vars):
     """Apply the planned changes of phase `phase` of every host of `fleet` (the play's hosts): each
-    host's entries of its xcon_diagnose_planned (or its own xcon_change_changes), minus those of
+    host's entries in the diagnosis's plan (or its own xcon_change_changes), minus those of
     `stopped_links`, one after the other in the host's own thread, with its own connection and
     contract variables.  A host written through another server (4.0/5.0) or by the operator
     (admin_change) is done here, one at a time, beside the pool.  Every host gets
@@ -78,11 +78,11 @@ def run(action, args, task_vars):
 
 
 def _planned(action, view, phase, stopped):
-    """A host's plan entries of `phase` (its own xcon_change_changes when set, else its
-    xcon_diagnose_planned), without those of stopped links."""
+    """A host's plan entries of `phase` (its own xcon_change_changes when set, else its entries in
+    the diagnosis's plan), without those of stopped links."""
     entries = action.host_var(view, "xcon_change_changes")
     if entries is None:
-        entries = (action.host_var(view, "xcon_diagnose_planned") or {}).get(phase) or []
+        entries = action.planned_changes(view, view["inventory_hostname"]).get(phase) or []
     return [e for e in entries if isinstance(e, dict) and e.get("link") not in stopped]
 
 
