@@ -132,9 +132,8 @@ def test_a_firewall_backup_that_cannot_be_written_fails_the_whole_task(tmp_path)
 
 # -- the connector changes' fleet task (xcon_connector fleet, role xcon_change) -----------------------
 def test_a_fleet_change_takes_each_servers_own_entries_of_its_phase_without_stopped_links():
-    from xcon.actions import connector_fleet
-
     from xcon.action import XconAction
+    from xcon.actions import connector_fleet
 
     planned = {"stack_repoint": [{"id": "A#2", "link": "A"}, {"id": "B#2", "link": "B"}], "precondition": [{"id": "A#1", "link": "A"}]}
     # the plan is xcon_diagnose's result, registered on localhost; a server's own variables may override it
