@@ -8,7 +8,9 @@ play or the end of the run starts: the strategy's handling of its results includ
 the hosts it was started on (v2_runner_on_start: no result, no copy).
 
 Enabled by tests/bench/bench.py (ANSIBLE_CALLBACK_PLUGINS + ANSIBLE_CALLBACKS_ENABLED); writes
-JSON to $XCON_TASK_TIMES (a list of {play, task, seconds, hosts}) when the playbook ends."""
+JSON to $XCON_TASK_TIMES (a list of {play, task, seconds, hosts, at}) when the playbook ends; `at`
+is the task's start in seconds since the epoch, so the bench takes Ansible's own start (launch to
+first task) from the measured run itself."""
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -17,8 +19,8 @@ type: aggregate
 short_description: Wall time per task, as JSON, for the fix-xcon benchmark
 description:
   - Records, for each task, the time from its start to the start of the next task, play or the end
-    of the run, and on how many hosts it started; writes the list as JSON to the file named by
-    C(XCON_TASK_TIMES) at the end of the run.
+    of the run, on how many hosts it started and when it started (seconds since the epoch); writes
+    the list as JSON to the file named by C(XCON_TASK_TIMES) at the end of the run.
 requirements:
   - environment variable XCON_TASK_TIMES
 """
@@ -54,7 +56,7 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._close()
-        self._current = {"play": self._play, "task": task.get_name(), "hosts": 0, "_start": time.monotonic()}
+        self._current = {"play": self._play, "task": task.get_name(), "hosts": 0, "at": time.time(), "_start": time.monotonic()}
 
     def v2_runner_on_start(self, host, task):
         if self._current is not None:
