@@ -15,7 +15,14 @@ _SECRET_KEY = re.compile("|".join(re.escape(part) for part in SECRET_KEY_PARTS),
 
 
 def is_secret_key(key) -> bool:
-    return isinstance(key, str) and _SECRET_KEY.search(key) is not None
+    return isinstance(key, str) and _secret_name(key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_name(key: str) -> bool:
+    """The regex's answer for one key name, remembered: results and reports repeat the same few
+    hundred key names thousands of times (issue 19: the regex per key was most of mask's time)."""
+    return _SECRET_KEY.search(key) is not None
 
 
 def names_no_secret(text):
@@ -30,13 +37,28 @@ def names_no_secret(text):
 
 def mask(obj, secrets=()):
     """Return a copy of obj with secret-named keys and any of the given secret values masked."""
-    secrets = tuple(s for s in secrets if s)
+    return _masked(obj, tuple(s for s in secrets if s))
+
+
+# Values returned as they are when no secret value is searched for (nothing in them to mask).
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _masked(obj, secrets):
     if isinstance(obj, dict):
-        return {k: (MASK if is_secret_key(k) and v not in (None, "", [], {}) and not isinstance(v, bool) else mask(v, secrets)) for k, v in obj.items()}
+        out = {}
+        for k, v in obj.items():
+            if is_secret_key(k) and v not in (None, "", [], {}) and not isinstance(v, bool):
+                out[k] = MASK
+            elif v.__class__ in _PLAIN and (not secrets or v.__class__ is not str):
+                out[k] = v   # (the walk's answer for it, without the call: most of a result's values)
+            else:
+                out[k] = _masked(v, secrets)
+        return out
     if isinstance(obj, list):
-        return [mask(v, secrets) for v in obj]
+        return [_masked(v, secrets) for v in obj]
     if isinstance(obj, tuple):
-        return tuple(mask(v, secrets) for v in obj)
+        return tuple(_masked(v, secrets) for v in obj)
     if isinstance(obj, str) and secrets:
         for secret in secrets:
             obj = obj.replace(secret, MASK)
