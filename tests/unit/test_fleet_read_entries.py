@@ -95,10 +95,15 @@ def test_fleet_results_of_one_name_from_several_plays_are_each_read_once_for_the
 
     reads = []
     action = XconAction.__new__(XconAction)
-    action.host_var = lambda task_vars, name, default=None, host=None: reads.append(host) or registered.get(host)
+    action.host_var = lambda *args, **kwargs: pytest.fail("a stored registered result is not read through the templar")
+    read = action._registered  # pylint: disable=protected-access
+    action._registered = lambda task_vars, name, host: reads.append(host) or read(task_vars, name, host)
     task_vars = {"hostvars": {host: Stored(host) for host in registered}}
+    got = {}
     for host in ("EXIN", "EXIN2", "EXOUT", "EXIN", "EXIN2"):
-        assert action.fleet_var(task_vars, "xcon_change_results", host) is registered[host], host
+        got[host] = action.fleet_var(task_vars, "xcon_change_results", host)
+        assert got[host] == registered[host] and got[host] is not registered[host], host  # a copy: Ansible's stays as it is
+    assert got["EXOUT"] is got["EXIN2"]
     assert reads == ["EXIN", "EXIN2"], reads  # EXOUT holds the fleet EXIN2 was read with
 
 
