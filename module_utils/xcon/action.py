@@ -111,18 +111,24 @@ class XconAction(ActionBase):
 
     def host_var(self, task_vars, name, default=None, host=None):
         """A templated variable of `host` (default: the task's host)."""
-        hostvars = task_vars.get("hostvars", {})
         host = host or task_vars.get("inventory_hostname")
-        # hostvars[host] computes all of the host's variables each time (about 1 ms): once per host.
-        cache = self.__dict__.setdefault("_xcon_hostvars", {})
-        if host not in cache:
-            cache[host] = hostvars[host] if host in hostvars else None
+        own = self._hostvars_of(task_vars, host)
         try:
-            value = cache[host].get(name, default) if cache[host] is not None else task_vars.get(name, default)
+            value = own.get(name, default) if own is not None else task_vars.get(name, default)
         except Exception:  # undefined variable inside a template
             value = default
         value = self._templar.template(value) if isinstance(value, str) else value
         return plain(value) if isinstance(value, (dict, list)) else value
+
+    def _hostvars_of(self, task_vars, host):
+        """hostvars[host] (None when the host has none), once per task and host: it computes all of
+        the host's variables each time (about 1 ms), and a fleet task reads each host's several times
+        (its contract variables, its connection, its registered results)."""
+        cache = self.__dict__.setdefault("_xcon_hostvars", {})
+        if host not in cache:
+            hostvars = task_vars.get("hostvars", {})
+            cache[host] = hostvars[host] if host in hostvars else None
+        return cache[host]
 
     def planned_changes(self, task_vars, host):
         """`host`'s plan entries by phase (``{phase: [entry, ...]}``): its entry of ``planned`` in
@@ -164,8 +170,7 @@ class XconAction(ActionBase):
         reading it through hostvars walked the whole fleet's result in the templar first: 0.2 s for
         a 100-server Stack phase's, read by each gate after it and by the report (py-spy).  Read
         through hostvars (templated) where the stored form is not reachable."""
-        self._stored_fleet_id(task_vars, name, host)   # caches the host's variables
-        stored = getattr(self.__dict__["_xcon_hostvars"].get(host), "_vars", None)
+        stored = getattr(self._hostvars_of(task_vars, host), "_vars", None)
         if stored is None:
             return self.host_var(task_vars, name, None, host=host)
         try:
@@ -177,11 +182,7 @@ class XconAction(ActionBase):
     def _stored_fleet_id(self, task_vars, name, host):
         """The ``fleet_id`` of `host`'s variable `name` as Ansible stores it, or None (not a fleet
         result with an id, or this ansible-core keeps host variables otherwise: then read in full)."""
-        cache = self.__dict__.setdefault("_xcon_hostvars", {})  # shared with host_var
-        if host not in cache:
-            hostvars = task_vars.get("hostvars", {})
-            cache[host] = hostvars[host] if host in hostvars else None
-        stored = getattr(cache[host], "_vars", None)
+        stored = getattr(self._hostvars_of(task_vars, host), "_vars", None)
         try:
             value = stored.get(name) if stored is not None else None
             fleet_id = value.get("fleet_id") if hasattr(value, "get") else None
@@ -206,10 +207,9 @@ class XconAction(ActionBase):
         if endpoint == inventory_hostname:
             variables, endpoint_vars = task_vars, None
         else:
-            hostvars = task_vars.get("hostvars", {})
-            if endpoint not in hostvars:
+            variables = endpoint_vars = self._hostvars_of(task_vars, endpoint)
+            if variables is None:
                 raise AnsibleActionFail(f"management host {endpoint!r} is not in the inventory")
-            variables = endpoint_vars = hostvars[endpoint]
         keys = winrm_options.task_keys_for(self._task, self._play_context, task_vars, endpoint_vars, self._templar)
         cache[endpoint] = winrm_options.resolve(variables, self._templar, keys, self._play_context)
         return cache[endpoint]
