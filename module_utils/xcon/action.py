@@ -28,6 +28,10 @@ from ansible.utils.display import Display
 from xcon.errors import ACCESS_DENIED, CLIENT_LIBRARY_MISSING, TLS_FAILED, UNREACHABLE, error_code, error_reason
 from xcon.mask import mask
 
+# What XconAction._stored answers where a host's stored variables cannot be reached.
+_NOT_STORED = object()
+
+
 def plain(value):
     """The same data as plain dict/list/str/number/bool/None.
 
@@ -170,25 +174,31 @@ class XconAction(ActionBase):
         reading it through hostvars walked the whole fleet's result in the templar first: 0.2 s for
         a 100-server Stack phase's, read by each gate after it and by the report (py-spy).  Read
         through hostvars (templated) where the stored form is not reachable."""
-        stored = getattr(self._hostvars_of(task_vars, host), "_vars", None)
-        if stored is None:
-            return self.host_var(task_vars, name, None, host=host)
-        try:
-            value = stored.get(name)
-        except Exception:  # noqa: BLE001 - anything unexpected: read it templated
+        value = self._stored(task_vars, name, host)
+        if value is _NOT_STORED:
             return self.host_var(task_vars, name, None, host=host)
         return plain(value) if isinstance(value, (dict, list)) else value
 
     def _stored_fleet_id(self, task_vars, name, host):
         """The ``fleet_id`` of `host`'s variable `name` as Ansible stores it, or None (not a fleet
         result with an id, or this ansible-core keeps host variables otherwise: then read in full)."""
-        stored = getattr(self._hostvars_of(task_vars, host), "_vars", None)
+        value = self._stored(task_vars, name, host)
         try:
-            value = stored.get(name) if stored is not None else None
-            fleet_id = value.get("fleet_id") if hasattr(value, "get") else None
+            fleet_id = value.get("fleet_id") if value is not _NOT_STORED and hasattr(value, "get") else None
         except Exception:  # noqa: BLE001 - anything unexpected: read the variable in full
             return None
         return str(fleet_id) if fleet_id else None
+
+    def _stored(self, task_vars, name, host):
+        """`host`'s variable `name` as Ansible stores it (HostVarsVars._vars: not templated, not
+        copied; never modify it), or _NOT_STORED where this ansible-core keeps host variables otherwise."""
+        stored = getattr(self._hostvars_of(task_vars, host), "_vars", None)
+        if stored is None:
+            return _NOT_STORED
+        try:
+            return stored.get(name)
+        except Exception:  # noqa: BLE001 - anything unexpected: the caller reads it templated
+            return _NOT_STORED
 
     def connection_for(self, task_vars, endpoint=None):
         """The WinRM settings of `endpoint` (an inventory host; default the task's host), as
