@@ -112,25 +112,18 @@ CALLBACKS = os.pathsep.join([os.path.join(os.path.dirname(os.path.abspath(__file
                              os.path.join(ROOT, "callback_plugins")])
 
 
-def top_tasks(path, count=20):
-    """The `count` longest tasks of a run (tests/bench/callback_plugins/xcon_task_times.py)."""
+def task_times(path):
+    """The run's tasks in order (tests/bench/callback_plugins/xcon_task_times.py), [] when none."""
     try:
         with open(path, encoding="utf-8") as handle:
-            tasks = json.load(handle)
+            return json.load(handle)
     except (OSError, ValueError):
         return []
+
+
+def top_tasks(tasks, count=20):
+    """The `count` longest of a run's tasks."""
     return sorted(tasks, key=lambda t: -t["seconds"])[:count]
-
-
-def first_task_at(path):
-    """When the run's first task started (seconds since the epoch), or None: with the launch time,
-    Ansible's own start in that very run (configuration, inventory, playbook and roles loaded)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            tasks = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return tasks[0].get("at") if tasks else None
 
 
 # --result-sizes: also record the largest result each of these modules registered (callback
@@ -180,6 +173,7 @@ def measure(lab, cmd, env, label):
         a, b = before_stats.get(host, {}), after_stats.get(host, {})
         per_host[host] = {k: b.get(k, 0) - a.get(k, 0) for k in ("commands", "http_requests", "shells")}
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    tasks = task_times(times)
     commands = [v["commands"] for v in per_host.values()]
     requests = [v["http_requests"] for v in per_host.values()]
     histogram = {}
@@ -193,8 +187,10 @@ def measure(lab, cmd, env, label):
             "http_requests_per_host": {"min": min(requests, default=0), "max": max(requests, default=0),
                                        "mean": statistics.fmean(requests) if requests else 0},
             "hosts_with_more_than_one_command": sorted(h for h, v in per_host.items() if v["commands"] > 1),
-            "longest_tasks": top_tasks(times), "stdout": proc.stdout,
-            **({"ansible_start_s": first - launched} if (first := first_task_at(times)) else {}),
+            "longest_tasks": top_tasks(tasks), "stdout": proc.stdout,
+            # Ansible's own start in this very run: launch to the first task (configuration,
+            # inventory, playbook and roles loaded); `at` is when the callback saw the task start.
+            **({"ansible_start_s": tasks[0]["at"] - launched} if tasks and tasks[0].get("at") else {}),
             **({"registered_bytes": registered_bytes(sizes)} if RESULT_SIZES["enabled"] else {})}
 
 
