@@ -1,0 +1,184 @@
+"""A read-only fleet task spread over the controller's cores (issue 19).
+
+A fleet task (the audit's read, the back-up's, the verification's reads) is one Ansible worker whose
+`forks` threads share one interpreter lock: on a 2-core controller a 100-link audit's read kept one
+core busy, resolving 200 servers' settings (about 10 ms each: templating, connection options) and
+running their WinRM commands, and left the other core to the lab.  `run_shares` cuts the fleet into
+one share per process: the first shares go to child processes forked from the worker before it
+starts any thread (copy-on-write: the task's variables, plugins and arguments are already in
+memory), the last stays in the worker; each process resolves and reads its own share from its own
+threads, and a child hands back each job's outcome (its value, or the exception it raised) through
+a pipe, then ends with os._exit: nothing of Ansible's runs in it after its share.
+
+Only read-only work goes here: a child that dies (killed, out of memory) loses its share's reads,
+each then reported as that host's failure ("the reading process ended ..."), never a half-made
+change.  A job a child must not run answers DEFER (a read whose client would obtain a Kerberos ticket
+by kinit into a temporary file only the worker removes): the caller runs those in the worker
+afterwards.  No fork happens when the worker already runs other threads (a fork copies only the
+forking thread; locks the others held would stay held in the child).
+
+How many processes: XCON_FLEET_PROCESSES (1: threads only, no fork), else one per core while each
+gets at least MIN_SHARE jobs.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import pickle
+import signal
+import threading
+
+MIN_SHARE = 16  # fewer jobs per process than this: the fork costs more than the core saves
+ENV = "XCON_FLEET_PROCESSES"
+DEFER = ("defer",)  # a job's outcome: run it in the worker instead
+
+
+class ReaderLost(Exception):
+    """A job whose process ended before it handed its outcome back."""
+
+
+def processes_for(jobs, cores=None):
+    """How many processes a fleet task of `jobs` jobs uses (the worker counts as one)."""
+    wanted = os.environ.get(ENV, "").strip()
+    if wanted:
+        try:
+            count = int(wanted)
+        except ValueError:
+            raise ValueError(f"{ENV} must be a whole number of processes (1: no fork), not {wanted!r}") from None
+        return max(1, min(count, jobs))
+    cores = cores or os.cpu_count() or 1
+    return max(1, min(cores, jobs // MIN_SHARE))
+
+
+def threads_each(threads, processes, share):
+    """Each process's threads: the task's `threads` divided among the processes, at most `share`."""
+    return max(1, min(share, -(-int(threads) // max(1, processes))))
+
+
+def shares(keys, processes):
+    """`keys` cut into `processes` contiguous shares, as even as they go."""
+    keys = list(keys)
+    size, extra = divmod(len(keys), max(1, processes))
+    out, start = [], 0
+    for index in range(max(1, processes)):
+        end = start + size + (1 if index < extra else 0)
+        out.append(keys[start:end])
+        start = end
+    return [share for share in out if share] or [[]]
+
+
+def run_shares(keys, work, processes=None):
+    """{key: outcome} of every key: `work(share)` returns {key: outcome} for its share, an outcome
+    being (True, value), (False, exception) or DEFER.  The first shares run in forked children,
+    the last here; an exception `work` raises in a child is raised here, after every child ended."""
+    keys = list(keys)
+    processes = processes if processes is not None else processes_for(len(keys))
+    if processes > 1 and threading.active_count() > 1:
+        processes = 1  # never fork a threaded process
+    parts = shares(keys, processes)
+    children = []
+    try:
+        for share in parts[:-1]:
+            children.append(_fork(share, work))
+        outcomes = dict(work(parts[-1]))
+        raised = None
+        while children:
+            pid, read_fd, share = children.pop(0)
+            answer = _collect(pid, read_fd)
+            if isinstance(answer, dict) and "raised" in answer:
+                raised = raised or answer["raised"]
+                answer = {}
+            for key in share:
+                outcomes[key] = (answer.get(key) if isinstance(answer, dict) else None) or (False, ReaderLost(
+                    f"the reading process for this server ended before it answered ({answer}); nothing was changed"
+                    if isinstance(answer, str) else "the reading process for this server gave no answer; nothing was changed"))
+        if raised is not None:
+            raise raised
+        return outcomes
+    finally:
+        for pid, read_fd, _ in children:  # stopped early (an exception here): none is left behind
+            _stop(pid, read_fd)
+
+
+def _fork(share, work):
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its share, its outcomes down the pipe, and nothing else
+        status = 1
+        try:
+            os.close(read_fd)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            try:
+                answer = {key: _portable_outcome(outcome) for key, outcome in work(share).items()}
+            except Exception as exc:  # noqa: BLE001 - raised by the worker, as it would have been there
+                answer = {"raised": _portable(exc)}
+            view = memoryview(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
+            while view:
+                view = view[os.write(write_fd, view):]
+            status = 0
+        finally:
+            os._exit(status)  # pylint: disable=protected-access
+    os.close(write_fd)
+    return pid, read_fd, share
+
+
+def _collect(pid, read_fd):
+    """The child's answer (a dict), or why there is none (text)."""
+    chunks = []
+    try:
+        while True:
+            chunk = os.read(read_fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    try:
+        return pickle.loads(b"".join(chunks))
+    except Exception:  # noqa: BLE001 - no answer, or a cut one: the process ended first
+        if os.WIFSIGNALED(status):
+            return f"signal {signal.Signals(os.WTERMSIG(status)).name}"
+        return f"exit status {os.WEXITSTATUS(status)}"
+
+
+def _stop(pid, read_fd):
+    os.close(read_fd)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
+
+
+def _portable(exc):
+    """`exc` if it survives pickling, else a plain exception with its type's name and its text."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - an exception whose class cannot be rebuilt from its args
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _portable_outcome(outcome):
+    if outcome is DEFER or outcome == DEFER:
+        return DEFER
+    ok, value = outcome
+    return (ok, value if ok else _portable(value))
+
+
+def thread_outcomes(jobs, threads):
+    """{key: (True, value) | (False, exception)} of `jobs` ({key: (fn, args)}) from `threads` threads."""
+    outcomes = {}
+    if not jobs:
+        return outcomes
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(threads, len(jobs)))) as pool:
+        futures = {key: pool.submit(fn, *args) for key, (fn, args) in jobs.items()}
+        for key, future in futures.items():
+            try:
+                outcomes[key] = (True, future.result())
+            except Exception as exc:  # noqa: BLE001 - the caller decides what a failure means
+                outcomes[key] = (False, exc)
+    return outcomes
