@@ -230,15 +230,19 @@ class XconAction(ActionBase):
         return {"inventory_hostname": host, "hostvars": task_vars.get("hostvars", {}), "groups": task_vars.get("groups", {})}
 
     @staticmethod
-    def fleet_pool(size):
-        """The thread pool of a fleet task: as many threads as Ansible's forks (at most `size`)."""
-        import concurrent.futures
-
+    def fleet_threads():
+        """Ansible's forks: the threads of a fleet task."""
         from ansible import constants as C
         from ansible import context
 
-        workers = max(1, min(size, int(context.CLIARGS.get("forks") or C.DEFAULT_FORKS)))
-        return concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+        return max(1, int(context.CLIARGS.get("forks") or C.DEFAULT_FORKS))
+
+    @classmethod
+    def fleet_pool(cls, size):
+        """The thread pool of a fleet task: as many threads as Ansible's forks (at most `size`)."""
+        import concurrent.futures
+
+        return concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(size, cls.fleet_threads())))
 
     def winrm_client(self, task_vars, management_host=None, connection_vars=None):
         """A client for the host of `task_vars` (or its management host). `connection_vars`: the task's

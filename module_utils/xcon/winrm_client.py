@@ -162,6 +162,10 @@ class WinRMClient:
     def endpoint(self) -> str:
         return self.settings.endpoint
 
+    def kinits(self) -> bool:
+        """Whether a command would obtain a Kerberos ticket by kinit (a temporary ccache file)."""
+        return "kerberos" in self.settings.transports and self.settings.kerberos_managed and self._ccache is None
+
     @property
     def transport(self) -> str:
         return self._working or self.settings.transports[0]

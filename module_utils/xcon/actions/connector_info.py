@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as _dt
 import os
 
 from ansible.errors import AnsibleActionFail
 
 from xcon import directory_route
+from xcon import fleet_fork
 from xcon import gather
 from xcon.errors import ACCESS_DENIED, XconSecondHop as SecondHop, error_code, error_reason, second_hop_reason
 from xcon import state as xstate
@@ -18,6 +20,13 @@ from xcon.action import XconAction
 
 
 EXCHANGE_VERSIONS = COMMON["exchange_version"]["choices"]
+
+
+def _forkable(prepared):
+    """Whether a host's read may run in a forked process: not when its client (or its directory's)
+    would obtain a Kerberos ticket by kinit, into a temporary file only this process removes."""
+    clients = [prepared.get("client"), (prepared.get("directory") or (None,))[0]]
+    return not any(c is not None and c.kinits() for c in clients)
 
 
 class ActionModule(XconAction):
@@ -60,26 +69,35 @@ class ActionModule(XconAction):
 
     # -- the fleet: every host of the play from this one task --------------------------------------
     def _fleet(self, args, task_vars):
-        """Read every host of `fleet` (the play's hosts) from this one task: each host's settings and
-        arguments resolved here one after the other, each host's command handed to a thread pool of
-        `forks` threads as soon as they are; each host's full result goes to result_dir/<host>.json.
+        """Read every host of `fleet` (the play's hosts) from this one task: in each share of the fleet
+        (xcon.fleet_fork) each host's settings and arguments resolved one after the other, each
+        host's command handed to the share's threads as soon as they are; each host's full result
+        goes to result_dir/<host>.json.
         Returns {"hosts": {host: summary}} (a failed host's summary carries xcon_error)."""
         hosts = [str(h) for h in args["fleet"]]
-        jobs, out = {}, {}
         saved_firewalls = self._save_firewalls(args)  # before any read: a failure here reads nothing
         servers = self.exchange_servers(task_vars)  # once: every host's route is found in it
-        # Each host's command is sent as soon as its settings are resolved: the threads work the wire
-        # while this thread resolves the next hosts (only this thread templates or loads plugins).
-        pool = self.fleet_pool(len(hosts))
-        try:
-            self._submit_fleet(args, task_vars, hosts, servers, pool, jobs, out)
-            for host, future in jobs.items():
-                result = future.result()
-                # only the summary travels (without result_dir the full result is not kept: the
-                # back-up's fleet read wants its raw files, written by _read, and each host's outcome)
-                out[host] = result if "result_file" in result else self._summary(result)
-        finally:
-            pool.shutdown(wait=True)
+        # One share of the fleet per core (xcon.fleet_fork): the first in forked processes, the last
+        # here; each resolves its hosts and reads them from its threads.  A read a child must not run
+        # (its client would kinit) is run here afterwards.
+        processes = fleet_fork.processes_for(len(hosts))
+        threads = fleet_fork.threads_each(self.fleet_threads(), processes, -(-len(hosts) // processes))
+        worker = os.getpid()
+        outcomes = fleet_fork.run_shares(
+            hosts, lambda share: self._read_share(args, task_vars, share, servers, threads, child=os.getpid() != worker), processes)
+        deferred = [host for host, outcome in outcomes.items() if outcome == fleet_fork.DEFER]
+        if deferred:
+            outcomes.update(self._read_share(args, task_vars, deferred, servers, self.fleet_threads()))
+        out = {}
+        for host in hosts:
+            ok, result = outcomes[host]
+            if not ok and isinstance(result, fleet_fork.ReaderLost) and not args["fail_on_error"]:
+                ok, result = True, self._unread(args, task_vars, host, result)
+            if not ok:
+                raise result
+            # only the summary travels (without result_dir the full result is not kept: the
+            # back-up's fleet read wants its raw files, written by _read, and each host's outcome)
+            out[host] = result if "result_file" in result else self._summary(result)
         result = {"hosts": {host: out[host] for host in hosts if host in out},
                   # the hosts that could not be read, with why: what the roles name on the console
                   # (a loop over every host's summary cost a templated item per host)
@@ -108,28 +126,57 @@ class ActionModule(XconAction):
             saved.append(str(name))
         return saved
 
-    def _submit_fleet(self, args, task_vars, hosts, servers, pool, jobs, out):
-        """Resolve each host's settings and arguments (this thread) and submit its read to `pool`
-        (jobs[host] = its future); a host whose values are wrong is not read (out[host])."""
-        for host in hosts:
-            view = self.host_view(task_vars, host)
-            own = dict(args, fleet=None, server=None, management_host=None,
-                       exchange_version=str(self.host_var(view, "xcon_exchange_version", "5.5")),
-                       evidence_window_minutes=self._window(args, view),
-                       result_file=os.path.join(args["result_dir"], f"{host}.json") if args.get("result_dir") else None,
-                       save_raw_to=os.path.join(args["save_raw_dir"], f"{host}.json") if args.get("save_raw_dir") else None)
-            try:
-                if own["exchange_version"] not in EXCHANGE_VERSIONS:
-                    raise AnsibleActionFail(f"{host}: xcon_exchange_version must be one of {', '.join(EXCHANGE_VERSIONS)}, "
-                                            f"not {own['exchange_version']!r}")
-                prepared = self._prepare(own, view, task_vars, servers)
-            except Exception as exc:  # noqa: BLE001 - this host's values are wrong: it is not read
-                if args["fail_on_error"]:
-                    raise
-                out[host] = self._to_file(own, {"server": self.server_name(own, view), "winrm_commands": 0,
-                                                "xcon_error": {"code": error_code(exc), "reason": error_reason(exc)}})
-                continue
-            jobs[host] = pool.submit(self._read, own, prepared)
+    def _read_share(self, args, task_vars, hosts, servers, threads, child=False):
+        """{host: (True, result) | (False, exception) | DEFER} of `hosts`: each host's settings and
+        arguments resolved by this thread, its read handed to `threads` threads as soon as they are
+        (a host whose values are wrong is not read: its result says why).  In a forked process
+        (`child`) a host whose client would kinit is DEFERred to the worker."""
+        outcomes, futures = {}, {}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(threads, len(hosts) or 1))) as pool:
+            for host in hosts:
+                own, prepared, unread = self._resolve(args, task_vars, host, servers)
+                if unread is not None:
+                    outcomes[host] = (True, unread)
+                elif child and not _forkable(prepared):
+                    outcomes[host] = fleet_fork.DEFER
+                else:
+                    futures[host] = pool.submit(self._read, own, prepared)
+            for host, future in futures.items():
+                try:
+                    outcomes[host] = (True, future.result())
+                except Exception as exc:  # noqa: BLE001 - raised by _fleet, in host order
+                    outcomes[host] = (False, exc)
+        return outcomes
+
+    def _own_args(self, args, view, host):
+        """The task's arguments as `host` is read with them."""
+        return dict(args, fleet=None, server=None, management_host=None,
+                    exchange_version=str(self.host_var(view, "xcon_exchange_version", "5.5")),
+                    evidence_window_minutes=self._window(args, view),
+                    result_file=os.path.join(args["result_dir"], f"{host}.json") if args.get("result_dir") else None,
+                    save_raw_to=os.path.join(args["save_raw_dir"], f"{host}.json") if args.get("save_raw_dir") else None)
+
+    def _resolve(self, args, task_vars, host, servers):
+        """(host's own arguments, what its read needs, None), or for a host whose values are wrong
+        (its own arguments, None, the result that says so)."""
+        view = self.host_view(task_vars, host)
+        own = self._own_args(args, view, host)
+        try:
+            if own["exchange_version"] not in EXCHANGE_VERSIONS:
+                raise AnsibleActionFail(f"{host}: xcon_exchange_version must be one of {', '.join(EXCHANGE_VERSIONS)}, "
+                                        f"not {own['exchange_version']!r}")
+            return own, self._prepare(own, view, task_vars, servers), None
+        except Exception as exc:  # noqa: BLE001 - this host's values are wrong: it is not read
+            if args["fail_on_error"]:
+                raise
+            return own, None, self._unread(args, task_vars, host, exc, own, view)
+
+    def _unread(self, args, task_vars, host, exc, own=None, view=None):
+        """The result of a host that was not read, with why (its file written as a read's)."""
+        view = view or self.host_view(task_vars, host)
+        own = own or self._own_args(args, view, host)
+        return self._to_file(own, {"server": self.server_name(own, view), "winrm_commands": 0,
+                                   "xcon_error": {"code": error_code(exc), "reason": error_reason(exc)}})
 
     def _window(self, args, view):
         """The host's own xcon_evidence_window_minutes, else the task's; none when the task reads no

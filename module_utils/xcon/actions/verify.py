@@ -9,11 +9,14 @@ the emulated clock (`xconlab advance`) instead of sleeping.
 
 from __future__ import annotations
 
+import os
+
 from ansible.errors import AnsibleActionFail
 from ansible.utils.display import Display
 
 from xcon import clock
 from xcon import diagnosis_file as xdiagnosis_file
+from xcon import fleet_fork
 from xcon import gather
 from xcon import report_timeline as xtimeline
 from xcon import state as xstate
@@ -28,6 +31,11 @@ OUTSIDE_REFUSALS = ("1290", "289", "1294")
 # 1293 is the inside MTA's refusal. A 9301 alone is not one: MTAs before the KB Q189345 fix log it
 # even when the reverse lookup then finds the connector and the association is accepted.
 INSIDE_REFUSALS = ("1293",)
+
+
+def _kinits(reader):
+    """Whether a reader's client would obtain a Kerberos ticket by kinit (xcon.fleet_fork)."""
+    return not isinstance(reader, Exception) and reader[0].kinits()
 
 
 class ActionModule(XconAction):
@@ -81,15 +89,28 @@ class ActionModule(XconAction):
             # the whole verification: the other links are still judged and the report is written.
             evidence = {}
             # as many threads as Ansible's forks, as every fleet task (it was 16 whatever the forks:
-            # against real servers, each read waits for the server, and 200 reads took 13 rounds)
-            with self.fleet_pool(len(names)) as pool:
-                futures = {h: pool.submit(read, h, window) for h in names}
-                for host, future in futures.items():
-                    try:
-                        evidence[inventory[host]] = future.result()
-                        unreadable.pop(inventory[host], None)
-                    except Exception as exc:  # noqa: BLE001 - any failure to read is "could not read"
-                        unreadable[inventory[host]] = f"{inventory[host]} could not be read: {exc}"
+            # against real servers, each read waits for the server, and 200 reads took 13 rounds),
+            # spread over the controller's cores (xcon.fleet_fork)
+            processes = fleet_fork.processes_for(len(names))
+            threads = fleet_fork.threads_each(self.fleet_threads(), processes, -(-len(names) // processes))
+            worker = os.getpid()
+
+            def share(hosts):
+                # in a forked process, a server whose client would kinit is read here afterwards
+                child = os.getpid() != worker
+                jobs = {h: (read, (h, window)) for h in hosts if not (child and _kinits(readers[h]))}
+                return {**fleet_fork.thread_outcomes(jobs, threads), **{h: fleet_fork.DEFER for h in hosts if h not in jobs}}
+
+            outcomes = fleet_fork.run_shares(names, share, processes)
+            deferred = [h for h, outcome in outcomes.items() if outcome == fleet_fork.DEFER]
+            outcomes.update(fleet_fork.thread_outcomes({h: (read, (h, window)) for h in deferred}, self.fleet_threads()))
+            for host in names:
+                ok, value = outcomes[host]
+                if ok:
+                    evidence[inventory[host]] = value
+                    unreadable.pop(inventory[host], None)
+                else:  # any failure to read is "could not read"
+                    unreadable[inventory[host]] = f"{inventory[host]} could not be read: {value}"
             return evidence
 
         polls = []  # (controller time, evidence by server) of every read, for the report's timeline
