@@ -174,12 +174,15 @@ def write_report(report, report_dir, secrets=(), latest=True, html=True, masked=
     validate_if_asked(report)
     text_json = dumps(report)
     paths = {}
-    for folder, prefix in ((str(report["run_id"]), ""), ("latest", "latest_"))[:2 if latest else 1]:
+    folders = [(str(report["run_id"]), "", ""), ("latest", "latest_", f"../{report['run_id']}/")][:2 if latest else 1]
+    # the finding pages' folder relative to the report's: the same text from latest/, the run
+    # folder's sibling (relpath is lexical), so one render serves both (report_html.render_each)
+    docs = os.path.relpath(DOCS_FINDINGS, os.path.abspath(os.path.join(report_dir, folders[0][0]))).replace(os.sep, "/")
+    # masked above: rendered as it is (render_html masks again for callers with their own dict)
+    pages = report_html.render_each(report, [base for _, _, base in folders], docs) if html else [None] * len(folders)
+    for (folder, prefix, _), page in zip(folders, pages):
         directory = os.path.join(report_dir, folder)
-        base = "" if folder == str(report["run_id"]) else f"../{report['run_id']}/"
-        docs = os.path.relpath(DOCS_FINDINGS, os.path.abspath(directory)).replace(os.sep, "/")
-        # masked above: rendered as it is (render_html masks again for callers with their own dict)
-        for kind, text in (("json", text_json), ("html", report_html.render(report, base, docs) if html else None)):
+        for kind, text in (("json", text_json), ("html", page)):
             if text is None:
                 continue
             path = os.path.join(directory, f"report.{kind}")

@@ -265,3 +265,16 @@ def render(report, base, docs):
     """The page for an already masked `report`; `base` prefixes the run's own files, `docs` is the
     folder of the finding pages."""
     return _TEMPLATE.render(r=report, base=base, docs=docs, fleet=fleet(report.get("links") or []), statuses=STATUSES)
+
+
+# Where `base` goes in a page rendered once for several folders.  No printed value can produce it:
+# every text is autoescaped (its "<" becomes "&lt;") and the markup this code builds has no such tag.
+_BASE = markupsafe.Markup("<xcon-base/>")
+
+
+def render_each(report, bases, docs):
+    """The page for each of `bases` (the same report in the run's folder and in latest/), rendered
+    once: `base` only prefixes the run's own files (the artifacts' links), so the page is the same
+    text with each base in its place (a 100-link page takes about 0.25 s to render)."""
+    page = render(report, _BASE, docs)
+    return [page.replace(_BASE, str(markupsafe.escape(base))) for base in bases]

@@ -136,6 +136,28 @@ def test_write_report_writes_run_and_latest_atomically(tmp_path):
     assert (run_dir / "report.json").exists()
 
 
+def test_one_render_serves_the_run_folder_and_latest(tmp_path):
+    """write_report renders the page once (report_html.render_each): each copy is the page a render
+    for its own folder gives, the artifacts' links prefixed for that folder, and a value that
+    spells the placeholder stays text."""
+    from xcon import report_html
+
+    built = sample_report(check_mode=False)
+    built["links"][0]["findings"][0]["message"] = 'sneaky <xcon-base/> "quoted"'
+    run_dir = tmp_path / built["run_id"]
+    (run_dir / "backup").mkdir(parents=True)
+    (run_dir / "firewall").mkdir()
+    (run_dir / "firewall" / "FW1-open.txt").write_text("record")
+    paths = report.write_report(built, str(tmp_path))
+    masked = json.loads((run_dir / "report.json").read_text())
+    for key, folder, base in (("html", run_dir, ""), ("latest_html", tmp_path / "latest", f"../{built['run_id']}/")):
+        page = open(paths[key], encoding="utf-8").read()
+        docs = os.path.relpath(report.DOCS_FINDINGS, str(folder)).replace(os.sep, "/")
+        assert page == report_html.render(masked, base, docs)
+        assert f'href="{base}backup/"' in page and f'href="{base}firewall/FW1-open.txt"' in page
+        assert "<xcon-base/>" not in page and "sneaky &lt;xcon-base/&gt;" in page
+
+
 def test_summary_states_the_outcome_apart_from_the_status_as_found():
     links = links_for(Topology.kb(), Topology.kb())
     links[1]["id"] = "EXIN2<->EXOUT2"
