@@ -101,6 +101,22 @@ def run_shares(keys, work, processes=None):
             _stop(pid, read_fd)
 
 
+def run_fleet(keys, work, threads):
+    """{key: (True, value) | (False, exception)} of a read-only fleet task: `work(share, threads,
+    child)` returns the outcomes of its share, run from `threads` threads, DEFER for a job a
+    `child` (a forked process) must not run; the DEFERred jobs run here afterwards, from the task's
+    whole `threads`."""
+    keys = list(keys)
+    processes = processes_for(len(keys))
+    each = threads_each(threads, processes, -(-len(keys) // processes))
+    worker = os.getpid()
+    outcomes = run_shares(keys, lambda share: work(share, each, os.getpid() != worker), processes)
+    deferred = [key for key, outcome in outcomes.items() if outcome == DEFER]
+    if deferred:
+        outcomes.update(work(deferred, threads, False))
+    return outcomes
+
+
 def _fork(share, work):
     read_fd, write_fd = os.pipe()
     pid = os.fork()

@@ -178,3 +178,20 @@ def test_thread_outcomes_keep_each_jobs_value_or_exception():
     assert outcomes["a"] == (True, 2)
     assert not outcomes["b"][0] and isinstance(outcomes["b"][1], XconUnreachable)
     assert fleet_fork.thread_outcomes({}, 4) == {}
+
+
+def test_run_fleet_runs_the_deferred_jobs_here_with_every_thread(monkeypatch):
+    monkeypatch.setenv(fleet_fork.ENV, "2")
+    calls = []
+
+    def work(share, threads, child):
+        calls.append((list(share), threads, child, os.getpid()))
+        return {key: fleet_fork.DEFER if child and key.startswith("krb") else (True, (child, os.getpid())) for key in share}
+
+    outcomes = fleet_fork.run_fleet(["krb1", "a", "b", "c"], work, 40)
+    assert outcomes["a"][1][0] is True and outcomes["a"][1][1] != os.getpid()  # read in the child
+    assert outcomes["krb1"] == (True, (False, os.getpid()))  # deferred: read here
+    assert outcomes["c"] == (True, (False, os.getpid()))
+    here = [c for c in calls if c[3] == os.getpid()]
+    assert [c[:3] for c in here] == [(["b", "c"], 2, False), (["krb1"], 40, False)]  # 2: at most the share
+    _no_child_left()

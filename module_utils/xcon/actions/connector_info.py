@@ -80,14 +80,8 @@ class ActionModule(XconAction):
         # One share of the fleet per core (xcon.fleet_fork): the first in forked processes, the last
         # here; each resolves its hosts and reads them from its threads.  A read a child must not run
         # (its client would kinit) is run here afterwards.
-        processes = fleet_fork.processes_for(len(hosts))
-        threads = fleet_fork.threads_each(self.fleet_threads(), processes, -(-len(hosts) // processes))
-        worker = os.getpid()
-        outcomes = fleet_fork.run_shares(
-            hosts, lambda share: self._read_share(args, task_vars, share, servers, threads, child=os.getpid() != worker), processes)
-        deferred = [host for host, outcome in outcomes.items() if outcome == fleet_fork.DEFER]
-        if deferred:
-            outcomes.update(self._read_share(args, task_vars, deferred, servers, self.fleet_threads()))
+        outcomes = fleet_fork.run_fleet(
+            hosts, lambda share, threads, child: self._read_share(args, task_vars, share, servers, threads, child), self.fleet_threads())
         out = {}
         for host in hosts:
             ok, result = outcomes[host]

@@ -9,8 +9,6 @@ the emulated clock (`xconlab advance`) instead of sleeping.
 
 from __future__ import annotations
 
-import os
-
 from ansible.errors import AnsibleActionFail
 from ansible.utils.display import Display
 
@@ -91,19 +89,12 @@ class ActionModule(XconAction):
             # as many threads as Ansible's forks, as every fleet task (it was 16 whatever the forks:
             # against real servers, each read waits for the server, and 200 reads took 13 rounds),
             # spread over the controller's cores (xcon.fleet_fork)
-            processes = fleet_fork.processes_for(len(names))
-            threads = fleet_fork.threads_each(self.fleet_threads(), processes, -(-len(names) // processes))
-            worker = os.getpid()
-
-            def share(hosts):
-                # in a forked process, a server whose client would kinit is read here afterwards
-                child = os.getpid() != worker
+            def share(hosts, threads, child):
+                # in a forked process, a server whose client would kinit is left to the worker
                 jobs = {h: (read, (h, window)) for h in hosts if not (child and _kinits(readers[h]))}
                 return {**fleet_fork.thread_outcomes(jobs, threads), **{h: fleet_fork.DEFER for h in hosts if h not in jobs}}
 
-            outcomes = fleet_fork.run_shares(names, share, processes)
-            deferred = [h for h, outcome in outcomes.items() if outcome == fleet_fork.DEFER]
-            outcomes.update(fleet_fork.thread_outcomes({h: (read, (h, window)) for h in deferred}, self.fleet_threads()))
+            outcomes = fleet_fork.run_fleet(names, share, self.fleet_threads())
             for host in names:
                 ok, value = outcomes[host]
                 if ok:
