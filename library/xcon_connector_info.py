@@ -70,7 +70,9 @@ options:
         with its own connection variables and its own C(xcon_server_name), C(xcon_exchange_version),
         C(xcon_management_host), C(xcon_ldap_port), C(xcon_organization) and
         C(xcon_evidence_window_minutes) (O(server), O(exchange_version) and O(management_host) are not
-        used); the commands go out from a pool of C(forks) threads, one WinRM command per host.
+        used); the commands go out from C(forks) threads, one WinRM command per host, spread over the
+        controller's cores (the first shares of the hosts in forked processes, the environment
+        variable C(XCON_FLEET_PROCESSES) sets how many; C(1) keeps every read in the task's own process).
       - Returns RV(hosts), one summary per host; a host that could not be read has C(xcon_error) in its
         summary (with O(fail_on_error=false)). The full results are kept only with O(result_dir), the
         raw answers only with O(save_raw_dir) (the back-up of role xcon_backup; no evidence is read
