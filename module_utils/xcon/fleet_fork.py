@@ -85,14 +85,14 @@ def run_shares(keys, work, processes=None):
         raised = None
         while children:
             pid, read_fd, share = children.pop(0)
-            answer = _collect(pid, read_fd)
-            if isinstance(answer, dict) and "raised" in answer:
-                raised = raised or answer["raised"]
-                answer = {}
+            kind, answer = _collect(pid, read_fd)
+            if kind == "raised":
+                raised, answer = raised or answer, {}
+            lost = answer if kind == "lost" else "it gave no answer"
+            answer = answer if kind == "outcomes" else {}
             for key in share:
-                outcomes[key] = (answer.get(key) if isinstance(answer, dict) else None) or (False, ReaderLost(
-                    f"the reading process for this server ended before it answered ({answer}); nothing was changed"
-                    if isinstance(answer, str) else "the reading process for this server gave no answer; nothing was changed"))
+                outcomes[key] = answer.get(key) or (False, ReaderLost(
+                    f"the reading process for this server ended before it answered ({lost}); nothing was changed"))
         if raised is not None:
             raise raised
         return outcomes
@@ -127,9 +127,9 @@ def _fork(share, work):
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             try:
-                answer = {key: _portable_outcome(outcome) for key, outcome in work(share).items()}
+                answer = ("outcomes", {key: _portable_outcome(outcome) for key, outcome in work(share).items()})
             except Exception as exc:  # noqa: BLE001 - raised by the worker, as it would have been there
-                answer = {"raised": _portable(exc)}
+                answer = ("raised", _portable(exc))
             view = memoryview(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
             while view:
                 view = view[os.write(write_fd, view):]
@@ -141,7 +141,8 @@ def _fork(share, work):
 
 
 def _collect(pid, read_fd):
-    """The child's answer (a dict), or why there is none (text)."""
+    """The child's answer: ("outcomes", {key: outcome}), ("raised", exception), or ("lost", why
+    there is none)."""
     chunks = []
     try:
         while True:
@@ -156,8 +157,8 @@ def _collect(pid, read_fd):
         return pickle.loads(b"".join(chunks))
     except Exception:  # noqa: BLE001 - no answer, or a cut one: the process ended first
         if os.WIFSIGNALED(status):
-            return f"signal {signal.Signals(os.WTERMSIG(status)).name}"
-        return f"exit status {os.WEXITSTATUS(status)}"
+            return "lost", f"signal {signal.Signals(os.WTERMSIG(status)).name}"
+        return "lost", f"exit status {os.WEXITSTATUS(status)}"
 
 
 def _stop(pid, read_fd):
@@ -179,19 +180,20 @@ def _portable(exc):
 
 
 def _portable_outcome(outcome):
-    if outcome is DEFER or outcome == DEFER:
+    if outcome == DEFER:
         return DEFER
     ok, value = outcome
     return (ok, value if ok else _portable(value))
 
 
 def thread_outcomes(jobs, threads):
-    """{key: (True, value) | (False, exception)} of `jobs` ({key: (fn, args)}) from `threads` threads."""
-    outcomes = {}
-    if not jobs:
-        return outcomes
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(threads, len(jobs)))) as pool:
-        futures = {key: pool.submit(fn, *args) for key, (fn, args) in jobs.items()}
+    """{key: (True, value) | (False, exception)} of `jobs` (an iterable of (key, fn, args), each
+    submitted as soon as the iterable yields it: a caller may resolve the next job meanwhile) from
+    at most `threads` threads."""
+    outcomes, futures = {}, {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for key, fn, args in jobs:
+            futures[key] = pool.submit(fn, *args)
         for key, future in futures.items():
             try:
                 outcomes[key] = (True, future.result())

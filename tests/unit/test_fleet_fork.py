@@ -174,10 +174,10 @@ def test_thread_outcomes_keep_each_jobs_value_or_exception():
             raise XconUnreachable(f"{value}")
         return value * 2
 
-    outcomes = fleet_fork.thread_outcomes({"a": (job, (1,)), "b": (job, (-1,))}, 4)
+    outcomes = fleet_fork.thread_outcomes([("a", job, (1,)), ("b", job, (-1,))], 4)
     assert outcomes["a"] == (True, 2)
     assert not outcomes["b"][0] and isinstance(outcomes["b"][1], XconUnreachable)
-    assert fleet_fork.thread_outcomes({}, 4) == {}
+    assert fleet_fork.thread_outcomes([], 4) == {}
 
 
 def test_run_fleet_runs_the_deferred_jobs_here_with_every_thread(monkeypatch):
@@ -194,4 +194,10 @@ def test_run_fleet_runs_the_deferred_jobs_here_with_every_thread(monkeypatch):
     assert outcomes["c"] == (True, (False, os.getpid()))
     here = [c for c in calls if c[3] == os.getpid()]
     assert [c[:3] for c in here] == [(["b", "c"], 2, False), (["krb1"], 40, False)]  # 2: at most the share
+    _no_child_left()
+
+
+def test_a_host_named_like_the_answer_kinds_is_just_a_host():
+    outcomes = fleet_fork.run_shares(["raised", "lost", "outcomes"], _pids, 3)
+    assert {key: value[0] for key, (ok, value) in outcomes.items() if ok} == {"raised": "raised", "lost": "lost", "outcomes": "outcomes"}
     _no_child_left()

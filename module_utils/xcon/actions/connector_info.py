@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime as _dt
 import os
 
@@ -125,8 +124,9 @@ class ActionModule(XconAction):
         arguments resolved by this thread, its read handed to `threads` threads as soon as they are
         (a host whose values are wrong is not read: its result says why).  In a forked process
         (`child`) a host whose client would kinit is DEFERred to the worker."""
-        outcomes, futures = {}, {}
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(threads, len(hosts) or 1))) as pool:
+        outcomes = {}
+
+        def reads():
             for host in hosts:
                 own, prepared, unread = self._resolve(args, task_vars, host, servers)
                 if unread is not None:
@@ -134,13 +134,11 @@ class ActionModule(XconAction):
                 elif child and not _forkable(prepared):
                     outcomes[host] = fleet_fork.DEFER
                 else:
-                    futures[host] = pool.submit(self._read, own, prepared)
-            for host, future in futures.items():
-                try:
-                    outcomes[host] = (True, future.result())
-                except Exception as exc:  # noqa: BLE001 - raised by _fleet, in host order
-                    outcomes[host] = (False, exc)
-        return outcomes
+                    yield host, self._read, (own, prepared)
+
+        read = fleet_fork.thread_outcomes(reads(), threads)  # fills `outcomes` as it goes
+        # a failed read's exception is raised by _fleet, in host order
+        return {**outcomes, **read}
 
     def _own_args(self, args, view, host):
         """The task's arguments as `host` is read with them."""

@@ -91,8 +91,9 @@ class ActionModule(XconAction):
             # spread over the controller's cores (xcon.fleet_fork)
             def share(hosts, threads, child):
                 # in a forked process, a server whose client would kinit is left to the worker
-                jobs = {h: (read, (h, window)) for h in hosts if not (child and _kinits(readers[h]))}
-                return {**fleet_fork.thread_outcomes(jobs, threads), **{h: fleet_fork.DEFER for h in hosts if h not in jobs}}
+                left = [h for h in hosts if child and _kinits(readers[h])]
+                jobs = ((h, read, (h, window)) for h in hosts if h not in left)
+                return {**fleet_fork.thread_outcomes(jobs, threads), **{h: fleet_fork.DEFER for h in left}}
 
             outcomes = fleet_fork.run_fleet(names, share, self.fleet_threads())
             for host in names:
