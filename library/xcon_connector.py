@@ -100,8 +100,12 @@ options:
       - Each host is changed with its own connection variables, C(xcon_server_name),
         C(xcon_exchange_version) (its C(xcon_change_exchange_version) overrides it),
         C(xcon_management_host), C(xcon_ldap_port), C(xcon_organization) and C(xcon_site), its changes
-        one after the other in its own thread of a pool of C(forks) threads; a host written through
-        another server (4.0, 5.0) or through the Exchange Administrator program is done one at a time.
+        one after the other in its own thread of a pool of C(forks) threads, the hosts spread over the
+        controller's cores (the first shares in forked processes; the environment variable
+        C(XCON_FLEET_PROCESSES) sets how many, C(1) keeps every change in the task's own process; a
+        host whose process ends before it answers has each change failed, made or not); a host written
+        through another server (4.0, 5.0) or through the Exchange Administrator program is done one at
+        a time, in the task's own process.
       - Returns RV(hosts); a failed change is its own outcome (in RV(failed_changes)), not the task's.
         README "Performance" says why and what it costs.
     type: list

@@ -41,7 +41,8 @@ options:
     description:
       - With O(state=restarted) - restart the MTA of every one of these inventory hosts from this one task (run it
         with C(run_once), the play's hosts as C(ansible_play_hosts)), each in its own thread from a pool of C(forks)
-        threads, one WinRM command per host, with the host's own connection variables, C(xcon_server_name),
+        threads spread over the controller's cores as the changes of M(xcon_connector)'s O(fleet) (C(XCON_FLEET_PROCESSES)),
+        one WinRM command per host, with the host's own connection variables, C(xcon_server_name),
         C(xcon_mta_restart_service) (else O(name)) and C(xcon_mta_restart_exchange_version) (else
         C(xcon_exchange_version)); O(server), O(management_host), O(exchange_version) and O(restart_marker) are not used.
       - Only hosts whose restart is pending (fact C(xcon_restart_pending), or the marker

@@ -237,13 +237,6 @@ class XconAction(ActionBase):
 
         return max(1, int(context.CLIARGS.get("forks") or C.DEFAULT_FORKS))
 
-    @classmethod
-    def fleet_pool(cls, size):
-        """The thread pool of a fleet task: as many threads as Ansible's forks (at most `size`)."""
-        import concurrent.futures
-
-        return concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(size, cls.fleet_threads())))
-
     def winrm_client(self, task_vars, management_host=None, connection_vars=None):
         """A client for the host of `task_vars` (or its management host). `connection_vars`: the task's
         own variables when `task_vars` is another host's view (xcon_connector_info's fleet read)."""

@@ -1,4 +1,4 @@
-"""A read-only fleet task spread over the controller's cores (issue 19).
+"""A fleet task spread over the controller's cores (issue 19).
 
 A fleet task (the audit's read, the back-up's, the verification's reads) is one Ansible worker whose
 `forks` threads share one interpreter lock: on a 2-core controller a 100-link audit's read kept one
@@ -10,12 +10,16 @@ memory), the last stays in the worker; each process resolves and reads its own s
 threads, and a child hands back each job's outcome (its value, or the exception it raised) through
 a pipe, then ends with os._exit: nothing of Ansible's runs in it after its share.
 
-Only read-only work goes here: a child that dies (killed, out of memory) loses its share's reads,
-each then reported as that host's failure ("the reading process ended ..."), never a half-made
-change.  A job a child must not run answers DEFER (a read whose client would obtain a Kerberos ticket
-by kinit into a temporary file only the worker removes): the caller runs those in the worker
-afterwards.  No fork happens when the worker already runs other threads (a fork copies only the
-forking thread; locks the others held would stay held in the child).
+What may go here: reads, and writes whose every change is on disk before it is sent (the change
+journal and the restart marker, xcon.state).  A child that dies (killed, out of memory) loses its
+share's answers: each of its jobs then fails with `lost` ("the reading process ... ended ...;
+nothing was changed" for a read; for a write, an unanswered write, as a transport failure after
+the write was sent: its link stops there, and rollback or the re-run sees what the journal holds).
+A job a child must not run answers DEFER (one whose client would obtain a Kerberos ticket by kinit
+into a temporary file only the worker removes; a change made through another server or by the
+operator): the caller runs those in the worker afterwards.  No fork happens when the worker already
+runs other threads (a fork copies only the forking thread; locks the others held would stay held
+in the child).
 
 How many processes: XCON_FLEET_PROCESSES (1: threads only, no fork), else one per core while each
 gets at least MIN_SHARE jobs.
@@ -34,8 +38,21 @@ ENV = "XCON_FLEET_PROCESSES"
 DEFER = ("defer",)  # a job's outcome: run it in the worker instead
 
 
+READ_LOST = "the reading process for this server ended before it answered ({why}); nothing was changed"
+
+
 class ReaderLost(Exception):
-    """A job whose process ended before it handed its outcome back."""
+    """A job whose process ended before it handed its outcome back (`why`: how the process ended)."""
+
+    def __init__(self, text, why=""):
+        super().__init__(text)
+        self.why = why
+
+
+def forkable(*clients):
+    """Whether work with these WinRM clients may run in a forked process: not when one would obtain
+    a Kerberos ticket by kinit, into a temporary file only the process that made it removes."""
+    return not any(c is not None and c.kinits() for c in clients)
 
 
 def processes_for(jobs, cores=None):
@@ -68,10 +85,11 @@ def shares(keys, processes):
     return [share for share in out if share] or [[]]
 
 
-def run_shares(keys, work, processes=None):
+def run_shares(keys, work, processes=None, lost=READ_LOST):
     """{key: outcome} of every key: `work(share)` returns {key: outcome} for its share, an outcome
     being (True, value), (False, exception) or DEFER.  The first shares run in forked children,
-    the last here; an exception `work` raises in a child is raised here, after every child ended."""
+    the last here; an exception `work` raises in a child is raised here, after every child ended.
+    A key whose child ended without answering: (False, ReaderLost(`lost` with {why}))."""
     keys = list(keys)
     processes = processes if processes is not None else processes_for(len(keys))
     if processes > 1 and threading.active_count() > 1:
@@ -88,11 +106,10 @@ def run_shares(keys, work, processes=None):
             kind, answer = _collect(pid, read_fd)
             if kind == "raised":
                 raised, answer = raised or answer, {}
-            lost = answer if kind == "lost" else "it gave no answer"
+            why = answer if kind == "lost" else "it gave no answer"
             answer = answer if kind == "outcomes" else {}
             for key in share:
-                outcomes[key] = answer.get(key) or (False, ReaderLost(
-                    f"the reading process for this server ended before it answered ({lost}); nothing was changed"))
+                outcomes[key] = answer.get(key) or (False, ReaderLost(lost.format(why=why), why))
         if raised is not None:
             raise raised
         return outcomes
@@ -101,16 +118,16 @@ def run_shares(keys, work, processes=None):
             _stop(pid, read_fd)
 
 
-def run_fleet(keys, work, threads):
-    """{key: (True, value) | (False, exception)} of a read-only fleet task: `work(share, threads,
-    child)` returns the outcomes of its share, run from `threads` threads, DEFER for a job a
-    `child` (a forked process) must not run; the DEFERred jobs run here afterwards, from the task's
-    whole `threads`."""
+def run_fleet(keys, work, threads, lost=READ_LOST):
+    """{key: (True, value) | (False, exception)} of a fleet task: `work(share, threads, child)`
+    returns the outcomes of its share, run from `threads` threads, DEFER for a job a `child` (a
+    forked process) must not run; the DEFERred jobs run here afterwards, from the task's whole
+    `threads`.  `lost`: run_shares'."""
     keys = list(keys)
     processes = processes_for(len(keys))
     each = threads_each(threads, processes, -(-len(keys) // processes))
     worker = os.getpid()
-    outcomes = run_shares(keys, lambda share: work(share, each, os.getpid() != worker), processes)
+    outcomes = run_shares(keys, lambda share: work(share, each, os.getpid() != worker), processes, lost)
     deferred = [key for key, outcome in outcomes.items() if outcome == DEFER]
     if deferred:
         outcomes.update(work(deferred, threads, False))

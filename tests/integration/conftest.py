@@ -23,7 +23,7 @@ class Lab:
         self.state_dir = str(tmp_path / "lab")
         self.inventory = str(tmp_path / "hosts.yml")
         self.reports = str(tmp_path / "reports")
-        # XCON_FLEET_PROCESSES=2: every fleet read of these small labs runs its first share in a forked
+        # XCON_FLEET_PROCESSES=2: every fleet task of these small labs runs its first share in a forked
         # process (xcon.fleet_fork), as a fleet of 32 servers or more does on a 2-core controller
         self.env = dict(os.environ, XCONLAB_STATE_DIR=self.state_dir, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
                         PATH=BIN + os.pathsep + os.environ.get("PATH", ""), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",

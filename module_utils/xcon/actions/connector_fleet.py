@@ -2,7 +2,9 @@
 xcon_change).  Each server's changes are made one after the other in its own thread of a pool of
 `forks` threads, with its own connection and contract variables, resolved first in this thread
 (templating and Ansible's plugin loader are not thread-safe): a per-host task cost a forked Ansible
-worker per server (6.2 s for each Stack repoint phase of a 100-link fix, README "Performance")."""
+worker per server (6.2 s for each Stack repoint phase of a 100-link fix, README "Performance").
+The fleet is cut into one share per core (xcon.fleet_fork), each resolved and worked by its own
+process."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import uuid
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from xcon import fleet_fork
 from xcon.action import plain
 from xcon.actions import admin_change
 from xcon.mask import mask
@@ -19,6 +22,9 @@ from xcon.specs import CONNECTOR
 
 # The task's own options, and the options each change takes from its plan entry's args.
 FLEET_OPTIONS = ("fleet", "phase", "stopped_links", "restart_marker_dir")
+# A host whose process (xcon.fleet_fork) ended before it answered: whether its changes were made is unknown.
+LOST = ("the process making this server's changes ended before it answered ({why}): whether each change "
+        "was made is unknown.")
 ENTRY_OPTIONS = ("server", "name", "state", "clone_from", "display_name", "schedule", "two_way_alternate", "stack_address",
                  "address_type", "cost")
 
@@ -39,29 +45,17 @@ def run(action, args, task_vars):
         raise AnsibleActionFail(f"with fleet, {given[0]} comes from each server's plan entries and variables, not from the task")
     hosts = [str(h) for h in args["fleet"]]
     stopped = set(args["stopped_links"] or [])
-    out = {host: {"results": []} for host in hosts}
-    jobs, serial = {}, []
-    pool = action.fleet_pool(len(hosts) or 1)
-    try:
-        # Each host's settings resolved here (templating is not thread-safe) and its changes handed to
-        # the pool as soon as they are: the threads work the wire while this thread resolves the next.
-        for host in hosts:
-            view = action.host_view(task_vars, host)
-            items = [_item(action, args, view, task_vars, host, entry) for entry in _planned(action, view, args["phase"], stopped)]
-            if not items:
-                continue
-            if all(isinstance(prepared, dict) and prepared["own"] for _, _, prepared in items):
-                jobs[host] = pool.submit(_host, action, host, items, None, None)
-            else:
-                serial.append((host, view, items))
-        # Written through another server (its replication wait moves the lab's clock) or handed to
-        # the operator (one record after the other): here, while the pool works the others.
-        for host, view, items in serial:
-            out[host]["results"] = _host(action, host, items, view, task_vars)
-        for host, job in jobs.items():
-            out[host]["results"] = job.result()
-    finally:
-        pool.shutdown(wait=True)
+    # One share of the fleet per core (xcon.fleet_fork): each change's journal entry and restart
+    # marker are on disk before its write is sent, so a process lost mid-share is an unanswered write.
+    outcomes = fleet_fork.run_fleet(
+        hosts, lambda share, threads, child: _share(action, args, task_vars, share, stopped, threads, child),
+        action.fleet_threads(), lost=LOST)
+    out = {}
+    for host in hosts:
+        ok, results = outcomes[host]
+        if not ok and not isinstance(results, fleet_fork.ReaderLost):
+            raise results
+        out[host] = {"results": results if ok else _lost(action, args, task_vars, host, stopped, results)}
     diffs = []   # shown once, from the task's diff list
     for host in hosts:
         results = out[host]["results"]
@@ -75,6 +69,45 @@ def run(action, args, task_vars):
     if diffs:
         result["diff"] = diffs
     return result
+
+
+def _share(action, args, task_vars, hosts, stopped, threads, child):
+    """{host: (True, results) | DEFER} of `hosts`: each host's settings and changes resolved by this
+    thread (templating is not thread-safe), its changes handed to `threads` threads as soon as they
+    are.  A host written through another server (the replication wait moves the lab's clock) or by
+    the operator (one record after the other) is done by this thread, one at a time, while the
+    threads work the others; in a forked process (`child`) it is DEFERred to the worker, as is a host
+    whose client would kinit."""
+    outcomes = {}
+
+    def jobs():
+        serial = []
+        for host in hosts:
+            view = action.host_view(task_vars, host)
+            items = [_item(action, args, view, task_vars, host, entry) for entry in _planned(action, view, args["phase"], stopped)]
+            own = all(isinstance(prepared, dict) and prepared["own"] for _, _, prepared in items)
+            if not items:
+                outcomes[host] = (True, [])
+            elif child and not (own and fleet_fork.forkable(*(prepared["endpoint"][0] for _, _, prepared in items))):
+                outcomes[host] = fleet_fork.DEFER
+            elif own:
+                yield host, _host, (action, host, items, None, None)
+            else:
+                serial.append((host, view, items))
+        # every own host handed to the threads: the others here, while the threads work
+        for host, view, items in serial:
+            outcomes[host] = (True, _host(action, host, items, view, task_vars))
+
+    outcomes.update(fleet_fork.thread_outcomes(jobs(), threads))
+    return outcomes
+
+
+def _lost(action, args, task_vars, host, stopped, exc):
+    """The outcome of each change of a host whose process ended before it answered: failed, made or not."""
+    view = action.host_view(task_vars, host)
+    msg = (f"{action._task.action} ({host}): {exc} Its link stops here; the change journal and the restart marker "
+           "hold what was sent: run again (or roll back) once the cause is known.")
+    return [{"failed": True, "changed": False, "msg": msg, "item": entry} for entry in _planned(action, view, args["phase"], stopped)]
 
 
 def _planned(action, view, phase, stopped):

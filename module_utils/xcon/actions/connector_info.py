@@ -22,10 +22,8 @@ EXCHANGE_VERSIONS = COMMON["exchange_version"]["choices"]
 
 
 def _forkable(prepared):
-    """Whether a host's read may run in a forked process: not when its client (or its directory's)
-    would obtain a Kerberos ticket by kinit, into a temporary file only this process removes."""
-    clients = [prepared.get("client"), (prepared.get("directory") or (None,))[0]]
-    return not any(c is not None and c.kinits() for c in clients)
+    """Whether a host's read may run in a forked process (its client's and its directory's)."""
+    return fleet_fork.forkable(prepared.get("client"), (prepared.get("directory") or (None,))[0])
 
 
 class ActionModule(XconAction):

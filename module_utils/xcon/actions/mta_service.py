@@ -7,12 +7,19 @@ import os
 
 from ansible.errors import AnsibleActionFail
 
+from xcon import fleet_fork
 from xcon import gather
 from xcon import inputs
 from xcon import state as xstate
 from xcon.action import XconAction
 from xcon.ops import raise_first_failure
 from xcon.specs import MTA_SERVICE
+
+
+# A server whose process (xcon.fleet_fork) ended before it answered: its restart marker stays.
+LOST = ("the process restarting this server's MTA ended before it answered ({why}): whether the MTA was "
+        "restarted is unknown; the restart stays pending for the re-run.")
+LEFT_PENDING = "left_pending"  # a server's outcome in its share: restart pending and not allowed
 
 
 class ActionModule(XconAction):
@@ -59,40 +66,58 @@ class ActionModule(XconAction):
         if args["state"] != "restarted":
             raise AnsibleActionFail("fleet is for state=restarted")
         hosts = [str(h) for h in args["fleet"]]
-        jobs, out, left_pending = {}, {}, []
-        pool = self.fleet_pool(len(hosts))
-        try:
-            for host in hosts:  # settings resolved here (templating is not thread-safe), the wire in the pool
-                view = self.host_view(task_vars, host)
-                marker = os.path.join(args["restart_marker_dir"], host) if args.get("restart_marker_dir") else None
-                if not (inputs.as_bool(self.host_var(view, "xcon_restart_pending", False)) or xstate.restart_pending(marker)):
-                    continue
-                if inputs.as_bool(self.role_or_contract(view, "xcon_mta_restart_allowed", "xcon_allow_mta_restart", True)) is False:
-                    left_pending.append(host)
-                    continue
-                if self._task.check_mode:
-                    continue
-                own = dict(args, fleet=None, server=None, management_host=None, restart_marker=marker,
-                           name=self.host_var(view, "xcon_mta_restart_service") or args["name"],
-                           exchange_version=str(self.role_or_contract(view, "xcon_mta_restart_exchange_version",
-                                                                       "xcon_exchange_version", "5.5")))
-                try:
-                    client = self.winrm_client(view, None, task_vars)
-                    query, restart = self._ops(own, self.server_name(own, view))
-                except Exception as exc:  # noqa: BLE001 - this host's settings are wrong: not restarted
-                    out[host] = self._failure(host, exc, 0)
-                    continue
-                jobs[host] = pool.submit(self._restart, own, client, query, restart)
-            for host, future in jobs.items():
-                try:
-                    out[host] = future.result()
-                except Exception as exc:  # noqa: BLE001 - one server's failure does not hide the others'
-                    out[host] = self._failure(host, exc, 1)
-        finally:
-            pool.shutdown(wait=True)
+        # One share of the fleet per core (xcon.fleet_fork): the restart marker stays until a restart
+        # is answered, so a process lost mid-share leaves its servers' restarts pending for the re-run.
+        outcomes = fleet_fork.run_fleet(hosts, lambda share, threads, child: self._share(args, task_vars, share, threads, child),
+                                        self.fleet_threads(), lost=LOST)
+        out, left_pending = {}, []
+        for host in hosts:
+            ok, result = outcomes[host]
+            if not ok:   # its restart failed, or its process ended before it answered
+                result = self._failure(host, result, 1)
+            if result == LEFT_PENDING:
+                left_pending.append(host)
+            elif result is not None:
+                out[host] = result
         return {"hosts": out, "fleet": hosts, "changed": any(r.get("changed") for r in out.values()), "left_pending": left_pending,
                 "failed_hosts": {h: r["msg"] for h, r in out.items() if r.get("failed")},
                 "winrm_commands": sum(r.get("winrm_commands", 0) for r in out.values())}
+
+    def _share(self, args, task_vars, hosts, threads, child):
+        """{host: (True, result | LEFT_PENDING | None) | (False, exception) | DEFER} of `hosts`: each
+        host's settings resolved by this thread (templating is not thread-safe), its restart handed
+        to `threads` threads as soon as they are (None: no restart pending, or check mode).  In a
+        forked process (`child`) a host whose client would kinit is DEFERred to the worker."""
+        outcomes = {}
+
+        def jobs():
+            for host in hosts:
+                view = self.host_view(task_vars, host)
+                marker = os.path.join(args["restart_marker_dir"], host) if args.get("restart_marker_dir") else None
+                if not (inputs.as_bool(self.host_var(view, "xcon_restart_pending", False)) or xstate.restart_pending(marker)):
+                    outcomes[host] = (True, None)
+                elif inputs.as_bool(self.role_or_contract(view, "xcon_mta_restart_allowed", "xcon_allow_mta_restart", True)) is False:
+                    outcomes[host] = (True, LEFT_PENDING)
+                elif self._task.check_mode:
+                    outcomes[host] = (True, None)
+                else:
+                    own = dict(args, fleet=None, server=None, management_host=None, restart_marker=marker,
+                               name=self.host_var(view, "xcon_mta_restart_service") or args["name"],
+                               exchange_version=str(self.role_or_contract(view, "xcon_mta_restart_exchange_version",
+                                                                           "xcon_exchange_version", "5.5")))
+                    try:
+                        client = self.winrm_client(view, None, task_vars)
+                        query, restart = self._ops(own, self.server_name(own, view))
+                    except Exception as exc:  # noqa: BLE001 - this host's settings are wrong: not restarted
+                        outcomes[host] = (True, self._failure(host, exc, 0))
+                        continue
+                    if child and not fleet_fork.forkable(client):
+                        outcomes[host] = fleet_fork.DEFER
+                        continue
+                    yield host, self._restart, (own, client, query, restart)
+
+        outcomes.update(fleet_fork.thread_outcomes(jobs(), threads))
+        return outcomes
 
     def _failure(self, host, exc, commands):
         return dict(self.failure(host, exc), changed=False, winrm_commands=commands)
