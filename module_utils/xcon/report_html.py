@@ -7,6 +7,7 @@ Banner, overview table, artefacts, coverage, then per-link details with the topo
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 
 import jinja2
 import markupsafe
@@ -69,21 +70,6 @@ section.link-details { content-visibility: auto; contain-intrinsic-size: auto 12
 ul.paths { margin: .2em 0 .8em 0; } ul.paths li.working { background: none; color: #1b5e20; } ul.paths li.refused { background: none; color: #b71c1c; } ul.paths li.unknown { background: none; color: #555; }
 </style></head><body>
 {% macro status(s) %}<span class="pill {{ s }}">{{ s }}</span>{% endmacro %}
-{% macro scalar(v) %}{% if v is sameas true %}yes{% elif v is sameas false %}no{% elif v is none %}-{% else %}{{ v }}{% endif %}{% endmacro %}
-{% macro value(v) %}
-{% if v is mapping %}{% for k, x in v | dictsort %}{{ k }}: {% if x is mapping or (x is iterable and x is not string) %}<code>{{ x | tojson_compact }}</code>{% else %}{{ scalar(x) }}{% endif %}{% if not loop.last %}<br>{% endif %}{% else %}-{% endfor %}
-{% elif v is iterable and v is not string %}
-{% if v and v[0] is mapping and v[0].message is defined %}
-<table class="samples"><tr><th>time</th><th>event</th><th>message</th></tr>
-{% for e in v %}<tr><td>{{ e.time }}</td><td>{{ e.id }}</td><td>{{ e.message }}</td></tr>{% endfor %}</table>
-{% elif v and v[0] is mapping and v[0].text is defined %}{% for e in v %}{{ e.text }}{% if not loop.last %}<br>{% endif %}{% endfor %}
-{% elif v and v[0] is mapping %}{% for e in v %}<code>{{ e | tojson_compact }}</code>{% if not loop.last %}<br>{% endif %}{% endfor %}
-{% else %}{{ v | join(", ") if v else "none" }}{% endif %}
-{% else %}{{ scalar(v) }}{% endif %}
-{% endmacro %}
-{% macro rows(d) %}
-<table class="kv">{% for k, v in d | dictsort %}<tr><td class="name">{{ k | replace("_", " ") }}</td><td>{{ value(v) }}</td></tr>{% endfor %}</table>
-{% endmacro %}
 {% macro finding_link(code) %}<a href="{{ docs }}/{{ code }}.md" class="code">{{ code }}</a>{% endmacro %}
 <h1>fix-xcon report</h1>
 <p class="small">Run <b>{{ r.run_id }}</b> &middot; generated {{ r.generated_at }} &middot; fix-xcon {{ r.tool_version }} &middot; report schema {{ r.schema_version }} &middot; workaround requested: <b>{{ r.workaround_requested }}</b></p>
@@ -211,6 +197,71 @@ outside: <b>{{ l.outside.host }}</b> (connector {{ l.outside.connector or "none"
 """
 
 
+# -- the values of evidence, changes and verification tables (`rows`, `value`) ---------------------
+# Python, not template macros: a 100-link page calls them thousands of times, and a macro call cost a
+# third of the page's render (py-spy).  They print what the macros did: each text as `{{ x }}`
+# prints it (made inert, then escaped), mappings sorted by key as dictsort sorts them (ignoring case).
+def _text(value):
+    """`{{ value }}`: finalized, then escaped."""
+    return markupsafe.escape(_finalize(value))
+
+
+def _by_key(mapping):
+    return sorted(mapping.items(), key=lambda item: item[0].lower() if isinstance(item[0], str) else item[0])
+
+
+def _field(entry, key):
+    """`{{ entry.key }}`: empty when `entry` is not a mapping or has no such key."""
+    return _text(entry[key]) if isinstance(entry, Mapping) and key in entry else ""
+
+
+def _scalar(value):
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    return "-" if value is None else _text(value)
+
+
+def _code(value):
+    return f"<code>{_text(_tojson_compact(value))}</code>"
+
+
+def _listlike(value):
+    if isinstance(value, str):
+        return False
+    try:
+        iter(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _value(value):
+    """One value of a table cell: a mapping as "key: value" lines, a list of events as a table, a
+    list of texts or of mappings one per line, a list of scalars joined, a scalar as yes/no/-/text."""
+    if isinstance(value, Mapping):
+        parts = [f"{_text(k)}: {_code(x) if isinstance(x, Mapping) or _listlike(x) else _scalar(x)}" for k, x in _by_key(value)]
+        return markupsafe.Markup("<br>".join(parts) if parts else "-")
+    if not _listlike(value):
+        return markupsafe.Markup(_scalar(value))
+    first = value[0] if value and isinstance(value, Sequence) else None
+    if isinstance(first, Mapping) and "message" in first:
+        body = "".join(f"<tr><td>{_field(e, 'time')}</td><td>{_field(e, 'id')}</td><td>{_field(e, 'message')}</td></tr>" for e in value)
+        return markupsafe.Markup(f'<table class="samples"><tr><th>time</th><th>event</th><th>message</th></tr>\n{body}</table>\n')
+    if isinstance(first, Mapping) and "text" in first:
+        return markupsafe.Markup("<br>".join(_field(e, "text") for e in value))
+    if isinstance(first, Mapping):
+        return markupsafe.Markup("<br>".join(_code(e) for e in value))
+    return markupsafe.Markup(_text(", ".join(str(v) for v in value) if value else "none"))
+
+
+def _rows(mapping):
+    """A mapping as a two-column table, its keys with spaces for underscores."""
+    body = "".join(f'<tr><td class="name">{_text(str(k).replace("_", " "))}</td><td>{_value(v)}</td></tr>' for k, v in _by_key(mapping))
+    return markupsafe.Markup(f'<table class="kv">{body}</table>\n')
+
+
 def _tojson_compact(value):
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
@@ -228,6 +279,8 @@ _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined, 
                           finalize=_finalize)
 _ENV.filters["tojson_compact"] = _tojson_compact
 _ENV.globals["svg"] = _svg
+_ENV.globals["value"] = _value
+_ENV.globals["rows"] = _rows
 _ENV.globals["timeline_svg"] = lambda timeline, hosts, uid: markupsafe.Markup(xtimeline_svg.svg(timeline, hosts, uid))
 _ENV.globals["timeline_text"] = xtimeline.sentences
 _ENV.globals["fleet_charts"] = xfleet.overview
