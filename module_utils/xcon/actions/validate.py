@@ -28,7 +28,8 @@ class ActionModule(XconAction):
         role_values = {host: {name: self.host_var(task_vars, name, host=host) for name in list(roles) + list(role_inputs.COMPUTED)}
                        for host in hosts}
         messages += role_inputs.validate(role_values, args["root"])
-        names = {host: list(task_vars) if host == here else list(hostvars[host]) if host in hostvars else [] for host in hosts}
+        # each host's variables as host_var read them above (hostvars[host] computes them all again)
+        names = {host: list(task_vars) if host == here else list(self._hostvars_of(task_vars, host) or []) for host in hosts}
         messages += inputs.unknown_variables(names, inputs.known_names(args["root"]))
         messages += inputs.duplicate_addresses({host: self.host_var(task_vars, "xcon_server_address", host=host)
                                                 for host in args["exchange_hosts"]})
