@@ -95,8 +95,8 @@ options:
       - Apply the planned changes of O(phase) of every one of these inventory hosts from this one task
         (run it with C(run_once), the play's hosts as C(ansible_play_hosts)), instead of one change of
         the task's host. Each host's changes are its entries of O(phase) in the plan M(xcon_diagnose)
-        registered on localhost (C(xcon_diagnose_result.planned); the host's own C(xcon_change_changes)
-        overrides them), without those of O(stopped_links); each entry's C(args) give the options of one change.
+        wrote (C(planned) in the diagnosis file its result C(xcon_diagnose_result) names, registered on
+        localhost; the host's own C(xcon_change_changes) overrides them), without those of O(stopped_links); each entry's C(args) give the options of one change.
       - Each host is changed with its own connection variables, C(xcon_server_name),
         C(xcon_exchange_version) (its C(xcon_change_exchange_version) overrides it),
         C(xcon_management_host), C(xcon_ldap_port), C(xcon_organization) and C(xcon_site), its changes

@@ -88,7 +88,7 @@ options:
   preview_on_servers:
     description:
       - In check mode, whether the change plays also run on the Exchange servers (C(xcon_preview_on_servers)).
-      - When false, RV(planned) holds only the firewalls' entries under --check (only their change plays run).
+      - When false, only the firewalls are targets under --check (only their change plays run).
     type: bool
     default: true
   final_report:
@@ -145,20 +145,19 @@ targets:
   returned: always
   type: list
   elements: str
-planned:
+mta_services:
   description:
-    - Per target host, the groups it joins (C(xcon_targets) and C(xcon_targets_<phase>)) and its own plan entries by phase.
-    - The roles read a server's entries from here (C(xcon_diagnose_result.planned[host].changes), registered on localhost).
-    - For an Exchange server, C(mta_service) is its MTA service's name from the Exchange version's profile
-      (the MTA restart role names it to the operator).
-    - In check mode with O(preview_on_servers=false), only the firewalls' entries (the whole plan is in RV(diagnosis_file)).
+    - Per Exchange target, its MTA service's name from the Exchange version's profile (the MTA restart
+      role names it to the operator).
+    - Each target's plan entries by phase are not registered; they are C(planned) in RV(diagnosis_file),
+      which M(xcon_connector) (O(fleet)) and M(xcon_firewall_change) (O(plan_phase)) read.
   returned: always
   type: dict
-  sample: {"ex-in-01": {"groups": ["xcon_targets", "xcon_targets_precondition"], "changes": {"precondition": []}, "mta_service": "MSExchangeMTA"}}
+  sample: {"ex-in-01": "MSExchangeMTA"}
 target_groups:
   description:
-    - The hosts of each change play of playbooks/remediate.yml, from the targets' C(groups) in RV(planned)
-      (C(xcon_targets) and C(xcon_targets_<phase>)); the plays name these lists as their hosts.
+    - The hosts of each change play of playbooks/remediate.yml (C(xcon_targets) and C(xcon_targets_<phase>)),
+      from the phases of each target's plan entries; the plays name these lists as their hosts.
   returned: always
   type: dict
   sample: {"xcon_targets": ["ex-in-01", "fw-01"], "xcon_targets_precondition": ["ex-in-01"]}
@@ -186,8 +185,8 @@ report_paths:
   returned: always
   type: dict
 diff:
-  description: In check mode, one before/after per planned change on an Exchange server (shown by --diff).
-  returned: check mode
+  description: In check mode with --diff, one before/after per planned change on an Exchange server.
+  returned: check mode with --diff
   type: list
   elements: dict
 """

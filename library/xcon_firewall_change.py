@@ -37,10 +37,24 @@ options:
     type: str
     default: raptor-eagle-5
   steps:
-    description: Steps - C(remove_passer), C(add_passer), C(add_routed_path), C(remove_routed_path), C(set_transparency).
+    description:
+      - Steps - C(remove_passer), C(add_passer), C(add_routed_path), C(remove_routed_path), C(set_transparency).
+      - Without it, the steps of O(plan_phase) that the run planned for this host.
     type: list
     elements: dict
-    required: true
+  plan_phase:
+    description:
+      - Without O(steps) - the plan's phase whose steps this host carries out (C(firewall_tunnel_open),
+        C(firewall_tunnel_close), C(transparency_off)), read from this host's entries of the plan that
+        C(xcon_diagnose) wrote (its C(diagnosis_file), registered on localhost as C(xcon_diagnose_result)),
+        without the entries of O(stopped_links).
+      - No entry of the phase - nothing to do (RV(status) C(nothing_to_do)).
+    type: str
+  stopped_links:
+    description: With O(plan_phase) - links that stopped at an earlier step; their steps are left out.
+    type: list
+    elements: str
+    default: []
   run_id:
     description: The run this record belongs to.
     type: str

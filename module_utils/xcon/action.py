@@ -135,13 +135,17 @@ class XconAction(ActionBase):
         return cache[host]
 
     def planned_changes(self, task_vars, host):
-        """`host`'s plan entries by phase (``{phase: [entry, ...]}``): its entry of ``planned`` in
-        xcon_diagnose's result, which the run registers on localhost.  Read and copied once per task,
-        whatever the number of hosts it covers."""
+        """`host`'s plan entries by phase (``{phase: [entry, ...]}``): its entry of ``planned`` in the
+        diagnosis file that xcon_diagnose wrote and names in its result (registered on localhost; a
+        result with ``planned`` inline is read as it is).  Read once per task, whatever the number of
+        hosts it covers; the plan is not registered (issue 19: Ansible copied it through every task)."""
+        from xcon import diagnosis_file
+
         planned = self.__dict__.get("_xcon_planned")
         if planned is None:
-            result = self.host_var(task_vars, "xcon_diagnose_result", host="localhost")
-            planned = self._xcon_planned = (result.get("planned") if isinstance(result, dict) else None) or {}
+            result = self._registered(task_vars, "xcon_diagnose_result", "localhost")
+            diagnosis = diagnosis_file.from_options(None, result) if isinstance(result, dict) else {}
+            planned = self._xcon_planned = diagnosis.get("planned") or {}
         return (planned.get(host) or {}).get("changes") or {}
 
     def fleet_var(self, task_vars, name, host):

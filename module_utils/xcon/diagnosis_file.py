@@ -19,8 +19,10 @@ FILE_NAME = "diagnosis.json"
 
 # What the playbook's tasks read from the registered result of xcon_diagnose (roles/xcon_diagnose,
 # roles/xcon_verify's condition, playbooks/audit.yml and analyze.yml, the console callback): it
-# stays registered (with each link's status, ``link_status``); everything else only in the file.
-REGISTERED = ("lines", "targets", "planned", "target_groups", "preflight_errors", "unreadable_hosts", "workaround_requested",
+# stays registered (with each link's status, ``link_status``); everything else only in the file,
+# the plan's entries by server (``planned``) too: the change tasks read them from here
+# (XconAction.planned_changes).
+REGISTERED = ("lines", "targets", "mta_services", "target_groups", "preflight_errors", "unreadable_hosts", "workaround_requested",
               "report_paths", "coverage_problems", "audit_at", "diff", "changed")
 
 

@@ -68,7 +68,7 @@ def test_verify_takes_the_file_or_links_inline_without_the_skipped_links(tmp_pat
     assert [l["id"] for l in links] == ["A<->B", "C<->D"] and len(plan) == 2
 
 
-def _kb_run(tmp_path, check_mode, preview):
+def _kb_run(tmp_path, check_mode, preview, diff=True):
     from diagnose_helpers import Topology
     from xcon.actions.diagnose import diagnose_and_report
 
@@ -80,14 +80,34 @@ def _kb_run(tmp_path, check_mode, preview):
             "transparency_off_acknowledged": False, "workaround": "firewall_tunnel", "exchange_hosts": sorted(servers),
             "firewall_hosts": ["FW1"], "state_dir": None, "run_id": "20260105T090000Z-abcdef",
             "run_dir": str(tmp_path / "20260105T090000Z-abcdef"), "saved_run_dir": None, "preview_on_servers": preview}
-    return diagnose_and_report(servers, [topo.firewall], args, check_mode, "0.1.0")
+    return diagnose_and_report(servers, [topo.firewall], args, check_mode, "0.1.0", diff=diff)
 
 
-def test_under_check_only_the_firewalls_plans_are_registered_unless_the_servers_preview(tmp_path):
+def _planned(registered):
+    return diagnosis_file.load(registered["diagnosis_file"])["planned"]
+
+
+def test_under_check_only_the_firewalls_take_part_unless_the_servers_preview(tmp_path):
     audit = _kb_run(tmp_path, check_mode=True, preview=False)
-    assert set(audit["targets"]) == {"EXIN", "EXOUT", "FW1"} and set(audit["planned"]) == {"FW1"}
-    assert {"EXIN", "FW1"} <= set(_kb_run(tmp_path, check_mode=True, preview=True)["planned"])
-    assert set(_kb_run(tmp_path, check_mode=False, preview=False)["planned"]) == {"EXIN", "EXOUT", "FW1"}
+    assert set(audit["targets"]) == {"EXIN", "EXOUT", "FW1"} and set(_planned(audit)) == {"FW1"}
+    assert audit["target_groups"]["xcon_targets"] == ["FW1"]
+    assert {"EXIN", "FW1"} <= set(_planned(_kb_run(tmp_path, check_mode=True, preview=True)))
+    fix = _kb_run(tmp_path, check_mode=False, preview=False)
+    assert set(_planned(fix)) == {"EXIN", "EXOUT", "FW1"}
     # the whole plan is in the file either way
     whole = diagnosis_file.load(audit["diagnosis_file"])
     assert {e["target"] for e in whole["plan"]} == {"EXIN", "EXOUT", "FW1"}
+
+
+def test_the_plan_entries_are_not_registered_only_each_servers_mta_service(tmp_path):
+    fix = _kb_run(tmp_path, check_mode=False, preview=False)
+    assert "planned" not in fix and "plan" not in fix
+    assert fix["mta_services"] == {"EXIN": "MSExchangeMTA", "EXOUT": "MSExchangeMTA"}
+    assert set(fix["target_groups"]["xcon_targets_stack_repoint"]) <= {"EXIN", "EXOUT"}
+
+
+def test_the_check_mode_diff_is_there_only_under_diff(tmp_path):
+    with_diff = _kb_run(tmp_path, check_mode=True, preview=False)
+    assert with_diff["diff"] and all("before" in d and "after" in d for d in with_diff["diff"])
+    without = _kb_run(tmp_path, check_mode=True, preview=False, diff=False)
+    assert "diff" not in without and without["changed"] is True

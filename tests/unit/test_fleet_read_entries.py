@@ -153,6 +153,9 @@ def test_a_fleet_change_takes_each_servers_own_entries_of_its_phase_without_stop
             reads.append((host or view["inventory_hostname"], name))
             return own[host or view["inventory_hostname"]].get(name, default)
 
+        def _registered(self, view, name, host):
+            return self.host_var(view, name, host=host)
+
     action = Action()
     assert connector_fleet._planned(action, {"inventory_hostname": "EXIN"}, "stack_repoint", {"B"}) == [{"id": "A#2", "link": "A"}]
     assert connector_fleet._planned(action, {"inventory_hostname": "EXIN"}, "precondition", set()) == [{"id": "A#1", "link": "A"}]
@@ -174,3 +177,36 @@ def test_a_fleet_change_refuses_what_each_change_takes_from_its_plan_entry():
             connector_fleet.run(None, dict(base, **{key: value}), {})
     with pytest.raises(AnsibleActionFail, match="fleet needs phase"):
         connector_fleet.run(None, dict(base, phase=None), {})
+
+
+# -- the firewall change record's own steps (xcon_firewall_change plan_phase, roles/xcon_firewall_tunnel) --
+def test_a_firewall_record_takes_its_phase_from_the_diagnosis_file_without_stopped_links(tmp_path):
+    from xcon import diagnosis_file
+    from xcon.action import XconAction
+    from xcon.actions.firewall_change import ActionModule
+
+    step = {"action": "remove_passer", "service": "x400", "port": 102}
+    entries = {"firewall_tunnel_close": [{"link": "A", "args": [dict(step, name="a1"), dict(step, name="a2")]},
+                                         {"link": "B", "args": [dict(step, name="b1")]}],
+               "firewall_tunnel_open": [{"link": "A", "args": [{"action": "add_routed_path", "hosts": ["X", "Y"], "port": 102}]}]}
+    # registered on localhost: only the file's path; the plan's entries are in the file
+    registered = diagnosis_file.write(str(tmp_path), {"planned": {"FW1": {"groups": [], "changes": entries}}, "links": []})
+    assert "planned" not in registered
+
+    class Action:
+        planned_changes = XconAction.planned_changes
+        planned_steps = ActionModule.planned_steps
+
+        def _registered(self, task_vars, name, host):
+            assert (name, host) == ("xcon_diagnose_result", "localhost")
+            return registered
+
+    view = {"inventory_hostname": "FW1"}
+    assert [s["name"] for s in Action().planned_steps(view, "firewall_tunnel_close", [])] == ["a1", "a2", "b1"]
+    assert [s["name"] for s in Action().planned_steps(view, "firewall_tunnel_close", ["A"])] == ["b1"]
+    assert Action().planned_steps(view, "transparency_off", []) == []
+    assert Action().planned_steps({"inventory_hostname": "FW2"}, "firewall_tunnel_open", []) == []
+    # a damaged file is refused, not read as "nothing planned"
+    (tmp_path / "diagnosis.json").write_text("{}\n", encoding="utf-8")
+    with pytest.raises(diagnosis_file.DiagnosisFileError):
+        Action().planned_steps(view, "firewall_tunnel_close", [])

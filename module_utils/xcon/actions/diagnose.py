@@ -46,7 +46,7 @@ class ActionModule(XconAction):
         servers, firewalls = self._inputs(args, task_vars)
         check_mode = bool(self._task.check_mode) or bool(task_vars.get("ansible_check_mode"))
         return diagnose_and_report(servers, firewalls, args, check_mode, self.host_var(task_vars, "xcon_tool_version", "0.1.0"),
-                                   routes=self.exchange_servers(task_vars), audit_at=audit_at)
+                                   routes=self.exchange_servers(task_vars), audit_at=audit_at, diff=bool(self._task.diff))
 
     def _inputs(self, args, task_vars):
         servers, firewalls = {}, []
@@ -74,12 +74,12 @@ class ActionModule(XconAction):
         return servers, firewalls
 
 
-def diagnose_and_report(servers, firewalls, args, check_mode, tool_version, routes=None, audit_at=None):
+def diagnose_and_report(servers, firewalls, args, check_mode, tool_version, routes=None, audit_at=None, diff=True):
     """Everything xcon_diagnose does after it has its inputs (tests/bench/profile_diagnose.py times
     and profiles exactly this): diagnose, plan, write the report, plan.json and the whole diagnosis
     (xcon.diagnosis_file); returns the task's small registered result.
     `routes`: the inventory's Exchange servers as xcon.directory_route reads them; `audit_at`: the
-    controller's clock at the audit's reads."""
+    controller's clock at the audit's reads; `diff`: --diff asked for the plan's before/after."""
     options = {
         "queue_threshold": args["queue_threshold"],
         "reverse_connector_name": args["reverse_connector_name"] or None,
@@ -151,11 +151,15 @@ def diagnose_and_report(servers, firewalls, args, check_mode, tool_version, rout
         # (the change plays do not run on the Exchange servers under --check).
         # Firewall records are not diffed here: their own role runs under --check and shows
         # each record's diff once (issue 13: each firewall change shown once).
-        result["diff"] = [xplan.plan_diff(entry) for entry in plan if entry.get("action") != "operator"]
+        # Only under --diff, as a module computes its diff (at 100 links 50 KB that Ansible would
+        # register and copy for nothing).
+        if diff:
+            result["diff"] = [xplan.plan_diff(entry) for entry in plan if entry.get("action") != "operator"]
         result["changed"] = bool(plan)  # under --check, changed = would change
     # the whole diagnosis goes to a file the later tasks read; the registered result stays small
     return xdiagnosis_file.write(args["run_dir"], dict(
-        result, audit_at=audit_at, workaround_requested=args["workaround"], links=links, plan=plan, targets=targets, planned=planned, target_groups=groups, preflight_errors=preflight, lines=lines,
+        result, audit_at=audit_at, workaround_requested=args["workaround"], links=links, plan=plan, targets=targets, planned=planned, target_groups=groups,
+            mta_services={host: entry["mta_service"] for host, entry in planned.items() if entry.get("mta_service")}, preflight_errors=preflight, lines=lines,
             report_paths=paths, servers={k: {kk: v[kk] for kk in ("name", "inventory_host", "address", "fqdn")} for k, v in servers.items()},
             hosts_failed=report["coverage"]["hosts_failed"], hosts_scanned=report["coverage"]["hosts_scanned"], directories=directories,
             unreadable_hosts=dict({d["inventory_host"]: f"{d['error'].get('code')}: {d['error'].get('reason')}" for d in servers.values() if d.get("error")},

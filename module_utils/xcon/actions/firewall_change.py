@@ -20,9 +20,13 @@ from xcon.specs import FIREWALL_CHANGE
 
 class ActionModule(XconAction):
     ARGUMENT_SPEC = FIREWALL_CHANGE
+    MUTUALLY_EXCLUSIVE = [["steps", "plan_phase"]]
+    REQUIRED_ONE_OF = [["steps", "plan_phase"]]
 
     def xcon_run(self, args, task_vars):
         name = args["name"]
+        if args.get("steps") is None:
+            args = dict(args, steps=self.planned_steps(task_vars, args["plan_phase"], args["stopped_links"]))
         try:
             # The audit's facts, overlaid with what earlier phases of this run (or earlier runs) had
             # confirmed, so a second phase is planned against the firewall as it is now.
@@ -55,6 +59,19 @@ class ActionModule(XconAction):
         elif args.get("state_file"):
             fw.record_confirmed(args["state_file"], after, record)
         return result
+
+
+    def planned_steps(self, task_vars, phase, stopped_links):
+        """The host's planned steps of `phase`, in plan order, without those of stopped links: read
+        here rather than by a Jinja filter chain in the role, which walked every entry of the plan
+        through Ansible's lazy templating twice per task (issue 19: 0.3 s per task at 100 links)."""
+        stopped = set(stopped_links or [])
+        entries = self.planned_changes(task_vars, task_vars.get("inventory_hostname")).get(phase) or []
+        steps = []
+        for entry in entries:
+            if isinstance(entry, dict) and entry.get("link") not in stopped:
+                steps += [step for step in entry.get("args") or [] if isinstance(step, dict)]
+        return steps
 
 
 def fw_json(data):
