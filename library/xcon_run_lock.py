@@ -46,6 +46,11 @@ options:
     description: How long to wait for another run to finish; 0 fails at once.
     type: int
     default: 0
+  report_dir:
+    description:
+      - The reports directory (C(xcon_report_dir)); a relative one is beside ansible.cfg.
+      - With it, taking the lock also sets the run's report facts (RV(ansible_facts)).
+    type: str
 notes:
   - Check mode - supported; the lock is taken and released in check mode too (it is controller state,
     not a change to any server).
@@ -105,6 +110,13 @@ released:
   description: Whether this run's lock was released.
   returned: when released
   type: bool
+ansible_facts:
+  description:
+    - When taken - C(xcon_run_state_dir) (RV(state_dir)) and C(xcon_run_restart_dir) (RV(restart_dir));
+      with O(report_dir) also C(xcon_run_report_root) (the reports directory, absolute) and
+      C(xcon_run_dir) (C(<report root>/<run_id>), where the run writes).
+  returned: when taken
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -151,6 +151,7 @@ RUN_LOCK = {
     "state_dir": {"type": "path"},
     "shared": {"type": "bool", "default": False},
     "wait_seconds": {"type": "int", "default": 0},
+    "report_dir": {"type": "str"},
 }
 
 ROLLBACK_PLAN = {

@@ -163,3 +163,14 @@ def test_the_descriptor_is_handed_to_the_process_that_opened_the_channel(tmp_pat
         sending.close()
         os.environ.pop(runlock.CHANNEL_ENV, None)
         os.environ.pop(runlock.HELD_ENV, None)
+
+
+def test_the_report_root_is_the_reports_directory_beside_ansible_cfg_unless_absolute(tmp_path):
+    # the facts the lock sets for where the run writes (roles/xcon_run/tasks/lock.yml)
+    from xcon.actions.run_lock import report_root
+
+    cfg = str(tmp_path / "site" / "ansible.cfg")
+    assert report_root("reports", cfg) == f"{tmp_path}/site/reports"
+    assert report_root("out/reports", cfg) == f"{tmp_path}/site/out/reports"
+    assert report_root("/srv/xcon/reports", cfg) == "/srv/xcon/reports"
+    assert report_root("reports", None) == f"{os.getcwd()}/reports"
