@@ -29,7 +29,7 @@ INTRA_SITE_MINUTES = 5      # Q137203: "Pause After Modify" defaults to 300 seco
 
 
 def _access(entry):
-    return xprofile.directory_access(xprofile.get_profile(entry.get("version") or "5.5"))
+    return xprofile.directory_access(xprofile.shared_profile(str(entry.get("version") or "5.5")))
 
 
 def _same(a, b):

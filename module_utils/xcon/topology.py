@@ -24,11 +24,10 @@ whose refusals the diagnosis observed is drawn refused.
 
 from __future__ import annotations
 
-import copy
-
 from xcon import diagnose as dx
 from xcon.diagnose import links as dlinks
 from xcon.mask import inert
+from xcon.report_json import copied
 
 OBSERVED_REFUSAL_CODES = (dx.TRANSPARENCY_REFUSAL,)
 
@@ -102,7 +101,7 @@ def picture(link, servers, firewall):
 
 def after(pic, changes):
     """`pic` with `changes` (report.md change records) applied, paths recomputed by the model."""
-    new = copy.deepcopy(pic)
+    new = copied(pic)
     by_host = {new[role]["host"]: new[role] for role in ("inside", "outside")}
     for change in changes:
         after_values = change.get("after") or {}
@@ -207,7 +206,7 @@ def _path(pic, role, caller, called, connector, observed):
 def for_report(link, check_mode):
     """``link["topology"]`` completed for the report: ``after`` from the applied changes (or, when
     none was applied, the planned ones: ``after_basis`` says which), judged against verification."""
-    topo = copy.deepcopy(link.get("topology") or {})
+    topo = copied(link.get("topology") or {})
     before = topo.get("before")
     changes = link.get("changes") or []
     if not before or not changes:

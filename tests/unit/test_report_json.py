@@ -43,3 +43,13 @@ def test_what_it_does_not_expect_goes_to_the_definition():
     assert report_json.dumps({2: "int keys", 10: {1.5: None}}) == report_json.by_lines({2: "int keys", 10: {1.5: None}})
     with pytest.raises(TypeError):
         report_json.dumps({"a": {1, 2}})   # json cannot hold a set: as json.dumps says
+
+
+def test_a_copy_of_json_data_shares_nothing_and_other_data_is_deep_copied():
+    data = {"a": [{"b": 1.5, "c": None, "d": "é"}], "e": True}
+    copy_ = report_json.copied(data)
+    assert copy_ == data
+    copy_["a"][0]["b"] = 2
+    assert data["a"][0]["b"] == 1.5
+    odd = {"s": {1, 2}}
+    assert report_json.copied(odd) == odd and report_json.copied(odd)["s"] is not odd["s"]

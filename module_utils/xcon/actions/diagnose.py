@@ -6,7 +6,6 @@ of every firewall from hostvars (or, offline, the raw answers a saved run kept).
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 
@@ -24,6 +23,7 @@ from xcon import open_transactions as otx
 from xcon import plan as xplan
 from xcon import profile as xprofile
 from xcon import report as xreport
+from xcon.report_json import copied
 from xcon import report_timeline as xtimeline
 from xcon import state as xstate
 from xcon import topology as xtopology
@@ -335,7 +335,7 @@ def to_plan_entry(link, change, index, servers):
     (the module arguments: xcon_connector options, or the firewall record's steps), and for firewall
     steps ``inverse`` (the steps that undo them, for rollback).
     """
-    entry = copy.deepcopy(change)
+    entry = copied(change)
     entry["id"] = f"{link['id']}#{index + 1}"
     entry["link"] = link["id"]
     server = servers.get(change["target"])
