@@ -113,6 +113,19 @@ def test_extra_secrets_are_masked_in_free_text():
     assert "hunter2-xyz" not in json.dumps(built)
 
 
+def test_a_report_built_unmasked_and_masked_once_after_its_last_change_is_the_masked_report():
+    # xcon_diagnose and xcon_report add to the report after building it and mask it once, then
+    links = links_for(Topology.kb())
+    links[0]["findings"][0]["evidence"]["remote_password"] = "hunter2-xyz"
+    links[0]["findings"][0]["evidence"]["note"] = "logon with hunter2-xyz refused"
+    raw = report.build_report("r", True, "auto", [], [], links, "0.1.0", masked=False)
+    assert "hunter2-xyz" in json.dumps(raw)
+    raw["generated_at"] = "x"
+    masked = report.build_report("r", True, "auto", [], [], links, "0.1.0")
+    masked["generated_at"] = "x"
+    assert report.mask_report(raw) == masked and "hunter2-xyz" not in json.dumps(masked)
+
+
 def test_masked_values_stay_masked():
     links = links_for(Topology.kb())
     links[0]["findings"][0]["evidence"]["remote_password"] = "********"

@@ -133,14 +133,15 @@ def diagnose_and_report(servers, firewalls, args, check_mode, tool_version, rout
         workaround_requested=args["workaround"],
         hosts_scanned=sorted(s for s, d in servers.items() if not d.get("error")),
         hosts_failed=[{"host": s, "reason": d["error"]["reason"], "code": d["error"]["code"]} for s, d in sorted(servers.items()) if d.get("error")],
-        links=links, tool_version=tool_version, directories=directories,
+        links=links, tool_version=tool_version, directories=directories, masked=False,
     )
     if args.get("saved_run_dir"):
         # offline analysis: names the run it analysed, and leaves reports/latest to real runs
         report["analysed_run_id"] = os.path.basename(os.path.normpath(args["saved_run_dir"]))
+    report = xreport.mask_report(report)   # once, after its last change
     # Under --check with the final report to come, its HTML page is written once, by the final report.
     paths = xreport.write_report(report, os.path.dirname(args["run_dir"]), latest=not args.get("saved_run_dir"),
-                                 html=not (check_mode and args.get("final_report")))
+                                 html=not (check_mode and args.get("final_report")), masked=True)
     # Rollback trusts the plan only with its checksum; check_mode tells it a --check run changed nothing,
     # journal that the run's connector writes are journaled (xcon.state) - older runs' were not.
     xstate.write_json_atomic(os.path.join(args["run_dir"], "plan.json"), {"run_id": args["run_id"], "check_mode": check_mode, "journal": True,

@@ -96,7 +96,7 @@ class ActionModule(XconAction):
         report = xreport.build_report(
             run_id=args["run_id"], check_mode=check_mode, workaround_requested=diagnosis.get("workaround_requested", "auto"),
             hosts_scanned=hosts_scanned, hosts_failed=hosts_failed, links=links, tool_version=args["tool_version"],
-            directories=diagnosis.get("directories"),
+            directories=diagnosis.get("directories"), masked=False,
         )
         if not check_mode and not untrusted and (records or os.path.exists(otx.path(args["state_dir"]))):
             otx.save(args["state_dir"], records)
