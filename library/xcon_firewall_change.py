@@ -75,9 +75,11 @@ options:
     description: The toolkit's record of confirmed changes for this firewall.
     type: path
   current:
-    description: The firewall facts the steps are compared with.
+    description:
+      - The firewall facts the steps are compared with.
+      - Default - the C(firewall) of this host's registered C(xcon_firewall_facts_result) (role
+        xcon_firewall_facts), read as Ansible stores it; none registered - no facts.
     type: dict
-    default: {}
 notes:
   - Check mode - supported; the record is rendered and returned, nothing is written or run.
 """

@@ -86,7 +86,7 @@ FIREWALL_CHANGE = {
     "confirmed": {"type": "bool", "default": False},
     "operator_command": {"type": "list", "elements": "str"},
     "state_file": {"type": "path"},
-    "current": {"type": "dict", "default": {}},
+    "current": {"type": "dict"},
 }
 
 DIAGNOSE = {

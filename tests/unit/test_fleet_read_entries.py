@@ -210,3 +210,21 @@ def test_a_firewall_record_takes_its_phase_from_the_diagnosis_file_without_stopp
     (tmp_path / "diagnosis.json").write_text("{}\n", encoding="utf-8")
     with pytest.raises(diagnosis_file.DiagnosisFileError):
         Action().planned_steps(view, "firewall_tunnel_close", [])
+
+
+def test_a_firewall_record_compares_with_the_registered_facts_unless_given_its_own():
+    from xcon.actions.firewall_change import ActionModule
+
+    stored = {"FW1": {"firewall": {"name": "FW1", "passers": [{"port": 102}]}}, "FW2": {"failed": True, "msg": "unread"}}
+
+    class Action:
+        current_facts = ActionModule.current_facts
+
+        def _registered(self, task_vars, name, host):
+            assert name == "xcon_firewall_facts_result"
+            return stored.get(host)
+
+    assert Action().current_facts({"current": None}, {"inventory_hostname": "FW1"}) == stored["FW1"]["firewall"]
+    assert Action().current_facts({"current": {"name": "given"}}, {"inventory_hostname": "FW1"}) == {"name": "given"}
+    assert Action().current_facts({"current": None}, {"inventory_hostname": "FW2"}) == {}
+    assert Action().current_facts({"current": None}, {"inventory_hostname": "FW3"}) == {}

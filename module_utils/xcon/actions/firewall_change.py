@@ -30,7 +30,7 @@ class ActionModule(XconAction):
         try:
             # The audit's facts, overlaid with what earlier phases of this run (or earlier runs) had
             # confirmed, so a second phase is planned against the firewall as it is now.
-            current = fw.facts_with_state(name, args["current"], args.get("state_file"))
+            current = fw.facts_with_state(name, self.current_facts(args, task_vars), args.get("state_file"))
             # --check confirms nothing, so a later phase previews against the firewall as the
             # earlier phases of this run would leave it (kept beside this run's change records).
             preview = os.path.join(args["record_dir"], f"{name}.check-mode-preview.json") if self._task.check_mode else None
@@ -60,6 +60,15 @@ class ActionModule(XconAction):
             fw.record_confirmed(args["state_file"], after, record)
         return result
 
+
+    def current_facts(self, args, task_vars):
+        """`current`, else the facts xcon_firewall_facts registered for this host, as stored: given as
+        an argument, Ansible templated and finalized every rule of every link first (issue 19)."""
+        if args.get("current") is not None:
+            return args["current"]
+        registered = self._registered(task_vars, "xcon_firewall_facts_result", task_vars.get("inventory_hostname"))
+        facts = registered.get("firewall") if isinstance(registered, dict) else None
+        return facts if isinstance(facts, dict) else {}
 
     def planned_steps(self, task_vars, phase, stopped_links):
         """The host's planned steps of `phase`, in plan order, without those of stopped links: read
