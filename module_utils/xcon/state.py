@@ -29,10 +29,19 @@ class StateError(Exception):
     """A state file is missing, damaged or in use."""
 
 
+def _beside_config(config_file=None):
+    """The directory of ansible.cfg (the working directory without one): relative paths start there."""
+    return os.path.dirname(os.path.abspath(config_file)) if config_file else os.getcwd()
+
+
 def default_state_dir(config_file=None):
     """``xcon_state_dir`` when the operator sets none: ``reports/state`` beside ansible.cfg."""
-    base = os.path.dirname(os.path.abspath(config_file)) if config_file else os.getcwd()
-    return os.path.join(base, "reports", "state")
+    return os.path.join(_beside_config(config_file), "reports", "state")
+
+
+def report_root(report_dir, config_file=None):
+    """The reports directory (``xcon_report_dir``): itself when absolute, else beside ansible.cfg."""
+    return report_dir if os.path.isabs(report_dir) else os.path.join(_beside_config(config_file), report_dir)
 
 
 def now_utc():

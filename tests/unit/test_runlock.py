@@ -167,7 +167,7 @@ def test_the_descriptor_is_handed_to_the_process_that_opened_the_channel(tmp_pat
 
 def test_the_report_root_is_the_reports_directory_beside_ansible_cfg_unless_absolute(tmp_path):
     # the facts the lock sets for where the run writes (roles/xcon_run/tasks/lock.yml)
-    from xcon.actions.run_lock import report_root
+    from xcon.state import report_root
 
     cfg = str(tmp_path / "site" / "ansible.cfg")
     assert report_root("reports", cfg) == f"{tmp_path}/site/reports"

@@ -24,10 +24,7 @@ class ActionModule(XconAction):
     ARGUMENT_SPEC = ROLLBACK_PLAN
 
     def xcon_run(self, args, task_vars):
-        report_dir = args["report_dir"]
-        if not os.path.isabs(report_dir):
-            config = task_vars.get("ansible_config_file")
-            report_dir = os.path.join(os.path.dirname(os.path.abspath(config)) if config else os.getcwd(), report_dir)
+        report_dir = xstate.report_root(args["report_dir"], task_vars.get("ansible_config_file"))
         try:
             loaded = load_run(report_dir, args["run_id"], args["exchange_hosts"], args["firewall_hosts"])
         except xstate.StateError as exc:

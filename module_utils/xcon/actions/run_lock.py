@@ -54,16 +54,7 @@ class ActionModule(XconAction):
         # each an Ansible task of its own: README "Performance").
         facts = {"xcon_run_state_dir": state_dir, "xcon_run_restart_dir": result["restart_dir"]}
         if args.get("report_dir"):
-            root = report_root(args["report_dir"], task_vars.get("ansible_config_file"))
+            root = xstate.report_root(args["report_dir"], task_vars.get("ansible_config_file"))
             facts.update(xcon_run_report_root=root, xcon_run_dir=f"{root}/{args['run_id']}")
         result["ansible_facts"] = facts
         return result
-
-
-def report_root(report_dir, config_file=None):
-    """The reports directory: `report_dir` itself when absolute, else beside ansible.cfg (the
-    working directory without one), joined as the playbook always wrote it (``<dir>/<report_dir>``)."""
-    if os.path.isabs(report_dir):
-        return report_dir
-    base = os.path.dirname(os.path.abspath(config_file)) if config_file else os.getcwd()
-    return f"{base}/{report_dir}"
