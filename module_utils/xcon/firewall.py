@@ -136,44 +136,42 @@ def validate_step(step):
         raise FirewallError(f"{action}: missing {', '.join(missing)}")
 
 
-def _by_key(pairs):
-    return pairs[0]
+def _new_passer(step):
+    passer = {"port": int(step["port"]), "interface": step["interface"], "target": step["target"]}
+    if step.get("address"):
+        passer["address"] = str(step["address"])
+    return passer
+
+
+def _new_path(step):
+    return {"hosts": list(step["hosts"]), "port": int(step["port"])}
+
+
+# What the rule steps work on: "<add|remove>_<kind>" -> (the facts' list, its rules' key, a new rule).
+_RULE_KINDS = {"passer": ("passers", _passer_key, _new_passer), "routed_path": ("routed_paths", _path_key, _new_path)}
 
 
 def _apply(rules, step):
-    """Apply one step to `rules` (the firewall's passers and routed paths with their keys, a copy
-    the caller owns); whether it changed anything."""
+    """Apply one step to `rules` (the facts' rule lists as (key, rule) pairs, and the transparency;
+    the caller's own copy); whether it changed anything."""
     validate_step(step)
-    action = step["action"]
-    if action in ("remove_passer", "add_passer"):
-        key = _passer_key(step)
-        present = any(k == key for k, _ in rules["passers"])
-        if action == "remove_passer":
-            if present:
-                rules["passers"] = [(k, p) for k, p in rules["passers"] if k != key]
-            return present
+    if step["action"] == "set_transparency":
+        value = _as_bool(step["value"])
+        changed = rules["client_transparency"] != value
+        rules["client_transparency"] = value
+        return changed
+    verb, _, kind = step["action"].partition("_")
+    name, keyed, new_rule = _RULE_KINDS[kind]
+    key = keyed(step)
+    present = any(k == key for k, _ in rules[name])
+    if verb == "remove":
         if present:
-            return False
-        passer = {"port": int(step["port"]), "interface": step["interface"], "target": step["target"]}
-        if step.get("address"):
-            passer["address"] = str(step["address"])
-        rules["passers"] = sorted(rules["passers"] + [(key, passer)], key=_by_key)
-        return True
-    if action in ("add_routed_path", "remove_routed_path"):
-        key = _path_key(step)
-        present = any(k == key for k, _ in rules["routed_paths"])
-        if action == "remove_routed_path":
-            if present:
-                rules["routed_paths"] = [(k, p) for k, p in rules["routed_paths"] if k != key]
-            return present
-        if present:
-            return False
-        rules["routed_paths"] = sorted(rules["routed_paths"] + [(key, {"hosts": list(step["hosts"]), "port": int(step["port"])})], key=_by_key)
-        return True
-    value = _as_bool(step["value"])
-    changed = rules["client_transparency"] != value
-    rules["client_transparency"] = value
-    return changed
+            rules[name] = [(k, rule) for k, rule in rules[name] if k != key]
+        return present
+    if present:
+        return False
+    rules[name] = sorted(rules[name] + [(key, new_rule(step))], key=lambda pair: pair[0])
+    return True
 
 
 def pending_steps(facts, steps):
@@ -184,11 +182,15 @@ def pending_steps(facts, steps):
     rules: 1.5 s, then 0.3 s, to render a 300-link record), and the gates and the report ask once per
     plan entry (a deep copy of the whole firewall each time)."""
     facts = dict(facts)
-    rules = {key: [(keyed(p), p) for p in facts[key]] for key, keyed in (("passers", _passer_key), ("routed_paths", _path_key)) if key in facts}
+    lists = [(name, keyed) for name, keyed, _ in _RULE_KINDS.values() if name in facts]
+    rules = {name: [(keyed(rule), rule) for rule in facts[name]] for name, keyed in lists}
     if "client_transparency" in facts:
         rules["client_transparency"] = facts["client_transparency"]
     pending = [dict(step) for step in steps if _apply(rules, step)]
-    facts.update({key: [p for _, p in value] if key != "client_transparency" else value for key, value in rules.items()})
+    for name, _ in lists:
+        facts[name] = [rule for _, rule in rules[name]]
+    if "client_transparency" in facts:
+        facts["client_transparency"] = rules["client_transparency"]
     return pending, facts
 
 

@@ -11,6 +11,7 @@ this form) goes to `by_lines`.  tests/unit/test_report_json.py holds the two to 
 
 from __future__ import annotations
 
+import copy
 import json
 from json.encoder import encode_basestring  # the C one when available, as json.dumps(ensure_ascii=False)
 
@@ -116,7 +117,4 @@ def copied(value):
     try:
         return json.loads(json.dumps(value))
     except (TypeError, ValueError):
-        import copy
-
         return copy.deepcopy(value)
-

@@ -60,7 +60,6 @@ class ActionModule(XconAction):
             fw.record_confirmed(args["state_file"], after, record)
         return result
 
-
     def current_facts(self, args, task_vars):
         """`current`, else the facts xcon_firewall_facts registered for this host, as stored: given as
         an argument, Ansible templated and finalized every rule of every link first (issue 19)."""
