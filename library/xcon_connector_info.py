@@ -95,6 +95,18 @@ options:
         (no host is read), so a back-up is never taken for half of what a run changes.
       - The back-up of role xcon_backup; the names saved are returned as RV(firewalls_saved).
     type: dict
+  raw_from_dir:
+    description:
+      - With O(fleet) and O(save_raw_dir) - the back-up is made from the raw answers this run's read
+        already saved (its O(save_raw_dir), C(<raw_from_dir>/<host>.json)), not read again - no WinRM
+        command. Each host's file must match its SHA-256 sidecar; it is copied to
+        C(<save_raw_dir>/<host>.json) with its own sidecar (mode 0600).
+      - A host without a file there (this run did not read it), or whose file fails its checksum or
+        cannot be copied, has C(xcon_error) in its summary and in RV(unread), as a host that could not
+        be read.
+      - The back-up of role xcon_backup - what the servers held when the run read them, before any
+        change.
+    type: path
 notes:
   - Uses one WinRM command (one shell, one command, the script on stdin) per call, per host with O(fleet).
   - Check mode - fully supported (read-only). Diff - not applicable.

@@ -1,9 +1,9 @@
 """A fleet task spread over the controller's cores (issue 19).
 
-A fleet task (the audit's read, the back-up's, the verification's reads) is one Ansible worker whose
-`forks` threads share one interpreter lock: on a 2-core controller a 100-link audit's read kept one
-core busy, resolving 200 servers' settings (about 10 ms each: templating, connection options) and
-running their WinRM commands, and left the other core to the lab.  `run_shares` cuts the fleet into
+A fleet task (the audit's read, the verification's reads, the changes and restarts) is one Ansible
+worker whose `forks` threads share one interpreter lock: on a 2-core controller a 100-link audit's
+read kept one core busy, resolving 200 servers' settings (about 10 ms each: templating, connection
+options) and running their WinRM commands, and left the other core to the lab.  `run_shares` cuts the fleet into
 one share per process: the first shares go to child processes forked from the worker before it
 starts any thread (copy-on-write: the task's variables, plugins and arguments are already in
 memory), the last stays in the worker; each process resolves and reads its own share from its own

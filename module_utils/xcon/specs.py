@@ -27,6 +27,7 @@ CONNECTOR_INFO = dict(
     result_dir={"type": "path"},
     save_raw_dir={"type": "path"},
     save_firewall_facts={"type": "dict"},
+    raw_from_dir={"type": "path"},
 )
 
 MTA_EVIDENCE = dict(

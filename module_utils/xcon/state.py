@@ -128,6 +128,11 @@ def verify_checksum(path):
     return data
 
 
+def copy_verified(source, target, mode=0o600):
+    """Copy `source` (which must match its checksum) to `target` atomically, with its own sidecar."""
+    write_checked_text(target, verify_checksum(source).decode("utf-8"), mode, checksum=True)
+
+
 def read_verified_json(path):
     # the bytes that matched the checksum, parsed (not read a second time); checksum matched but
     # the writer wrote garbage: DamagedFile names it

@@ -108,7 +108,7 @@ def test_a_stopped_link_is_announced_once_while_the_run_goes_on(lab):
     later phase's gate (the run summary and the final failure then repeat it once each)."""
     lab.up("kb.yml")
     lab.advance(60)
-    lab.ctl("fault", "EXIN", "drop-after", "27")  # EXIN's Stack write (audit, backup, read: 9 requests each)
+    lab.ctl("fault", "EXIN", "drop-after", "18")  # EXIN's Stack write (audit, read: 9 requests each)
     run = lab.playbook()
     assert run.returncode != 0, run.stdout[-4000:]
     progress = re.split(r"^fix-xcon \S+ run ", run.stdout, maxsplit=1, flags=re.M)[0]  # up to the summary

@@ -59,18 +59,20 @@ HOUR = 60              # watched after the re-run
 CONTROL_MINUTES = 240  # the control lab's horizon
 PER_COMMAND = 9        # HTTP requests of one WinRM command (checked by the calibration)
 OFFSETS = (2, 6)       # drop as the command's shell opens / after its Send (the server ran it)
-# (workaround, server, fault, command index, offset): the issue's cases - EXOUT drop-after 20 and
-# EXIN drop-after 33 (write applied, reply lost) during a firewall tunnel - a reverse connector
-# created but unanswered, a verification read lost, and a kill at each kind of write.  A negative
+# (workaround, server, fault, command index, offset): the issue's cases - EXOUT drop-after 11 and
+# EXIN drop-after 24 (write applied, reply lost) during a firewall tunnel (20 and 33 in the issue,
+# when the back-up sent a command of its own) - a reverse connector created but unanswered, a
+# verification read lost, and a kill at each kind of write.  Each server's commands: 0 the audit's
+# read (the back-up is made from it), then each change's read and write (1 and 2 for the first).  A negative
 # index counts from the clean fix's last command (-2: the verification's first read, whose loss
 # the verification answers by reading that server again every poll interval until it gives up).
 SMOKE = [
-    ("firewall_tunnel", "EXOUT", "drop", 2, 2),
-    ("firewall_tunnel", "EXIN", "drop", 3, 6),
-    ("reverse_connector", "EXIN", "drop", 3, 6),
+    ("firewall_tunnel", "EXOUT", "drop", 1, 2),
+    ("firewall_tunnel", "EXIN", "drop", 2, 6),
+    ("reverse_connector", "EXIN", "drop", 2, 6),
     ("transparency_off", "EXOUT", "drop", -2, 6),
-    ("firewall_tunnel", "EXOUT", "SIGKILL", 3, 6),
-    ("reverse_connector", "EXIN", "SIGINT", 3, 2),
+    ("firewall_tunnel", "EXOUT", "SIGKILL", 2, 6),
+    ("reverse_connector", "EXIN", "SIGINT", 2, 2),
 ]
 
 
@@ -157,7 +159,7 @@ def _cases(workaround, calibration):
     cases = [(server, "drop", index, offset) for server in SERVERS for index in range(calibration["commands"][server]) for offset in OFFSETS]
     # every write: the commands during which a clean fix changed the server (read + write per change)
     for server in SERVERS:
-        writes = [3] if calibration["commands"][server] >= 9 else []
+        writes = [2] if calibration["commands"][server] >= 8 else []
         cases += [(server, kill, index, offset) for index in writes for kill, offset in (("SIGKILL", 6), ("SIGINT", 2))]
     return cases
 

@@ -217,8 +217,9 @@ def test_dropped_connection_at_dir_create_leaves_no_half_made_connector(lab):
     creates = [c for c in exin_changes if c["action"] == "create"]
     assert len(creates) == 1 and creates[0]["object"] == REVERSE, exin_changes
     modifies = len(exin_changes) - 1  # preconditions on EXIN come first: read + write each
-    # the real run on EXIN: audit, backup, (read + write) per precondition, read, then the write
-    before_write = check_commands + 1 + modifies
+    # the real run on EXIN: audit (the back-up is made from it), (read + write) per precondition,
+    # read, then the write
+    before_write = check_commands + modifies
     # let the write command's handshake, shell and Command through; drop from its Send (the payload)
     drop_after = before_write * per_command + (per_command - 4)
     before = lab.snapshot()

@@ -15,7 +15,7 @@ from test_profile_connectors import P, entry
 from xcon import gather
 from xcon import state as xstate
 from xcon.actions.connector_info import ActionModule
-from xcon.audit_results import own_result
+from xcon.audit_results import host_outcome, own_result
 from xcon.ops import OpResult
 
 
@@ -133,6 +133,29 @@ def test_a_firewall_backup_that_cannot_be_written_fails_the_whole_task(tmp_path)
     with pytest.raises(AnsibleActionFail, match="needs save_raw_dir"):
         _save({"save_raw_dir": None, "save_firewall_facts": {"FW1": {}}})
     assert _save({"save_raw_dir": None, "save_firewall_facts": None}) is None
+
+
+# -- the back-up from this run's read (xcon_connector_info raw_from_dir) -----------------------------
+def test_the_backup_copies_what_the_read_saved_and_fails_only_the_servers_it_cannot_trust(tmp_path):
+    read, backup = tmp_path / "run" / "raw", tmp_path / "run" / "backup"
+    saved = {"server": "EXIN", "raw": [{"dn": "cn=TO-OUTSIDE", "attributes": {"N-Address": "10.0.0.1"}}]}
+    xstate.write_json_atomic(str(read / "EXIN.json"), saved, mode=0o600, checksum=True)
+    xstate.write_json_atomic(str(read / "EXOUT.json"), dict(saved, server="EXOUT"), mode=0o600, checksum=True)
+    with open(read / "EXOUT.json", "a", encoding="utf-8") as handle:
+        handle.write(" ")  # changed after the read wrote it: not a back-up to trust
+    args = {"save_raw_dir": str(backup), "raw_from_dir": str(read), "save_firewall_facts": {"FW1": {"name": "FW1"}}}
+    got = ActionModule._backup_from_read(args, ["EXIN", "EXOUT", "EXIN2"], ["FW1"])  # pylint: disable=protected-access
+    assert xstate.read_verified_json(str(backup / "EXIN.json")) == saved  # rollback verifies it before it trusts it
+    assert stat.S_IMODE(os.stat(backup / "EXIN.json").st_mode) == 0o600
+    assert sorted(os.listdir(backup)) == ["EXIN.json", "EXIN.json.sha256"]
+    assert got["hosts"]["EXIN"] == {"winrm_commands": 0} and got["winrm_commands"] == 0 and got["firewalls_saved"] == ["FW1"]
+    assert set(got["unread"]) == {"EXOUT", "EXIN2"}
+    assert "does not match its checksum" in got["unread"]["EXOUT"]["reason"]
+    assert got["unread"]["EXIN2"]["reason"].endswith("this run did not read it")
+    # each one's outcome, as the gate before the first change reads it: no change on EXOUT or EXIN2
+    assert [host_outcome(got, h)["ok"] for h in ("EXIN", "EXOUT", "EXIN2")] == [True, False, False]
+    with pytest.raises(AnsibleActionFail, match="needs save_raw_dir"):
+        ActionModule._backup_from_read({"raw_from_dir": str(read)}, ["EXIN"], None)  # pylint: disable=protected-access
 
 
 # -- the connector changes' fleet task (xcon_connector fleet, role xcon_change) -----------------------

@@ -10,7 +10,7 @@ from ansible.errors import AnsibleActionFail
 from xcon import directory_route
 from xcon import fleet_fork
 from xcon import gather
-from xcon.errors import ACCESS_DENIED, XconSecondHop as SecondHop, error_code, error_reason, second_hop_reason
+from xcon.errors import ACCESS_DENIED, FAILED, XconSecondHop as SecondHop, error_code, error_reason, second_hop_reason
 from xcon import state as xstate
 from xcon.mask import mask
 from xcon.ops import raise_first_failure
@@ -73,6 +73,8 @@ class ActionModule(XconAction):
         Returns {"hosts": {host: summary}} (a failed host's summary carries xcon_error)."""
         hosts = [str(h) for h in args["fleet"]]
         saved_firewalls = self._save_firewalls(args)  # before any read: a failure here reads nothing
+        if args.get("raw_from_dir"):
+            return self._backup_from_read(args, hosts, saved_firewalls)
         servers = self.exchange_servers(task_vars)  # once: every host's route is found in it
         # One share of the fleet per core (xcon.fleet_fork): the first in forked processes, the last
         # here; each resolves its hosts and reads them from its threads.  A read a child must not run
@@ -86,8 +88,8 @@ class ActionModule(XconAction):
                 ok, result = True, self._unread(args, task_vars, host, result)
             if not ok:
                 raise result
-            # only the summary travels (without result_dir the full result is not kept: the
-            # back-up's fleet read wants its raw files, written by _read, and each host's outcome)
+            # only the summary travels (without result_dir the full result is not kept: a read
+            # with save_raw_dir alone wants its raw files, written by _read, and each host's outcome)
             out[host] = result if "result_file" in result else self._summary(result)
         result = {"hosts": {host: out[host] for host in hosts if host in out},
                   # the hosts that could not be read, with why: what the roles name on the console
@@ -97,6 +99,27 @@ class ActionModule(XconAction):
         if saved_firewalls is not None:
             result["firewalls_saved"] = saved_firewalls
         return result
+
+    @staticmethod
+    def _backup_from_read(args, hosts, saved_firewalls):
+        """The back-up from what this run's read saved (raw_from_dir): each host's raw answers,
+        checked against their checksum, copied to save_raw_dir/<host>.json; no WinRM command.  A
+        host without them there (not read by this run) or whose copy fails is not backed up: its
+        summary carries xcon_error, as a failed read's."""
+        if not args.get("save_raw_dir"):
+            raise AnsibleActionFail("raw_from_dir needs save_raw_dir (where the back-up goes)")
+        out = {}
+        for host in hosts:
+            source = os.path.join(args["raw_from_dir"], f"{host}.json")
+            try:
+                xstate.copy_verified(source, os.path.join(args["save_raw_dir"], f"{host}.json"))
+                out[host] = {"winrm_commands": 0}
+            except (xstate.StateError, OSError, UnicodeDecodeError) as exc:
+                why = "this run did not read it" if not os.path.exists(source) else str(exc)
+                out[host] = {"winrm_commands": 0, "xcon_error": {
+                    "code": FAILED, "reason": f"not backed up from this run's read ({source}): {why}"}}
+        return {"hosts": out, "unread": {h: r["xcon_error"] for h, r in out.items() if "xcon_error" in r},
+                "winrm_commands": 0, "firewalls_saved": saved_firewalls}
 
     @staticmethod
     def _save_firewalls(args):
