@@ -107,6 +107,35 @@ def test_fleet_results_of_one_name_from_several_plays_are_each_read_once_for_the
     assert reads == ["EXIN", "EXIN2"], reads  # EXOUT holds the fleet EXIN2 was read with
 
 
+def test_a_registered_result_is_read_from_the_run_facts_without_computing_the_hosts_variables():
+    """ansible-core's own HostVars and VariableManager, a result registered as its strategy does:
+    found without hostvars[host] (every variable of the host, about 1 ms); an extra var of the same
+    name, or a name not registered, is read through hostvars as before."""
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.hostvars import HostVars
+    from ansible.vars.manager import VariableManager
+    from xcon.action import XconAction
+
+    loader = DataLoader()
+    inventory = InventoryManager(loader=loader, sources="EXIN,EXOUT,")
+    manager = VariableManager(loader=loader, inventory=inventory)
+    result = {"fleet_id": "a1", "hosts": {"EXIN": {"results": [1]}, "EXOUT": {"results": [2]}}}
+    for host in ("EXIN", "EXOUT"):
+        manager.set_nonpersistent_facts(host, {"xcon_change_results": result})
+    hostvars = HostVars(inventory=inventory, variable_manager=manager, loader=loader)
+    action = XconAction.__new__(XconAction)
+    action._hostvars_of = lambda task_vars, host: pytest.fail(f"{host}'s variables were computed")  # pylint: disable=protected-access
+    task_vars = {"hostvars": hostvars}
+    got = action.fleet_var(task_vars, "xcon_change_results", "EXOUT")
+    assert got == result and got is not result  # a copy: Ansible's stays as it is
+    assert "EXIN2" not in manager._nonpersistent_fact_cache  # pylint: disable=protected-access
+    del action._hostvars_of
+    manager._extra_vars = {"xcon_change_results": {"hosts": {}}}  # pylint: disable=protected-access
+    assert action._registered(task_vars, "xcon_change_results", "EXIN") == {"hosts": {}}  # pylint: disable=protected-access
+    assert action._registered(task_vars, "xcon_backup_result", "EXIN") is None  # pylint: disable=protected-access
+
+
 # -- the back-up's firewall facts (xcon_connector_info save_firewall_facts) ---------------------------
 def _save(args):
     return ActionModule._save_firewalls(args)  # pylint: disable=protected-access
