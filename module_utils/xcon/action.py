@@ -58,6 +58,28 @@ def _run_fact(hostvars, host, name):
         return _NOT_STORED
 
 
+def _module_fact(hostvars, host, name):
+    """`host`'s fact `name` as a module of this run returned it (its ansible_facts: the variable
+    manager's fact cache, injected as a variable of that name), as stored: None when no module set
+    it; _NOT_STORED where it is not that simple (facts not injected as variables, an extra var or a
+    registered result or set_fact of that name, another ansible-core): read it through hostvars."""
+    from ansible import constants as C
+
+    manager = getattr(hostvars, "_variable_manager", None)
+    cache = getattr(manager, "_fact_cache", None)
+    try:
+        shadowed = name in (getattr(manager, "extra_vars", None) or {}) or _run_fact(hostvars, host, name) is not _NOT_STORED
+        if cache is None or not C.INJECT_FACTS_AS_VARS or shadowed:
+            return _NOT_STORED
+        try:
+            facts = cache.get(host)
+        except KeyError:   # the cache plugins' word for "no facts for this host"
+            return None
+        return facts.get(name) if hasattr(facts, "get") else _NOT_STORED
+    except Exception:  # noqa: BLE001 - anything unexpected: read it through hostvars
+        return _NOT_STORED
+
+
 def what_to_do(exc, code):
     """One sentence for the operator: what to do about a module failure of this class (by its report
     code; each code also has a page in docs/findings/)."""
@@ -139,6 +161,15 @@ class XconAction(ActionBase):
             value = default
         value = self._templar.template(value) if isinstance(value, str) else value
         return plain(value) if isinstance(value, (dict, list)) else value
+
+    def module_fact(self, task_vars, name, host, default=None):
+        """`host`'s fact `name` as the toolkit's modules set it (ansible_facts, e.g.
+        xcon_restart_pending), without computing all of the host's variables (`_module_fact`;
+        through hostvars where that is not possible)."""
+        value = _module_fact(task_vars.get("hostvars"), host, name)
+        if value is _NOT_STORED:
+            return self.host_var(task_vars, name, default, host=host)
+        return default if value is None else value
 
     def _hostvars_of(self, task_vars, host):
         """hostvars[host] (None when the host has none), once per task and host: it computes all of

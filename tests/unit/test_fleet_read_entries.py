@@ -136,6 +136,30 @@ def test_a_registered_result_is_read_from_the_run_facts_without_computing_the_ho
     assert action._registered(task_vars, "xcon_backup_result", "EXIN") is None  # pylint: disable=protected-access
 
 
+def test_a_modules_fact_is_read_from_the_fact_cache_without_computing_the_hosts_variables():
+    """xcon_restart_pending as a module sets it (ansible_facts, the variable manager's fact cache):
+    found, or not set, without hostvars[host]; shadowed by a set_fact of that name, read as before."""
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.hostvars import HostVars
+    from ansible.vars.manager import VariableManager
+    from xcon.action import XconAction
+
+    loader = DataLoader()
+    inventory = InventoryManager(loader=loader, sources="EXIN,EXOUT,")
+    manager = VariableManager(loader=loader, inventory=inventory)
+    manager.set_host_facts("EXIN", {"xcon_restart_pending": True})
+    task_vars = {"hostvars": HostVars(inventory=inventory, variable_manager=manager, loader=loader)}
+    action = XconAction.__new__(XconAction)
+    action._hostvars_of = lambda task_vars, host: pytest.fail(f"{host}'s variables were computed")  # pylint: disable=protected-access
+    assert action.module_fact(task_vars, "xcon_restart_pending", "EXIN", False) is True
+    assert action.module_fact(task_vars, "xcon_restart_pending", "EXOUT", False) is False  # no module set it
+    del action._hostvars_of
+    action._templar = None  # pylint: disable=protected-access  (plain values are not templated)
+    manager.set_nonpersistent_facts("EXIN", {"xcon_restart_pending": False})
+    assert action.module_fact(task_vars, "xcon_restart_pending", "EXIN", True) is False
+
+
 # -- the back-up's firewall facts (xcon_connector_info save_firewall_facts) ---------------------------
 def _save(args):
     return ActionModule._save_firewalls(args)  # pylint: disable=protected-access

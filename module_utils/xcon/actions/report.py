@@ -187,7 +187,7 @@ class ActionModule(XconAction):
     def _firewall_states(self, args, task_vars):
         states = {}
         for host in args["firewall_hosts"]:
-            declared = (self.host_var(task_vars, "xcon_firewall_facts_result", {}, host=host) or {}).get("firewall", {})
+            declared = (self._registered(task_vars, "xcon_firewall_facts_result", host) or {}).get("firewall", {})
             states[host] = fw.facts_with_state(host, declared, os.path.join(args["state_dir"], "firewall", f"{host}.json"))
         return states
 
@@ -222,7 +222,7 @@ class ActionModule(XconAction):
             restart = own_result(self.fleet_var(task_vars, "xcon_mta_restart_result", host), host)
             service = restart.get("service") if isinstance(restart, dict) else None
             restarted = isinstance(service, dict) and bool(service.get("restarted", True))
-            fact = self.host_var(task_vars, "xcon_restart_pending", False, host=host) and not restarted
+            fact = self.module_fact(task_vars, "xcon_restart_pending", host, False) and not restarted
             if fact or xstate.restart_pending(xstate.restart_marker(args["state_dir"], host)):
                 pending.add(str(self.host_var(task_vars, "xcon_server_name", host=host) or host))
         return pending
