@@ -30,6 +30,7 @@ from xcon.mask import mask
 
 # What XconAction._stored answers where a host's stored variables cannot be reached.
 _NOT_STORED = object()
+_NOT_REGISTERED = object()  # the run's registered results are readable, and this name is not one of them
 
 
 def plain(value):
@@ -45,15 +46,18 @@ def plain(value):
 def _run_fact(hostvars, host, name):
     """`host`'s registered result (or set_fact fact) `name` where ansible-core keeps them, the
     variable manager's non-persistent facts (2.19: set by the strategy when a task registers, for
-    every host of a run_once task), as stored; _NOT_STORED when it is not there, when an extra var
-    of that name would win over it, or where this ansible-core keeps them otherwise."""
+    every host of a run_once task), as stored; _NOT_REGISTERED when they are there and `name` is not
+    among them (no task registered it for the host); _NOT_STORED when an extra var of that name
+    would win, or where this ansible-core keeps them otherwise."""
     manager = getattr(hostvars, "_variable_manager", None)
     facts = getattr(manager, "_nonpersistent_fact_cache", None)
     try:
-        own = facts.get(host) if isinstance(facts, dict) else None   # .get: never add a key to the defaultdict
-        if not isinstance(own, dict) or name not in own or name in (getattr(manager, "extra_vars", None) or {}):
+        if not isinstance(facts, dict) or name in (getattr(manager, "extra_vars", None) or {}):
             return _NOT_STORED
-        return own[name]
+        own = facts.get(host)   # .get: never add a key to the defaultdict
+        if own is None or (isinstance(own, dict) and name not in own):
+            return _NOT_REGISTERED
+        return own[name] if isinstance(own, dict) else _NOT_STORED
     except Exception:  # noqa: BLE001 - anything unexpected: read it through hostvars
         return _NOT_STORED
 
@@ -68,7 +72,7 @@ def _module_fact(hostvars, host, name):
     manager = getattr(hostvars, "_variable_manager", None)
     cache = getattr(manager, "_fact_cache", None)
     try:
-        shadowed = name in (getattr(manager, "extra_vars", None) or {}) or _run_fact(hostvars, host, name) is not _NOT_STORED
+        shadowed = _run_fact(hostvars, host, name) is not _NOT_REGISTERED   # extra var, set_fact, register
         if cache is None or not C.INJECT_FACTS_AS_VARS or shadowed:
             return _NOT_STORED
         try:
@@ -241,13 +245,16 @@ class XconAction(ActionBase):
         return str(fleet_id) if fleet_id else None
 
     def _stored(self, task_vars, name, host):
-        """`host`'s variable `name` as Ansible stores it (not templated, not copied; never modify
-        it), or _NOT_STORED where this ansible-core keeps host variables otherwise.  A registered
-        result is taken from the variable manager's facts of this run (`_run_fact`); anything else
-        from HostVarsVars._vars, which computes all of the host's variables first (about 1 ms a
-        host, most of it ansible-core listing its connection plugins' files to clean facts: 0.2 s
-        of each gate of a 100-link fix, py-spy)."""
+        """`host`'s registered result `name` as Ansible stores it (not templated, not copied; never
+        modify it), None when no task registered it for the host, or _NOT_STORED where this
+        ansible-core keeps host variables otherwise.  Taken from the variable manager's facts of
+        this run (`_run_fact`), else from HostVarsVars._vars, which computes all of the host's
+        variables first (about 1 ms a host, most of it ansible-core listing its connection plugins'
+        files to clean facts: 0.2 s of each gate of a 100-link fix, and the report's reads of a
+        result no task registered under --check)."""
         fact = _run_fact(task_vars.get("hostvars"), host, name)
+        if fact is _NOT_REGISTERED:
+            return None   # as hostvars would say of a name nothing defines
         if fact is not _NOT_STORED:
             return fact
         stored = getattr(self._hostvars_of(task_vars, host), "_vars", None)

@@ -3,12 +3,12 @@
 A fleet task (the audit's read, the verification's reads, the changes and restarts) is one Ansible
 worker whose `forks` threads share one interpreter lock: on a 2-core controller a 100-link audit's
 read kept one core busy, resolving 200 servers' settings (about 10 ms each: templating, connection
-options) and running their WinRM commands, and left the other core to the lab.  `run_shares` cuts the fleet into
-one share per process: the first shares go to child processes forked from the worker before it
-starts any thread (copy-on-write: the task's variables, plugins and arguments are already in
-memory), the last stays in the worker; each process resolves and reads its own share from its own
-threads, and a child hands back each job's outcome (its value, or the exception it raised) through
-a pipe, then ends with os._exit: nothing of Ansible's runs in it after its share.
+options) and running their WinRM commands, and left the other core to the lab.  `run_shares` cuts
+the fleet into one share per process: the first shares go to child processes forked from the
+worker before it starts any thread (copy-on-write: the task's variables, plugins and arguments are
+already in memory), the last stays in the worker; each process resolves and reads its own share
+from its own threads, and a child hands back each job's outcome (its value, or the exception it
+raised) through a pipe, then ends with os._exit: nothing of Ansible's runs in it after its share.
 
 What may go here: reads, and writes whose every change is on disk before it is sent (the change
 journal and the restart marker, xcon.state).  A child that dies (killed, out of memory) loses its

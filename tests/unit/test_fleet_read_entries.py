@@ -129,11 +129,12 @@ def test_a_registered_result_is_read_from_the_run_facts_without_computing_the_ho
     task_vars = {"hostvars": hostvars}
     got = action.fleet_var(task_vars, "xcon_change_results", "EXOUT")
     assert got == result and got is not result  # a copy: Ansible's stays as it is
+    assert action._registered(task_vars, "xcon_backup_result", "EXIN") is None  # pylint: disable=protected-access  (not registered)
+    assert action.fleet_var(task_vars, "xcon_mta_restart_result", "EXIN2") is None  # a host with nothing registered
     assert "EXIN2" not in manager._nonpersistent_fact_cache  # pylint: disable=protected-access
     del action._hostvars_of
     manager._extra_vars = {"xcon_change_results": {"hosts": {}}}  # pylint: disable=protected-access
     assert action._registered(task_vars, "xcon_change_results", "EXIN") == {"hosts": {}}  # pylint: disable=protected-access
-    assert action._registered(task_vars, "xcon_backup_result", "EXIN") is None  # pylint: disable=protected-access
 
 
 def test_a_modules_fact_is_read_from_the_fact_cache_without_computing_the_hosts_variables():
